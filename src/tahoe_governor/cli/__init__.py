@@ -1,0 +1,1 @@
+"""The ``tahoe-governor`` command."""

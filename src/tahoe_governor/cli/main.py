@@ -1,0 +1,40 @@
+"""Entry point of the ``tahoe-governor`` command: parses arguments, runs a subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+Subcommand = Callable[[argparse.Namespace], int]
+
+
+def _not_yet(name: str) -> Subcommand:
+    def run(args: argparse.Namespace) -> int:
+        print(f"tahoe-governor {name}: not yet available in this version", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="tahoe-governor",
+        description="Scheduled, governed backups inside a Tahoe-LAFS node.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = sub.add_parser("demo", help="back up a sample tree on a throwaway local grid")
+    demo.set_defaults(func=_not_yet("demo"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    args = build_parser().parse_args(argv)
+    status: int = args.func(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
