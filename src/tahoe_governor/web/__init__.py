@@ -1,0 +1,1 @@
+"""The web layer: the public status page, the private control page, /metrics."""
