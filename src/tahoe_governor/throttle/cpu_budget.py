@@ -21,8 +21,9 @@ works until the next tick charges it; the next wait pays for it. The average
 is exact; only the rhythm is as coarse as the tick.
 
 Special values: a budget of ``UNLIMITED`` (``math.inf``) never waits; a budget
-of ``0`` waits forever (``delay`` answers ``inf``) until it is raised. A negative
-or NaN budget raises ``ValueError``.
+of ``0`` holds the loop (``delay`` answers ``inf``) until it is raised, and the
+raised budget starts from a zero balance. A negative or NaN budget raises
+``ValueError``.
 
 Several jobs in one process
 ---------------------------
@@ -127,10 +128,10 @@ class CpuDutyCycle:
     def delay(self, now: float) -> float:
         """Seconds the work loop must wait before it continues (0.0: go on now)."""
         self._advance(now)
-        if self._balance >= 0 or math.isinf(self._budget):
-            return 0.0
         if self._budget == 0:
             return math.inf
+        if self._balance >= 0 or math.isinf(self._budget):
+            return 0.0
         return -self._balance / self._budget
 
     def _advance(self, now: float) -> None:
@@ -229,7 +230,7 @@ def attribute_cpu(cpu_seconds: float, work: Mapping[Hashable, float]) -> dict[Ha
     total = sum(work.values())
     if total <= 0:
         return {}
-    return {job: cpu_seconds * units / total for job, units in work.items() if units > 0}
+    return {job: cpu_seconds * (units / total) for job, units in work.items() if units > 0}
 
 
 class JobCpuBudgets:
