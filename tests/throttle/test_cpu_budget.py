@@ -304,3 +304,30 @@ def test_job_registry_errors():
     budgets.add_job("b1", 0.25)  # may come back after it ended
     budgets.set_budget("b1", 0.5)
     assert budgets.budget_in_force("b1") == 0.5
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    budget=st.floats(0.01, 1.0),
+    pieces=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=200),
+)
+def test_a_loop_that_obeys_the_gate_uses_exactly_its_budget(budget, pieces):
+    """Working only when delay() is 0, a loop uses budget × T, plus at most its last piece.
+
+    Each piece of work costs up to 1 s of CPU but never more than the 10 s debt
+    cap, at one core; the loop is always ready, so no credit is ever saved or
+    wasted. (Budgets above one core cannot bind a single-threaded loop.)
+    """
+    duty = CpuDutyCycle(budget)
+    now = charged = 0.0
+    largest = 0.0
+    for fraction in pieces:
+        wait = duty.delay(now)
+        if wait > 0:
+            now += wait
+        piece = fraction * min(1.0, budget * 10.0)
+        now += piece
+        duty.charge(piece, now)
+        charged += piece
+        largest = max(largest, piece)
+    assert budget * now - 1e-6 <= charged <= budget * now + largest + 1e-6
