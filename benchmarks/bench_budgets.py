@@ -15,23 +15,43 @@ Prints JSON.
   estimators, a fake interface carrying our governed flow plus a competing
   flow that starts at 20 s and stops at 40 s): reaction times, steady-state
   wobble, and the link's total over the busy threshold.
+- Yield on loopback (``--loopback``): the same loop with real TCP connections
+  to a sink on 127.0.0.1, the real psutil counters of the loopback interface,
+  our flow sent through a token bucket whose rate the rule sets every tick,
+  and a competing flow that starts and stops. It runs in a private network
+  namespace (``unshare --net``, with its own ``lo``) so that other programs'
+  loopback traffic on this shared machine does not count; without the
+  privilege to make one it says so and uses the machine's ``lo``. The "link"
+  is nominal: the loopback interface has no capacity to speak of.
 
-    python benchmarks/bench_budgets.py [--seconds 15]
+    python benchmarks/bench_budgets.py [--seconds 15] [--loopback]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import subprocess
+import sys
 import time
 from collections.abc import Generator
 from typing import Any
 
-from twisted.internet import defer, reactor
+import numpy as np
+from twisted.internet import defer, protocol, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
 
-from tahoe_governor.throttle.counters import PsutilCounters
-from tahoe_governor.throttle.meters import Meters
-from tahoe_governor.throttle.testing import YieldScenario, run_gated_hashing, simulate_yield
+from tahoe_governor.throttle.counters import PsutilCounters, choose_interfaces
+from tahoe_governor.throttle.meters import Meters, MeterTick
+from tahoe_governor.throttle.testing import (
+    YieldScenario,
+    YieldTrace,
+    busy_limit,
+    run_gated_hashing,
+    simulate_yield,
+)
+from tahoe_governor.throttle.token_bucket import TokenBucket
 
 
 @defer.inlineCallbacks
@@ -101,11 +121,153 @@ def yield_figures() -> dict[str, object]:
     return figures
 
 
+class _Sink(protocol.Protocol):
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+
+class _PacedSender(protocol.Protocol):
+    """Writes as fast as its token bucket allows, every 10 ms, while ``active``."""
+
+    def __init__(self, bucket: TokenBucket) -> None:
+        self.bucket = bucket
+        self.sent = 0
+        self.active = True
+        self._loop = task.LoopingCall(self._send)
+
+    def connectionMade(self) -> None:
+        self._loop.start(0.01)
+
+    def _send(self) -> None:
+        if not self.active:
+            return
+        n = self.bucket.take(64 * 1024, reactor.seconds())
+        if n:
+            self.transport.write(b"\0" * n)
+            self.sent += n
+
+    def stop(self) -> None:
+        self._loop.stop()
+        self.transport.loseConnection()
+
+
+@defer.inlineCallbacks
+def loopback_yield(
+    capacity: float = 2_500_000.0, competing: float = 1_000_000.0
+) -> Generator[Any, Any, Any]:
+    """The yield loop on real loopback TCP and real interface counters (bounded: 30 s)."""
+    scenario = YieldScenario(
+        capacity=capacity,
+        floor=0.05 * capacity,
+        competing=competing,
+        competing_noise=0.0,
+        starts_at=10.0,
+        stops_at=20.0,
+        duration=30.0,
+    )
+    port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+        protocol.Factory.forProtocol(_Sink)
+    )
+    address = port.getHost()
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", address.port)
+    counters = PsutilCounters()
+    (interface,) = choose_interfaces(counters, peers=["127.0.0.1"])
+    start_limit = busy_limit(capacity, scenario.busy_fraction, 0.0, scenario.floor)
+    ours = yield connectProtocol(endpoint, _PacedSender(TokenBucket(start_limit)))
+    theirs = yield connectProtocol(endpoint, _PacedSender(TokenBucket(competing)))
+    theirs.active = False
+    meters = Meters(reactor, counters, [interface], own_bytes=lambda: (ours.sent, 0))
+    start = reactor.seconds()
+    rows: list[tuple[float, float, float, float, float]] = []
+
+    def on_tick(tick: MeterTick) -> None:
+        now = tick.now - start
+        theirs.active = scenario.starts_at <= now < scenario.stops_at
+        other = meters.readings().other_up
+        limit = busy_limit(capacity, scenario.busy_fraction, other, scenario.floor)
+        ours.bucket.set_rate(limit, reactor.seconds())
+        rows.append(
+            (
+                now,
+                tick.own_bytes[0] / tick.seconds,
+                limit,
+                other,
+                tick.interface_bytes[0] / tick.seconds,
+            )
+        )
+
+    meters.subscribe(on_tick)
+    meters.start()
+    yield task.deferLater(reactor, scenario.duration, lambda: None)
+    meters.stop()
+    ours.stop()
+    theirs.stop()
+    yield port.stopListening()
+    table = np.array(rows)
+    trace = YieldTrace(
+        scenario=scenario,
+        times=table[:, 0],
+        governed=table[:, 1],
+        limit=table[:, 2],
+        other=table[:, 3],
+        link=table[:, 4],
+    )
+    figures = trace.figures()
+    figures["interface"] = interface
+    figures["scenario"] = {
+        "nominal_capacity_bytes_per_second": capacity,
+        "busy_fraction": scenario.busy_fraction,
+        "competing_bytes_per_second": competing,
+        "competing_runs_seconds": [scenario.starts_at, scenario.stops_at],
+    }
+    return figures
+
+
+def loopback_yield_isolated() -> dict[str, Any]:
+    """Run :func:`loopback_yield` in a fresh network namespace, or here if that fails."""
+    inner = shlex.join([sys.executable, __file__, "--loopback-here"])
+    command = ["unshare", "--net", "sh", "-c", f"ip link set lo up && exec {inner}"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+        result: dict[str, Any] = json.loads(done.stdout)
+        result["network_namespace"] = "private (unshare --net)"
+        return result
+    except (OSError, subprocess.SubprocessError, ValueError) as e:
+        done = subprocess.run(
+            [sys.executable, __file__, "--loopback-here"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        result = json.loads(done.stdout)
+        result["network_namespace"] = f"the machine's (no private namespace: {e})"
+        return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds per CPU budget run")
+    parser.add_argument(
+        "--loopback", action="store_true", help="also run the yield loop on loopback TCP (30 s)"
+    )
+    parser.add_argument("--loopback-here", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     out: dict[str, object] = {}
+
+    if args.loopback_here:  # the inner run, inside the namespace
+
+        @defer.inlineCallbacks
+        def run_loopback() -> Generator[Any, Any, Any]:
+            try:
+                out.update((yield loopback_yield()))
+            finally:
+                reactor.stop()
+
+        reactor.callWhenRunning(run_loopback)
+        reactor.run()
+        print(json.dumps(out))
+        return
 
     @defer.inlineCallbacks
     def run() -> Generator[Any, Any, Any]:
@@ -113,6 +275,8 @@ def main() -> None:
             out["meter_tick"] = meter_tick_cost()
             out["yield_simulation"] = yield_figures()
             out["cpu"] = yield cpu_figures(args.seconds)
+            if args.loopback:
+                out["yield_loopback"] = loopback_yield_isolated()
         finally:
             reactor.stop()
 

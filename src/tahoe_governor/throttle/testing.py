@@ -191,7 +191,8 @@ class YieldTrace:
           of the target without competition;
         - ``steady_*``: the governed rate's mean (and its ratio to the target)
           and its largest deviation from that mean, as a fraction of it, over
-          one-second means and over single ticks (0.25 s);
+          one-second means and over single ticks (0.25 s), in the 5 s before
+          the competing flow starts and from 5 s after it starts until it stops;
         - ``link_total_over_busy_threshold_*``: the interface's rate over the
           busy threshold from 2 s after the competing flow starts until it
           stops: mean, and the largest one-second mean.
@@ -219,7 +220,7 @@ class YieldTrace:
         return {
             "down_seconds": round(down, 3),
             "up_seconds": round(up, 3),
-            "steady_alone": wobble(s.starts_at - 10.0, s.starts_at, up_target),
+            "steady_alone": wobble(s.starts_at - 5.0, s.starts_at, up_target),
             "steady_competing": wobble(s.starts_at + 5.0, s.stops_at, down_target),
             "link_total_over_busy_threshold_mean": round(
                 float(self.link[both].mean()) / busy_rate, 4
