@@ -1,15 +1,20 @@
-"""The throttle layer: token buckets, rate estimators and transport shaping.
+"""The throttle layer: token buckets, rate estimators, transport shaping, meters and budgets.
 
 Generic: knows nothing of Tahoe-LAFS or tahoe.cfg, and never reads a clock
 (time is an argument or an injected ``IReactorTime``).
 """
 
+from tahoe_governor.throttle.counters import PsutilCounters, SystemCounters, choose_interfaces
+from tahoe_governor.throttle.cpu_budget import CpuDutyCycle, CpuGate, JobCpuBudgets, attribute_cpu
 from tahoe_governor.throttle.estimators import (
     ChannelCounts,
     EwmaRate,
     PercentileRate,
     WindowRate,
 )
+from tahoe_governor.throttle.link_capacity import LinkCapacityEstimate
+from tahoe_governor.throttle.meters import IdleRule, MeterReadings, Meters, MeterTick
+from tahoe_governor.throttle.other_traffic import OtherTrafficEstimate
 from tahoe_governor.throttle.token_bucket import (
     DEFAULT_BURST_SECONDS,
     MIN_BURST_BYTES,
@@ -22,12 +27,25 @@ from tahoe_governor.throttle.token_bucket import (
 __all__ = [
     "BucketChain",
     "ChannelCounts",
+    "CpuDutyCycle",
+    "CpuGate",
     "DEFAULT_BURST_SECONDS",
     "EwmaRate",
+    "IdleRule",
+    "JobCpuBudgets",
+    "LinkCapacityEstimate",
     "MIN_BURST_BYTES",
+    "MeterReadings",
+    "MeterTick",
+    "Meters",
+    "OtherTrafficEstimate",
     "PercentileRate",
+    "PsutilCounters",
+    "SystemCounters",
     "TokenBucket",
     "UNLIMITED",
     "WindowRate",
+    "attribute_cpu",
+    "choose_interfaces",
     "default_burst",
 ]

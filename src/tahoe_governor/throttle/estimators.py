@@ -199,6 +199,18 @@ class PercentileRate:
         self._pos = (self._pos + 1) % self.window_ticks
         self._filled = min(self._filled + 1, self.window_ticks)
 
+    def history(self, channels: int) -> FloatArray:
+        """The per-tick rates (bytes/s) in the window, oldest first: ``(samples, channels)``.
+
+        Feeding each row times ``tick_seconds`` to a fresh estimator's
+        :meth:`update` rebuilds this one (how saved state is restored).
+        """
+        self.ensure_channels(channels)
+        rows = self._ring[: self._filled]
+        if self._filled == self.window_ticks:
+            rows = np.roll(self._ring, -self._pos, axis=0)
+        return rows[:, :channels].copy()
+
     def rates(self, channels: int) -> FloatArray:
         """The percentile (bytes/s) of each channel's per-tick rates so far."""
         self.ensure_channels(channels)
