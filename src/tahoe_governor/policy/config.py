@@ -200,7 +200,8 @@ def read_sections(text: str) -> dict[str, dict[str, str]]:
         parser.read_string(text)
     except configparser.Error as e:
         message = " ".join(str(e).split())
-        raise ConfigError([ConfigProblem("tahoe.cfg", None, None, f"INI syntax: {message}")])
+        problem = ConfigProblem("tahoe.cfg", None, None, f"INI syntax: {message}")
+        raise ConfigError([problem]) from None
     duplicates = [
         ConfigProblem(section, key, None, "each key at most once in its section")
         for section, key in _duplicate_keys(text)

@@ -14,7 +14,9 @@ from types import MappingProxyType
 import attrs
 
 
-def _rate_or_none(_instance: object, attribute: attrs.Attribute[object], value: object) -> None:
+def _rate_or_none(
+    _instance: object, attribute: attrs.Attribute[float | None], value: object
+) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -7,7 +7,7 @@ it as an override of the configured value, never as the configured value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Literal
 
@@ -50,23 +50,31 @@ class LimitKey:
         return f"{self.scope} {self.name} {self.direction}"
 
 
+def _frozen_limits(limits: Mapping[LimitKey, Rate]) -> Mapping[LimitKey, Rate]:
+    return MappingProxyType(dict(limits))
+
+
+def _frozen_names(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(names)
+
+
 @attrs.frozen
 class Overrides:
     """Every override in force; the empty value means "tahoe.cfg as written"."""
 
     limits: Mapping[LimitKey, Rate] = attrs.field(
         factory=dict,
-        converter=lambda m: MappingProxyType(dict(m)),
+        converter=_frozen_limits,
         eq=attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b)),
     )
-    paused: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset)
+    paused: frozenset[str] = attrs.field(factory=frozenset, converter=_frozen_names)
 
     def limit(self, key: LimitKey) -> Rate | None:
         return self.limits.get(key)
 
     def with_limit(self, key: LimitKey, rate: Rate | None) -> Overrides:
         """A copy with ``key`` overridden by ``rate``, or cleared when ``rate`` is None."""
-        limits = dict(self.limits)
+        limits: dict[LimitKey, Rate] = dict(self.limits)
         if rate is None:
             limits.pop(key, None)
         else:
@@ -74,6 +82,5 @@ class Overrides:
         return attrs.evolve(self, limits=limits)
 
     def with_paused(self, job: str, paused: bool) -> Overrides:
-        return attrs.evolve(
-            self, paused=self.paused | {job} if paused else self.paused - {job}
-        )
+        jobs = self.paused | {job} if paused else self.paused - {job}
+        return attrs.evolve(self, paused=jobs)

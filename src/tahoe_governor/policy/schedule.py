@@ -85,7 +85,8 @@ def parse_schedule(text: str, tz: ZoneInfo) -> Schedule:
         except ValueSyntaxError as e:
             raise ValueSyntaxError(f"entry {number}: {e.expected}") from None
         for earlier_number, earlier in enumerate(entries, start=1):
-            overlap = bytes(a & b for a, b in zip(earlier.times.minutes, times.minutes, strict=True))
+            pairs = zip(earlier.times.minutes, times.minutes, strict=True)
+            overlap = bytes(a & b for a, b in pairs)
             if any(overlap):
                 first = overlap.index(1)
                 raise ValueSyntaxError(
