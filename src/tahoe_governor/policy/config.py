@@ -14,7 +14,7 @@ import configparser
 import difflib
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -404,6 +404,26 @@ def parse_policy_text(text: str, tz: ZoneInfo) -> Policy:
             for selector, rates in peers.items()
         ),
     )
+
+
+def target_problems(policy: Policy, aliases: Iterable[str]) -> list[ConfigProblem]:
+    """A problem for every job whose ``alias:path`` target names an alias not in ``aliases``
+    (the names in ``NODEDIR/private/aliases``, plus ``tahoe`` when a root dir exists)."""
+    known = set(aliases)
+    problems = []
+    for job in policy.jobs:
+        match = _ALIAS_PATH.fullmatch(job.target)
+        if job.target.startswith("URI:") or match is None or match.group(1) in known:
+            continue
+        listed = ", ".join(sorted(known)) or "none"
+        problems.append(
+            ConfigProblem(
+                BACKUPS, f"{job.name}.target", job.target,
+                f"an alias defined in private/aliases (defined: {listed}), "
+                "or a directory cap; add one with 'tahoe create-alias'",
+            )
+        )
+    return problems
 
 
 def load_policy(nodedir: str, tz: ZoneInfo) -> Policy:

@@ -77,3 +77,34 @@ def resolve_selector(selector: PeerSelector, known: Iterable[KnownPeer]) -> Peer
     return PeerResolution(
         selector, None, f"{what} is ambiguous: peers {listed} share it; use a TubID instead"
     )
+
+
+_FURL_TUBID = re.compile(r"pb://([a-z2-7]{32})@")
+
+
+def peers_from_servers_yaml(data: object) -> list[KnownPeer]:
+    """The peers listed in the parsed ``NODEDIR/private/servers.yaml`` (static servers).
+
+    Entries without a Foolscap fURL are skipped: only Foolscap peers are shaped.
+    """
+    storage = data.get("storage") if isinstance(data, dict) else None
+    if not isinstance(storage, dict):
+        return []
+    peers = []
+    for server_id, entry in storage.items():
+        announcement = entry.get("ann") if isinstance(entry, dict) else None
+        if not isinstance(announcement, dict):
+            continue
+        furl = announcement.get("anonymous-storage-FURL")
+        match = _FURL_TUBID.match(furl) if isinstance(furl, str) else None
+        if match is None:
+            continue
+        nickname = announcement.get("nickname")
+        peers.append(
+            KnownPeer(
+                tubid=match.group(1),
+                server_id=str(server_id),
+                nickname=nickname if isinstance(nickname, str) else None,
+            )
+        )
+    return peers

@@ -30,6 +30,9 @@ Outcome = Literal["running", "completed", "failed", "aborted", "interrupted"]
 OUTCOMES: tuple[Outcome, ...] = ("running", "completed", "failed", "aborted", "interrupted")
 """``running`` until finished; ``interrupted``: found running after a restart."""
 
+CAPACITY_ESTIMATE_KEYS = {"up": "capacity.up", "down": "capacity.down"}
+"""Keys of the persisted ``auto`` link-capacity estimates (bytes/s) in ``estimates``."""
+
 COUNT_FIELDS = (
     "files_seen",
     "files_uploaded",
