@@ -74,9 +74,12 @@ def test_override_replaces_the_configured_limit() -> None:
     overrides = Overrides().with_limit(LimitKey("node", "", "up"), parse_rate("1Mbps"))
     limits = limits_at(p, MONDAY_NOON, overrides)
     assert limits.node_up.bytes_per_second == 125_000
-    assert (limits.node_up.source, limits.node_up.configured, limits.node_up.override) == (
+    assert (limits.node_up.source, limits.node_up.overridden, limits.node_up.override) == (
         "override", "600kbps", "1Mbps"
     )
+    busy = policy("capacity.up = 1Mbps\nbusy.up = 10%\nlimit.up = 600kbps")
+    limits = limits_at(busy, MONDAY_NOON, overrides)
+    assert limits.node_up.source == "busy.up" and limits.node_up.override == "1Mbps"
 
 
 def test_percent_resolves_against_configured_or_estimated_capacity() -> None:
@@ -166,7 +169,7 @@ def test_peer_override_without_configuration() -> None:
     overrides = Overrides().with_limit(LimitKey("peer", "c" * 32, "down"), parse_rate("50kB/s"))
     (peer,) = limits_at(policy(), MONDAY_NOON, overrides).peers
     assert peer.tubid == "c" * 32 and peer.down.bytes_per_second == 50_000
-    assert peer.down.configured == "unlimited" and peer.down.override == "50kB/s"
+    assert peer.down.overridden == "unlimited" and peer.down.override == "50kB/s"
     assert peer.up.bytes_per_second == UNLIMITED
 
 
@@ -204,7 +207,7 @@ def test_job_override_and_unlimited_node() -> None:
     overrides = Overrides().with_limit(LimitKey("job", "a", "up"), parse_rate("unlimited"))
     rate = limits_at(p, MONDAY_NOON, overrides).job("a").rate
     assert rate.bytes_per_second == UNLIMITED and rate.override == "unlimited"
-    assert rate.configured == "200kbps"
+    assert rate.overridden == "200kbps"
 
 
 ADMISSION = [

@@ -96,12 +96,10 @@ def _when(instant: float | None, tz: ZoneInfo, never: str = "never") -> str:
 def _limit(limit: EffectiveLimit) -> str:
     text = format_rate(limit.bytes_per_second)
     if limit.source != "none":
-        text += f"  [{limit.source}"
-        if limit.configured and limit.source not in ("override",):
-            text += f" = {limit.configured}"
-        text += "]"
+        shown = f" = {limit.configured}" if limit.configured else ""
+        text += f"  [{limit.source}{shown}]"
     if limit.override is not None:
-        text += f"  (override {limit.override}; tahoe.cfg says {limit.configured})"
+        text += f"  (live override {limit.override} replaces tahoe.cfg {limit.overridden})"
     for unapplied in limit.unapplied:
         text += f"  (not applied until the capacity is known: {unapplied})"
     return text

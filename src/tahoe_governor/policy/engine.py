@@ -48,15 +48,18 @@ class EffectiveLimit:
     ``source`` names the directive or rule that set it (``"limit.up"``,
     ``"schedule.up"``, ``"busy.up"``, ``"peer.dsl.up"``, ``"b1.bandwidth"``,
     ``"share of the node limit"``, ``"override"``, ``"none"``); ``configured``
-    is the tahoe.cfg text of the cap an override replaces (or of the winning
-    cap); ``override`` the override text when one is in force;
-    ``unapplied`` lists percentage caps that wait for a capacity estimate.
+    is the value text of the winning cap. When a runtime override is in force
+    for this limit (whether or not it is the smallest cap), ``override`` is its
+    text and ``overridden`` the tahoe.cfg value it replaces (``"unlimited"``
+    if none). ``unapplied`` lists percentage caps that wait for a capacity
+    estimate.
     """
 
     bytes_per_second: float
     source: str
     configured: str | None = None
     override: str | None = None
+    overridden: str | None = None
     unapplied: tuple[str, ...] = ()
 
 
@@ -178,33 +181,41 @@ class _Caps:
     """Candidate caps of one limit; the smallest wins, the first on a tie."""
 
     def __init__(self) -> None:
-        self.candidates: list[tuple[float, str, str | None, str | None]] = []
+        self.candidates: list[tuple[float, str, str | None]] = []
         self.unapplied: list[str] = []
+        self.override: str | None = None
+        self.overridden: str | None = None
 
-    def add(
-        self,
-        rate: Rate | None,
-        capacity: float | None,
-        source: str,
-        configured: str | None = None,
-        override: str | None = None,
-    ) -> None:
+    def add(self, rate: Rate | None, capacity: float | None, source: str) -> None:
         if rate is None:
             return
         value = rate.resolve(capacity)
         if value is None:
             self.unapplied.append(f"{source} = {rate}")
             return
-        self.candidates.append((value, source, configured or str(rate), override))
+        self.candidates.append((value, source, str(rate)))
+
+    def add_overridable(
+        self, configured: Rate | None, override: Rate | None, capacity: float | None, source: str
+    ) -> None:
+        """The configured cap ``source``, unless a runtime override replaces it."""
+        if override is None:
+            self.add(configured, capacity, source)
+            return
+        self.override = str(override)
+        self.overridden = "unlimited" if configured is None else str(configured)
+        self.add(override, capacity, "override")
 
     def add_value(self, value: float, source: str, configured: str | None = None) -> None:
-        self.candidates.append((value, source, configured, None))
+        self.candidates.append((value, source, configured))
 
     def smallest(self) -> EffectiveLimit:
-        if not self.candidates:
-            return EffectiveLimit(UNLIMITED, "none", unapplied=tuple(self.unapplied))
-        value, source, configured, override = min(self.candidates, key=lambda c: c[0])
-        return EffectiveLimit(value, source, configured, override, tuple(self.unapplied))
+        value, source, configured = min(
+            self.candidates, key=lambda c: c[0], default=(UNLIMITED, "none", None)
+        )
+        return EffectiveLimit(
+            value, source, configured, self.override, self.overridden, tuple(self.unapplied)
+        )
 
 
 def _node_limit(
@@ -224,16 +235,7 @@ def _node_limit(
         else (link.limit, f"limit.{direction}")
     )
     override = overrides.limit(LimitKey("node", "", direction))
-    if override is not None:
-        caps.add(
-            override,
-            capacity,
-            "override",
-            configured=str(configured_rate) if configured_rate is not None else "unlimited",
-            override=str(override),
-        )
-    else:
-        caps.add(configured_rate, capacity, configured_source)
+    caps.add_overridable(configured_rate, override, capacity, configured_source)
     if link.busy is not None:
         if capacity is None:
             caps.unapplied.append(f"busy.{direction} = {link.busy * 100:g}%")
@@ -268,14 +270,7 @@ def _peer_limits(
             rate = None if peer is None else (peer.up if direction == "up" else peer.down)
             source = f"peer.{text}.{direction}"
             override = overrides.limit(LimitKey("peer", text, direction))
-            if override is not None:
-                caps.add(
-                    override, capacity[direction], "override",
-                    configured=str(rate) if rate is not None else "unlimited",
-                    override=str(override),
-                )
-            else:
-                caps.add(rate, capacity[direction], source)
+            caps.add_overridable(rate, override, capacity[direction], source)
             node_limit = node[direction]
             if not math.isinf(node_limit.bytes_per_second):
                 caps.add_value(
@@ -320,14 +315,7 @@ def _job_rate(
 ) -> EffectiveLimit:
     caps = _Caps()
     override = overrides.limit(LimitKey("job", job.name, "up"))
-    if override is not None:
-        caps.add(
-            override, capacity_up, "override",
-            configured=str(job.bandwidth) if job.bandwidth is not None else "unlimited",
-            override=str(override),
-        )
-    else:
-        caps.add(job.bandwidth, capacity_up, f"{job.name}.bandwidth")
+    caps.add_overridable(job.bandwidth, override, capacity_up, f"{job.name}.bandwidth")
     if job.upstream is not None:
         caps.add(Rate.percent(job.upstream, f"{job.upstream * 100:g}%"), capacity_up,
                  f"{job.name}.upstream")
