@@ -92,9 +92,10 @@ def test_window_examples_parse() -> None:
 
 
 def test_ini_examples_parse() -> None:
-    """Every ```ini example of the reference parses without a problem."""
-    examples = re.findall(r"```ini\n(.*?)```", REFERENCE, flags=re.DOTALL)
-    assert len(examples) >= 3
+    """Every ```ini example of the reference and of the README parses without a problem."""
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    examples = re.findall(r"```ini\n(.*?)```", REFERENCE + readme, flags=re.DOTALL)
+    assert len(examples) >= 4
     for example in examples:
         parse_policy_text(example, UTC)
 
