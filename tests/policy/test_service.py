@@ -118,3 +118,22 @@ def test_policy_reload_keeps_overrides() -> None:
     live.set_policy(parse_policy_text("[bandwidth]\nlimit.down = 5MB/s\n", UTC))
     assert live.current.node_down.bytes_per_second == 1_000_000
     assert live.current.jobs == ()
+
+
+def test_from_database(tmp_path: Path) -> None:
+    """A live policy built from the database starts with its overrides, runs and estimates."""
+    with StateDatabase(str(tmp_path / "governor.sqlite")) as db:
+        run = db.start_run("a", MONDAY_0759 - 600)
+        db.finish_run(run, MONDAY_0759 - 60, "completed")
+        db.set_paused("b", True, MONDAY_0759)
+        db.put_estimate("capacity.up", 50_000.0, MONDAY_0759)
+        clock = Clock()
+        clock.advance(MONDAY_0759)
+        cfg = CFG.replace("capacity.up = 1Mbps", "capacity.up = auto")
+        live = LivePolicy.from_database(clock, parse_policy_text(cfg, UTC), db)
+        assert not live.current.job("a").admission.due
+        assert live.current.job("b").admission.paused
+        assert live.current.capacity_up == 50_000
+        assert live.current.node_up.bytes_per_second == 40_000  # busy.up 80 % of 50 kB/s
+        live.set_override(LimitKey("job", "a", "up"), "10kB/s")
+        assert db.overrides().limit(LimitKey("job", "a", "up")) is not None

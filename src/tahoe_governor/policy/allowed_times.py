@@ -108,6 +108,8 @@ def parse_week_minutes(text: str) -> bytes:
         if len(words) > 2:
             raise _expected(f"{item!r} has more than a weekday prefix and a range")
         if len(words) == 1 and _RANGE.fullmatch(words[0]) is None:
+            if any(c.isdigit() for c in words[0]):
+                raise _expected(f"{words[0]!r} is not a range HHMM-HHMM")
             # A bare weekday: it joins the list of the next prefix.
             pending_days |= _parse_days(words[0])
             continue

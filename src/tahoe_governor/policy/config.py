@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from tahoe_governor.policy.allowed_times import AllowedTimes
-from tahoe_governor.policy.errors import ConfigError, ConfigProblem, ValueSyntaxError
+from tahoe_governor.policy.errors import FILE, ConfigError, ConfigProblem, ValueSyntaxError
 from tahoe_governor.policy.peers import PeerSelector
 from tahoe_governor.policy.schedule import Schedule, parse_schedule
 from tahoe_governor.policy.units import (
@@ -190,8 +190,12 @@ def _duplicate_keys(text: str) -> Iterator[tuple[str, str]]:
             seen.add((section, key))
 
 
-def read_sections(text: str) -> dict[str, dict[str, str]]:
-    """The ``[backups]`` and ``[bandwidth]`` keys of tahoe.cfg text; ConfigError if unreadable."""
+def read_sections(text: str) -> tuple[dict[str, dict[str, str]], list[ConfigProblem]]:
+    """The ``[backups]`` and ``[bandwidth]`` keys of tahoe.cfg text, and the problems of
+    the file's structure (repeated keys, misspelt section names).
+
+    Text that is not INI at all raises :class:`ConfigError`.
+    """
     parser = configparser.ConfigParser(
         strict=False, interpolation=None, inline_comment_prefixes=("#",)
     )
@@ -200,18 +204,24 @@ def read_sections(text: str) -> dict[str, dict[str, str]]:
         parser.read_string(text)
     except configparser.Error as e:
         message = " ".join(str(e).split())
-        problem = ConfigProblem("tahoe.cfg", None, None, f"INI syntax: {message}")
+        problem = ConfigProblem(FILE, None, None, f"INI syntax: {message}")
         raise ConfigError([problem]) from None
-    duplicates = [
+    problems = [
         ConfigProblem(section, key, None, "each key at most once in its section")
         for section, key in _duplicate_keys(text)
     ]
-    if duplicates:
-        raise ConfigError(duplicates)
-    return {
+    # A misspelt section would leave its jobs or caps silently unused.
+    for section in parser.sections():
+        near = difflib.get_close_matches(section.lower(), [BACKUPS, BANDWIDTH], n=1, cutoff=0.75)
+        if near and section != near[0]:
+            problems.append(
+                ConfigProblem(section, None, None, f"the section name [{near[0]}] (lowercase)")
+            )
+    sections = {
         name: dict(parser.items(name, raw=True)) if parser.has_section(name) else {}
         for name in (BACKUPS, BANDWIDTH)
     }
+    return sections, problems
 
 
 def parse_cpu(text: str) -> float | None:
@@ -357,8 +367,9 @@ def _needing_capacity(
 
 def parse_policy_text(text: str, tz: ZoneInfo) -> Policy:
     """Parse the text of a tahoe.cfg; raise :class:`ConfigError` with every problem."""
-    sections = read_sections(text)
+    sections, structure_problems = read_sections(text)
     problems = _Problems()
+    problems.found.extend(structure_problems)
     jobs = _parse_jobs(sections[BACKUPS], tz, problems)
     links, peers = _parse_bandwidth(sections[BANDWIDTH], tz, problems)
     # N% needs a capacity to be a fraction of.
@@ -434,6 +445,6 @@ def load_policy(nodedir: str, tz: ZoneInfo) -> Policy:
             text = f.read()
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(
-            [ConfigProblem("tahoe.cfg", None, None, f"a readable UTF-8 file at {path} ({e})")]
+            [ConfigProblem(FILE, None, None, f"a readable UTF-8 file at {path} ({e})")]
         ) from None
     return parse_policy_text(text, tz)

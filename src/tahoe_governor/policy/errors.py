@@ -6,6 +6,9 @@ from collections.abc import Iterable
 
 import attrs
 
+FILE = "tahoe.cfg"
+"""The ``section`` of a problem with the file as a whole (unreadable, not INI)."""
+
 
 @attrs.frozen
 class ConfigProblem:
@@ -22,7 +25,7 @@ class ConfigProblem:
     expected: str
 
     def __str__(self) -> str:
-        where = f"[{self.section}]"
+        where = self.section if self.section == FILE else f"[{self.section}]"
         if self.key is not None:
             where += f" {self.key}"
         if self.value is None:

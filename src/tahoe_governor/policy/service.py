@@ -18,6 +18,7 @@ from tahoe_governor.policy.engine import Limits, limits_at
 from tahoe_governor.policy.measurements import Measurements
 from tahoe_governor.policy.overrides import LimitKey, Overrides
 from tahoe_governor.policy.peers import KnownPeer
+from tahoe_governor.policy.state_db import CAPACITY_ESTIMATE_KEYS, StateDatabase
 from tahoe_governor.policy.units import parse_rate
 
 Listener = Callable[[Limits], None]
@@ -74,6 +75,28 @@ class LivePolicy(service.Service):
         self._listeners: list[Listener] = []
         self._timer: DelayedCall | None = None
         self.current = self._evaluate()
+
+    @classmethod
+    def from_database(
+        cls, reactor: ReactorTime, policy: Policy, database: StateDatabase
+    ) -> LivePolicy:
+        """A live policy that starts from, and keeps its overrides in, ``database``:
+        stored overrides, last completed runs and persisted capacity estimates."""
+        live = cls(
+            reactor,
+            policy,
+            overrides=database.overrides(),
+            store=database,
+            last_completed=database.last_completed(),
+        )
+        capacity = {
+            direction: (found[0] if (found := database.estimate(key)) is not None else None)
+            for direction, key in CAPACITY_ESTIMATE_KEYS.items()
+        }
+        live.update_measurements(
+            Measurements(capacity_up=capacity["up"], capacity_down=capacity["down"])
+        )
+        return live
 
     # Inputs.
 
