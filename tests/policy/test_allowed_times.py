@@ -259,3 +259,20 @@ def test_local_days_follow_the_zone() -> None:
     assert AllowedTimes.parse(friday_night, NYC).contains(instant)
     assert not AllowedTimes.parse(friday_night, AMS).contains(instant)
     assert AllowedTimes.parse("Sat 0500-0600", AMS).contains(instant)
+
+
+@settings(max_examples=40, deadline=None)
+@given(window_texts(), zone_and_instant(), st.floats(0, 1))
+def test_remembered_change_matches_a_fresh_computation(
+    text: str, zone_instant: tuple[ZoneInfo, float], fraction: float
+) -> None:
+    """After next_change(t) = c, asking at any t' in [t, c) gives what a fresh window gives."""
+    tz, instant = zone_instant
+    times = AllowedTimes.parse(text, tz)
+    change = times.next_change(instant)
+    if change is None:
+        return
+    later = instant + fraction * (change - instant)
+    if later >= change:
+        return
+    assert times.next_change(later) == AllowedTimes.parse(text, tz).next_change(later) == change

@@ -155,6 +155,10 @@ class AllowedTimes:
     tz: ZoneInfo
     text: str | None = None
     _edges: tuple[int, ...] = attrs.field(init=False, repr=False, eq=False)
+    # (t, c): next_change(t) was c, so next_change is c for every instant in [t, c).
+    _last_change: tuple[float, float] | None = attrs.field(
+        init=False, repr=False, eq=False, default=None
+    )
 
     def __attrs_post_init__(self) -> None:
         if len(self.minutes) != MINUTES_PER_WEEK:
@@ -192,9 +196,13 @@ class AllowedTimes:
         ``None`` if it never does (always or never inside)."""
         if not self._edges:
             return None
+        last = self._last_change
+        if last is not None and last[0] <= instant < last[1]:
+            return last[1]
         inside = self.contains(instant)
         for candidate in self._candidates(instant):
             if candidate > instant and self.contains(candidate) != inside:
+                object.__setattr__(self, "_last_change", (instant, candidate))
                 return candidate
         return None
 
