@@ -96,6 +96,11 @@ def test_state_database_shows_runs_overrides_and_estimates(tmp_path: Path) -> No
     assert "next start:      Thu 2026-12-03 22:00:00 CET" in out
     assert "[busy.up = 80%]  (live override 1MB/s replaces tahoe.cfg 100kbps)" in out
     assert "capacity down:   auto: estimated 1 MB/s (8 Mbps)" in out
+    with StateDatabase(state_db_path(str(nodedir))) as db:
+        db.set_paused("b1", True, THURSDAY_MORNING)
+    _status, out, _err = _check(nodedir)
+    assert "now:             paused by hand (resume to run)" in out
+    assert "next start:      none while paused" in out
     assert "node limit down: 500 kB/s (4 Mbps)  [limit.down = 50%]" in out
 
 

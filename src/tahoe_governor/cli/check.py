@@ -136,7 +136,8 @@ def report_lines(
         else:
             state = "due, waiting for its allowed times"
         yield f"    now:             {state}"
-        yield f"    next start:      {_when(admission.next_start, tz)}"
+        never = "none while paused" if admission.paused else "never"
+        yield f"    next start:      {_when(admission.next_start, tz, never)}"
         yield f"    upload cap:      {_limit(job_limits.rate)}"
         budget = "none" if job.cpu is None else f"{job.cpu * 100:g}% of one core"
         yield f"    cpu budget:      {budget}"
