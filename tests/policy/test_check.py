@@ -155,3 +155,15 @@ def test_check_on_a_created_client(tmp_path: Path) -> None:
     )
     assert failed.returncode == 1
     assert "[bandwidth] b1.cpu = 'lots': expected one of" in failed.stderr
+
+
+def test_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The zone of allowed times is $TZ when it names a zone, else the system's."""
+    from tahoe_governor.cli.check import local_zone
+
+    monkeypatch.setenv("TZ", ":America/New_York")
+    assert local_zone().key == "America/New_York"
+    monkeypatch.setenv("TZ", "Not/AZone")
+    assert isinstance(local_zone(), ZoneInfo)
+    monkeypatch.delenv("TZ")
+    assert isinstance(local_zone(), ZoneInfo)

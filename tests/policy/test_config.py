@@ -118,6 +118,12 @@ def test_problem_message_names_everything() -> None:
     assert "did you mean 'kB/s'" in text
 
 
+def test_default_section_lends_nothing() -> None:
+    """Keys of a [DEFAULT] section do not leak into [backups] or [bandwidth]."""
+    policy = parse_policy_text("[DEFAULT]\ncolour = red\n[bandwidth]\nlimit.up = 1Mbps\n", AMS)
+    assert policy.up.limit is not None and policy.jobs == ()
+
+
 def test_unknown_key_suggestion() -> None:
     """A misspelt key is refused with the nearest known key."""
     with pytest.raises(ConfigError, match="did you mean 'b1.frequency'"):

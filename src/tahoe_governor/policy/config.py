@@ -197,7 +197,11 @@ def read_sections(text: str) -> tuple[dict[str, dict[str, str]], list[ConfigProb
     Text that is not INI at all raises :class:`ConfigError`.
     """
     parser = configparser.ConfigParser(
-        strict=False, interpolation=None, inline_comment_prefixes=("#",)
+        strict=False,
+        interpolation=None,
+        inline_comment_prefixes=("#",),
+        # No section lends its keys to ours: [DEFAULT] is just another section.
+        default_section="\x00none",
     )
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     try:
