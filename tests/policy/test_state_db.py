@@ -189,3 +189,53 @@ def test_kill_mid_transaction_leaves_a_consistent_file(tmp_path: Path) -> None:
         ).fetchall()
         assert rows == [(f"batch {n}", 50) for n in range(3)]
         db.start_run("b1", 10.0)  # and the file is writable again
+
+
+MIGRATING = textwrap.dedent(
+    """
+    import sys
+    from tahoe_governor.policy import state_db
+
+    upgrade = state_db.MIGRATIONS[1]
+
+    def upgrade_then_hang(db):
+        upgrade(db)
+        print("inside", flush=True)
+        sys.stdin.readline()  # wait here, mid-migration, to be killed
+
+    state_db.MIGRATIONS = (state_db.MIGRATIONS[0], upgrade_then_hang)
+    state_db.StateDatabase(sys.argv[1])
+    """
+)
+
+
+@pytest.mark.e2e
+def test_kill_mid_migration_then_migrate(tmp_path: Path) -> None:
+    """SIGKILL inside a migration leaves the old version intact; the next open migrates."""
+    path = str(tmp_path / "governor.sqlite")
+    conn = sqlite3.connect(path, isolation_level=None)
+    MIGRATIONS[0](conn)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (1)")
+    conn.execute("INSERT INTO runs (job, started, ended, outcome) VALUES ('b1', 1, 2, 'completed')")
+    conn.close()
+    migrator = subprocess.Popen(
+        [sys.executable, "-c", MIGRATING, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert migrator.stdout is not None
+        assert migrator.stdout.readline().strip() == "inside"
+        migrator.kill()
+    finally:
+        migrator.wait(timeout=30)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    assert conn.execute(
+        "SELECT name FROM sqlite_master WHERE name = 'estimates'"
+    ).fetchall() == []
+    conn.close()
+    with StateDatabase(path) as db:
+        assert db.schema_version() == SCHEMA_VERSION
+        assert db.integrity_problems() == []
+        assert db.last_completed() == {"b1": 2.0}
