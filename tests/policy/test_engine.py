@@ -7,6 +7,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tahoe_governor.policy.config import Policy, parse_policy_text
 from tahoe_governor.policy.engine import BUSY_FLOOR_BYTES, limits_at
@@ -280,3 +282,53 @@ def test_equal_limits_ignore_the_instant() -> None:
     p = policy("limit.up = 1Mbps")
     assert limits_at(p, MONDAY_NOON) == limits_at(p, MONDAY_NOON + 60)
     assert limits_at(p, MONDAY_NOON) != limits_at(policy("limit.up = 2Mbps"), MONDAY_NOON)
+
+
+rates = st.floats(min_value=1_000, max_value=1e9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    capacity=rates,
+    busy=st.integers(1, 100),
+    limit=rates,
+    other=st.floats(min_value=0, max_value=2e9),
+    more_other=st.floats(min_value=0, max_value=1e9),
+)
+def test_busy_never_starves_and_never_exceeds(
+    capacity: float, busy: int, limit: float, other: float, more_other: float
+) -> None:
+    """With busy.*: the node limit is at most every cap, at least the floor (or the limit),
+    and more traffic from others never raises it."""
+    p = policy(f"capacity.up = {capacity:.0f}B/s\nbusy.up = {busy}%\nlimit.up = {limit:.0f}B/s")
+    cap, lim = float(f"{capacity:.0f}"), float(f"{limit:.0f}")
+    share = busy / 100 * cap
+    floor = min(share, max(0.05 * cap, BUSY_FLOOR_BYTES))
+    node = limits_at(p, MONDAY_NOON, measurements=Measurements(other_up=other)).node_up
+    assert node.bytes_per_second <= min(lim, share) * (1 + 1e-12)
+    assert node.bytes_per_second >= min(lim, floor) * (1 - 1e-12)
+    busier = limits_at(p, MONDAY_NOON, measurements=Measurements(other_up=other + more_other))
+    assert busier.node_up.bytes_per_second <= node.bytes_per_second
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    limit=rates,
+    weights=st.lists(st.integers(1, 10), min_size=1, max_size=5),
+    running=st.data(),
+)
+def test_running_shares_add_up_to_the_node_limit(
+    limit: float, weights: list[int], running: st.DataObject
+) -> None:
+    """The running jobs' shares of the node limit add up to it, in proportion to weight."""
+    jobs = "".join(job(f"j{i}", f"j{i}.weight = {w}") for i, w in enumerate(weights))
+    p = policy(f"limit.up = {limit:.0f}B/s", jobs)
+    names = [f"j{i}" for i in range(len(weights))]
+    chosen = running.draw(st.lists(st.sampled_from(names), min_size=1, unique=True))
+    limits = limits_at(p, MONDAY_NOON, running_jobs=chosen)
+    total = sum(limits.job(name).rate.bytes_per_second for name in chosen)
+    assert total == pytest.approx(float(f"{limit:.0f}"))
+    first, *rest = chosen
+    for name in rest:
+        ratio = limits.job(name).rate.bytes_per_second / limits.job(first).rate.bytes_per_second
+        assert ratio == pytest.approx(weights[names.index(name)] / weights[names.index(first)])
