@@ -27,6 +27,8 @@ setup(
         "prometheus-client>=0.20",
         "psutil>=5.9",
         "attrs>=23.1",
+        # zoneinfo's IANA data where the system has none (allowed times are local).
+        "tzdata>=2024.1",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "treq>=23.11"],

@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="back up a sample tree on a throwaway local grid")
     demo.set_defaults(func=_not_yet("demo"))
+    from tahoe_governor.cli.check import add_check_command
+
+    add_check_command(sub)
     return parser
 
 

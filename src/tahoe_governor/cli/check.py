@@ -1,0 +1,251 @@
+"""``tahoe-governor check NODEDIR``: print the parsed policy and every effective limit now.
+
+Reads ``NODEDIR/tahoe.cfg``, the aliases, ``private/servers.yaml`` and (read
+only, if it exists) the job-state database; prints every job with its next
+allowed start, caps and budgets, and every effective limit; or every error.
+Exit status 0 when the policy is valid, 1 otherwise. This command is the only
+place that reads the wall clock (``--now`` replaces it) and the local zone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from tahoe_governor.policy.config import Policy, load_policy, target_problems
+from tahoe_governor.policy.engine import EffectiveLimit, Limits, limits_at
+from tahoe_governor.policy.errors import ConfigError, ConfigProblem
+from tahoe_governor.policy.measurements import Measurements
+from tahoe_governor.policy.overrides import Overrides
+from tahoe_governor.policy.peers import KnownPeer, peers_from_servers_yaml
+from tahoe_governor.policy.state_db import (
+    CAPACITY_ESTIMATE_KEYS,
+    StateDatabase,
+    StateDatabaseError,
+    state_db_path,
+)
+from tahoe_governor.policy.units import format_duration, format_rate
+
+
+def local_zone() -> ZoneInfo:
+    """The machine's zone: ``$TZ``, else ``/etc/localtime``, else UTC."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    try:
+        target = os.path.realpath("/etc/localtime")
+        if "/zoneinfo/" in target:
+            return ZoneInfo(target.split("/zoneinfo/", 1)[1])
+        with open("/etc/localtime", "rb") as f:
+            return ZoneInfo.from_file(f, key="localtime")
+    except (OSError, ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _aliases(nodedir: str) -> set[str]:
+    from allmydata.scripts.common import get_aliases
+
+    return set(get_aliases(nodedir))
+
+
+def _known_peers(nodedir: str) -> list[KnownPeer]:
+    path = os.path.join(nodedir, "private", "servers.yaml")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return peers_from_servers_yaml(yaml.safe_load(f))
+    except (OSError, yaml.YAMLError):
+        return []
+
+
+class _Stored:
+    """What the state database holds for check, or nothing when there is none yet."""
+
+    def __init__(self, nodedir: str) -> None:
+        self.overrides = Overrides()
+        self.last_completed: dict[str, float] = {}
+        self.capacity: dict[str, float | None] = {"up": None, "down": None}
+        path = state_db_path(nodedir)
+        if not os.path.exists(path):
+            return
+        with StateDatabase(path, read_only=True) as db:
+            self.overrides = db.overrides()
+            self.last_completed = db.last_completed()
+            for direction, key in CAPACITY_ESTIMATE_KEYS.items():
+                found = db.estimate(key)
+                self.capacity[direction] = None if found is None else found[0]
+
+
+def _when(instant: float | None, tz: ZoneInfo, never: str = "never") -> str:
+    if instant is None:
+        return never
+    return datetime.fromtimestamp(instant, tz).strftime("%a %Y-%m-%d %H:%M:%S %Z")
+
+
+def _limit(limit: EffectiveLimit) -> str:
+    text = format_rate(limit.bytes_per_second)
+    if limit.source != "none":
+        shown = f" = {limit.configured}" if limit.configured else ""
+        text += f"  [{limit.source}{shown}]"
+    if limit.override is not None:
+        text += f"  (live override {limit.override} replaces tahoe.cfg {limit.overridden})"
+    for unapplied in limit.unapplied:
+        text += f"  (not applied until the capacity is known: {unapplied})"
+    return text
+
+
+def report_lines(
+    policy: Policy, limits: Limits, nodedir: str, last_completed: dict[str, float]
+) -> Iterator[str]:
+    """The human report of ``check``."""
+    tz = policy.tz
+    yield f"Policy of {os.path.join(nodedir, 'tahoe.cfg')}"
+    yield f"Evaluated at {_when(limits.at, tz)} (zone {tz.key})"
+    yield ""
+    yield f"Jobs ({len(policy.jobs)})" if policy.jobs else "Jobs: none ([backups] is empty)"
+    for job, job_limits in zip(policy.jobs, limits.jobs, strict=True):
+        admission = job_limits.admission
+        missing = "" if os.path.isdir(job.source) else "  (warning: not a directory now)"
+        yield f"  {job.name}"
+        yield f"    source:          {job.source}{missing}"
+        yield f"    target:          {job.target}"
+        last = last_completed.get(job.name)
+        yield (
+            f"    frequency:       {format_duration(job.frequency)} since the last completed run "
+            f"(last completed: {_when(last, tz)})"
+        )
+        yield f"    allowed times:   {job.allowed_times.text or 'any time'}"
+        if admission.paused:
+            state = "paused by hand (resume to run)"
+        elif admission.may_start:
+            state = "may start now"
+            state += f", until {_when(admission.until, tz)}" if admission.until else ""
+        elif not admission.due:
+            state = f"not due until {_when(admission.due_at, tz)}"
+        else:
+            state = "due, waiting for its allowed times"
+        yield f"    now:             {state}"
+        never = "none while paused" if admission.paused else "never"
+        yield f"    next start:      {_when(admission.next_start, tz, never)}"
+        yield f"    upload cap:      {_limit(job_limits.rate)}"
+        budget = "none" if job.cpu is None else f"{job.cpu * 100:g}% of one core"
+        yield f"    cpu budget:      {budget}"
+        if job.upstream is not None:
+            yield f"    upstream:        {job.upstream * 100:g}% of capacity.up"
+        yield f"    exclude:         {', '.join(job.exclude) or 'nothing'}"
+        yield f"    weight:          {job.weight:g}"
+    yield ""
+    yield "Link"
+    for direction in ("up", "down"):
+        link = policy.link(direction)
+        if link.capacity is not None:
+            capacity = f"{format_rate(limits.capacity(direction))} [capacity.{direction}]"
+        elif link.capacity_auto:
+            estimate = limits.capacity(direction)
+            capacity = "auto: " + (
+                "not estimated yet" if estimate is None else f"estimated {format_rate(estimate)}"
+            )
+        else:
+            capacity = "not configured"
+        yield f"  {'capacity ' + direction + ':':<17}{capacity}"
+    yield f"  node limit up:   {_limit(limits.node_up)}"
+    yield f"  node limit down: {_limit(limits.node_down)}"
+    yield ""
+    yield f"Peers ({len(limits.peers)})" if limits.peers else "Peers: no per-peer caps"
+    for peer in limits.peers:
+        resolution = peer.resolution
+        where = (
+            f"TubID {resolution.tubid}" if resolution.tubid is not None
+            else f"resolved when the peer is known: {resolution.problem}"
+        )
+        yield f"  {peer.selector.text} ({peer.selector.kind.replace('_', ' ')}; {where})"
+        yield f"    up:   {_limit(peer.up)}"
+        yield f"    down: {_limit(peer.down)}"
+    yield ""
+    yield f"Next change of any limit: {_when(limits.next_change, tz)}"
+
+
+def run_check(nodedir: str, now: float, tz: ZoneInfo, out: TextIO, err: TextIO) -> int:
+    """The whole command, with the clock and zone as arguments; returns the exit status."""
+    try:
+        policy = load_policy(nodedir, tz)
+        problems: list[ConfigProblem] = target_problems(policy, _aliases(nodedir))
+        if problems:
+            raise ConfigError(problems)
+    except ConfigError as e:
+        print(f"{os.path.join(nodedir, 'tahoe.cfg')}: {e}", file=err)
+        return 1
+    try:
+        stored = _Stored(nodedir)
+    except StateDatabaseError as e:
+        print(f"state database: {e}", file=err)
+        return 1
+    unknown = sorted(set(stored.overrides.paused) - {j.name for j in policy.jobs})
+    limits = limits_at(
+        policy,
+        now,
+        stored.overrides,
+        Measurements(capacity_up=stored.capacity["up"], capacity_down=stored.capacity["down"]),
+        (),
+        stored.last_completed,
+        _known_peers(nodedir),
+    )
+    for line in report_lines(policy, limits, nodedir, stored.last_completed):
+        print(line, file=out)
+    for job in unknown:
+        print(f"note: job {job!r} is paused in the state database but not in tahoe.cfg", file=out)
+    return 0
+
+
+def _instant(text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time with its offset, e.g. 2026-11-26T22:30+01:00, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. +01:00")
+    stamp = moment.timestamp()
+    if not math.isfinite(stamp):
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range")
+    return stamp
+
+
+def _zone(text: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected an IANA zone such as Europe/Amsterdam, "
+                                         f"got {text!r}") from None
+
+
+def add_check_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``check`` on the ``tahoe-governor`` subcommand parser."""
+    check = commands.add_parser(
+        "check", help="print the parsed policy and every effective limit now, or every error"
+    )
+    check.add_argument("nodedir", metavar="NODEDIR", help="the Tahoe-LAFS node directory")
+    check.add_argument("--now", type=_instant, default=None,
+                       help="evaluate at this ISO 8601 time instead of now")
+    check.add_argument("--timezone", type=_zone, default=None,
+                       help="the zone of allowed times (default: the machine's local zone)")
+    check.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    now = args.now if args.now is not None else time.time()
+    tz = args.timezone if args.timezone is not None else local_zone()
+    return run_check(os.path.abspath(os.path.expanduser(args.nodedir)), now, tz,
+                     sys.stdout, sys.stderr)

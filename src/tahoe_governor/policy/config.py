@@ -1,0 +1,454 @@
+"""The ``[backups]`` and ``[bandwidth]`` sections of tahoe.cfg, parsed into a :class:`Policy`.
+
+The file is read like Tahoe reads it (UTF-8 with an optional byte-order mark,
+``configparser`` with ``strict=False``), except that in these two sections
+keys are case-sensitive, ``%`` is literal, ``#`` after whitespace starts a
+comment, and a key given twice is an error. Every problem of the file is
+collected and raised together as one :class:`ConfigError`; no other exception
+escapes for any text of a value. docs/configuration.md is the reference.
+"""
+
+from __future__ import annotations
+
+import configparser
+import difflib
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Literal, TypeVar
+from zoneinfo import ZoneInfo
+
+import attrs
+
+from tahoe_governor.policy.allowed_times import AllowedTimes
+from tahoe_governor.policy.errors import FILE, ConfigError, ConfigProblem, ValueSyntaxError
+from tahoe_governor.policy.peers import PeerSelector
+from tahoe_governor.policy.schedule import Schedule, parse_schedule
+from tahoe_governor.policy.units import (
+    AUTO_WORD,
+    UNLIMITED_WORD,
+    Rate,
+    parse_absolute_rate,
+    parse_duration,
+    parse_percent,
+    parse_rate,
+    parse_weight,
+)
+
+Direction = Literal["up", "down"]
+DIRECTIONS: tuple[Direction, Direction] = ("up", "down")
+
+BACKUPS = "backups"
+BANDWIDTH = "bandwidth"
+
+JOB_FIELDS = (
+    "source",
+    "target",
+    "frequency",
+    "allowed_times",
+    "bandwidth",
+    "cpu",
+    "upstream",
+    "exclude",
+    "weight",
+)
+"""The keys ``<job>.<field>`` of ``[backups]``."""
+REQUIRED_JOB_FIELDS = ("source", "target", "frequency")
+
+BANDWIDTH_KEYS = tuple(
+    f"{name}.{direction}"
+    for name in ("capacity", "limit", "busy", "schedule")
+    for direction in DIRECTIONS
+)
+"""The fixed keys of ``[bandwidth]``; ``peer.<selector>.up|down`` come in addition."""
+
+DIRECTIVES = (
+    *(f"<job>.{field}" for field in JOB_FIELDS),
+    *BANDWIDTH_KEYS,
+    "peer.<selector>.up",
+    "peer.<selector>.down",
+)
+"""Every directive, as named in docs/configuration.md."""
+
+_JOB_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_DIRCAP = re.compile(r"URI:DIR2(?:-MDMF)?:[a-z2-7]+:[a-z2-7]+(?:/.*)?")
+_ALIAS_PATH = re.compile(r"([^:/\s]+):(.*)")
+
+CAPACITY_EXPECTED = "the link capacity: 'auto' or a rate with a unit, e.g. 1Mbps or 8Mbps"
+TARGET_EXPECTED = (
+    "alias:path (an alias from private/aliases) or a writeable directory cap "
+    "URI:DIR2:... / URI:DIR2-MDMF:..."
+)
+CPU_EXPECTED = "a CPU budget N% of one core, 0 < N <= 100, or 'unlimited'"
+SELECTOR_EXPECTED = "peer.<selector>.up or peer.<selector>.down"
+
+
+@attrs.frozen
+class Job:
+    """One ``[backups]`` job. Rates in bytes/s, durations in seconds, shares as fractions."""
+
+    name: str
+    source: str
+    """Absolute local path of the directory to back up (``~`` expanded)."""
+    target: str
+    """``alias:path`` or a directory cap, as written."""
+    frequency: float
+    """Seconds from the last completed run until the job is due again."""
+    allowed_times: AllowedTimes
+    bandwidth: Rate | None = None
+    """Cap of the job's upload wire bytes; ``None`` when not configured."""
+    cpu: float | None = None
+    """Budget as a share of one core (0.25 = 25 %); ``None`` for no budget."""
+    upstream: float | None = None
+    """Cap as a fraction of ``capacity.up``; ``None`` when not configured."""
+    exclude: tuple[str, ...] = ()
+    weight: float = 1.0
+
+
+@attrs.frozen
+class LinkPolicy:
+    """The ``[bandwidth]`` directives of one direction (``up`` or ``down``)."""
+
+    capacity: Rate | None = None
+    """The configured capacity (absolute), or ``None``; see ``capacity_auto``."""
+    capacity_auto: bool = False
+    """``capacity.* = auto``: use the measured estimate."""
+    limit: Rate | None = None
+    """``limit.*``; ``None`` when absent (unlimited)."""
+    busy: float | None = None
+    """``busy.*`` as a fraction of the capacity; ``None`` when absent."""
+    schedule: Schedule | None = None
+
+
+@attrs.frozen
+class PeerLimits:
+    """The ``peer.<selector>.*`` caps of one selector."""
+
+    selector: PeerSelector
+    up: Rate | None = None
+    down: Rate | None = None
+
+
+@attrs.frozen
+class Policy:
+    """Everything ``[backups]`` and ``[bandwidth]`` say, typed; jobs in file order."""
+
+    tz: ZoneInfo
+    jobs: tuple[Job, ...] = ()
+    up: LinkPolicy = LinkPolicy()
+    down: LinkPolicy = LinkPolicy()
+    peers: tuple[PeerLimits, ...] = ()
+
+    def link(self, direction: Direction) -> LinkPolicy:
+        return self.up if direction == "up" else self.down
+
+    def job(self, name: str) -> Job:
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        raise KeyError(name)
+
+
+T = TypeVar("T")
+
+
+class _Problems:
+    """Collects problems while parsing goes on."""
+
+    def __init__(self) -> None:
+        self.found: list[ConfigProblem] = []
+
+    def add(self, section: str, key: str | None, value: str | None, expected: str) -> None:
+        self.found.append(ConfigProblem(section, key, value, expected))
+
+    def value(
+        self, section: str, key: str, text: str, parse: Callable[[str], T]
+    ) -> T | None:
+        try:
+            return parse(text)
+        except ValueSyntaxError as e:
+            self.add(section, key, text, e.expected)
+            return None
+
+
+def _duplicate_keys(text: str) -> Iterator[tuple[str, str]]:
+    """(section, key) of every key repeated inside one of our sections."""
+    section: str | None = None
+    seen: set[tuple[str, str]] = set()
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip()[0] in "#;" or line[0].isspace():
+            continue
+        header = configparser.ConfigParser.SECTCRE.match(line)
+        if header:
+            section = header.group("header")
+            continue
+        option = configparser.ConfigParser.OPTCRE.match(line)
+        if option and section in (BACKUPS, BANDWIDTH):
+            key = option.group("option").strip()
+            if (section, key) in seen:
+                yield section, key
+            seen.add((section, key))
+
+
+def read_sections(text: str) -> tuple[dict[str, dict[str, str]], list[ConfigProblem]]:
+    """The ``[backups]`` and ``[bandwidth]`` keys of tahoe.cfg text, and the problems of
+    the file's structure (repeated keys, misspelt section names).
+
+    Text that is not INI at all raises :class:`ConfigError`.
+    """
+    parser = configparser.ConfigParser(
+        strict=False,
+        interpolation=None,
+        inline_comment_prefixes=("#",),
+        # No section lends its keys to ours: [DEFAULT] is just another section.
+        default_section="\x00none",
+    )
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        parser.read_string(text)
+    except configparser.Error as e:
+        message = " ".join(str(e).split())
+        problem = ConfigProblem(FILE, None, None, f"INI syntax: {message}")
+        raise ConfigError([problem]) from None
+    problems = [
+        ConfigProblem(section, key, None, "each key at most once in its section")
+        for section, key in _duplicate_keys(text)
+    ]
+    # A misspelt section would leave its jobs or caps silently unused.
+    for section in parser.sections():
+        near = difflib.get_close_matches(section.lower(), [BACKUPS, BANDWIDTH], n=1, cutoff=0.75)
+        if near and section != near[0]:
+            problems.append(
+                ConfigProblem(section, None, None, f"the section name [{near[0]}] (lowercase)")
+            )
+    sections = {
+        name: dict(parser.items(name, raw=True)) if parser.has_section(name) else {}
+        for name in (BACKUPS, BANDWIDTH)
+    }
+    return sections, problems
+
+
+def parse_cpu(text: str) -> float | None:
+    if text.strip() == UNLIMITED_WORD:
+        return None
+    try:
+        return parse_percent(text)
+    except ValueSyntaxError:
+        raise ValueSyntaxError(CPU_EXPECTED) from None
+
+
+def parse_target(text: str) -> str:
+    target = text.strip()
+    if _DIRCAP.fullmatch(target) or (
+        not target.startswith("URI:") and _ALIAS_PATH.fullmatch(target)
+    ):
+        return target
+    if target.startswith("URI:"):
+        raise ValueSyntaxError(TARGET_EXPECTED + " (this cap is not a writeable directory)")
+    raise ValueSyntaxError(TARGET_EXPECTED)
+
+
+def parse_source(text: str) -> str:
+    source = os.path.expanduser(text.strip())
+    if not source or not os.path.isabs(source) or "\x00" in source:
+        raise ValueSyntaxError("an absolute path of a local directory, e.g. /home/me/Pictures")
+    return os.path.normpath(source)
+
+
+def parse_exclude(text: str) -> tuple[str, ...]:
+    patterns = tuple(p.strip() for p in text.split(","))
+    if any(not p for p in patterns):
+        raise ValueSyntaxError("comma-separated glob patterns, none empty, e.g. '*.tmp, .DS_Store'")
+    return patterns
+
+
+def _unknown(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return "one of " + ", ".join(known) + hint
+
+
+def _parse_jobs(
+    keys: dict[str, str], tz: ZoneInfo, problems: _Problems
+) -> list[dict[str, object]]:
+    jobs: dict[str, dict[str, object]] = {}
+    for key, text in keys.items():
+        name, dot, field = key.partition(".")
+        if not dot or not _JOB_NAME.fullmatch(name):
+            problems.add(
+                BACKUPS, key, text,
+                "a key <job>.<field> whose job name has letters, digits, '_' or '-' only",
+            )
+            continue
+        job = jobs.setdefault(name, {"name": name})
+        if field not in JOB_FIELDS:
+            problems.add(BACKUPS, key, text, _unknown(f"{name}.{field}", [
+                f"{name}.{f}" for f in JOB_FIELDS]))
+            continue
+        parse: Callable[[str], object] = {
+            "source": parse_source,
+            "target": parse_target,
+            "frequency": parse_duration,
+            "allowed_times": lambda t: AllowedTimes.parse(t, tz),
+            "bandwidth": parse_rate,
+            "cpu": parse_cpu,
+            "upstream": parse_percent,
+            "exclude": parse_exclude,
+            "weight": parse_weight,
+        }[field]
+        try:
+            job[field] = parse(text)
+        except ValueSyntaxError as e:
+            problems.add(BACKUPS, key, text, e.expected)
+    for name, job in jobs.items():
+        for field in REQUIRED_JOB_FIELDS:
+            if field not in job and f"{name}.{field}" not in keys:
+                what = {
+                    "source": "the local directory to back up",
+                    "target": TARGET_EXPECTED,
+                    "frequency": "a duration, e.g. 1day or 1week",
+                }[field]
+                problems.add(BACKUPS, f"{name}.{field}", None, f"{what} (required)")
+    return list(jobs.values())
+
+
+def _parse_bandwidth(
+    keys: dict[str, str], tz: ZoneInfo, problems: _Problems
+) -> tuple[dict[Direction, dict[str, object]], dict[str, dict[str, Rate | None]]]:
+    links: dict[Direction, dict[str, object]] = {"up": {}, "down": {}}
+    peers: dict[str, dict[str, Rate | None]] = {}
+    for key, text in keys.items():
+        if key.startswith("peer."):
+            selector, dot, direction = key[len("peer."):].rpartition(".")
+            if not dot or not selector.strip() or direction not in DIRECTIONS:
+                problems.add(BANDWIDTH, key, text, SELECTOR_EXPECTED)
+                continue
+            peers.setdefault(selector, {})[direction] = problems.value(
+                BANDWIDTH, key, text, parse_rate
+            )
+            continue
+        if key not in BANDWIDTH_KEYS:
+            problems.add(BANDWIDTH, key, text, _unknown(key, [*BANDWIDTH_KEYS, SELECTOR_EXPECTED]))
+            continue
+        name, _, link_direction = key.partition(".")
+        link = links["up" if link_direction == "up" else "down"]
+        if name == "capacity":
+            if text.strip() == AUTO_WORD:
+                link["capacity_auto"] = True
+            else:
+                try:
+                    link["capacity"] = parse_absolute_rate(text)
+                except ValueSyntaxError:
+                    problems.add(BANDWIDTH, key, text, CAPACITY_EXPECTED)
+        elif name == "limit":
+            link["limit"] = problems.value(BANDWIDTH, key, text, parse_rate)
+        elif name == "busy":
+            link["busy"] = problems.value(BANDWIDTH, key, text, parse_percent)
+        else:
+            link["schedule"] = problems.value(BANDWIDTH, key, text, lambda t: parse_schedule(t, tz))
+    return links, peers
+
+
+def _is_percent(value: object) -> bool:
+    return isinstance(value, Rate) and value.kind == "percent"
+
+
+def _needing_capacity(
+    link: dict[str, object], direction: Direction, peers: dict[str, dict[str, Rate | None]]
+) -> Iterator[str]:
+    """Every ``[bandwidth]`` key of ``direction`` that is a percentage of its capacity."""
+    if _is_percent(link.get("limit")):
+        yield f"limit.{direction}"
+    if link.get("busy") is not None:
+        yield f"busy.{direction}"
+    schedule = link.get("schedule")
+    if isinstance(schedule, Schedule) and any(_is_percent(e.rate) for e in schedule.entries):
+        yield f"schedule.{direction}"
+    for selector, rates in peers.items():
+        if _is_percent(rates.get(direction)):
+            yield f"peer.{selector}.{direction}"
+
+
+def parse_policy_text(text: str, tz: ZoneInfo) -> Policy:
+    """Parse the text of a tahoe.cfg; raise :class:`ConfigError` with every problem."""
+    sections, structure_problems = read_sections(text)
+    problems = _Problems()
+    problems.found.extend(structure_problems)
+    jobs = _parse_jobs(sections[BACKUPS], tz, problems)
+    links, peers = _parse_bandwidth(sections[BANDWIDTH], tz, problems)
+    # N% needs a capacity to be a fraction of.
+    for direction in DIRECTIONS:
+        link = links[direction]
+        if "capacity" in link or link.get("capacity_auto"):
+            continue
+        needs = [(BANDWIDTH, key) for key in _needing_capacity(link, direction, peers)]
+        if direction == "up":
+            for job in jobs:
+                if _is_percent(job.get("bandwidth")):
+                    needs.append((BACKUPS, f"{job['name']}.bandwidth"))
+                if job.get("upstream") is not None:
+                    needs.append((BACKUPS, f"{job['name']}.upstream"))
+        for section, key in needs:
+            problems.add(
+                section, key, sections[section][key],
+                f"capacity.{direction} to be set (a rate or 'auto') for a percentage of it",
+            )
+    if problems.found:
+        raise ConfigError(problems.found)
+    return Policy(
+        tz=tz,
+        jobs=tuple(
+            Job(
+                name=str(job["name"]),
+                source=job["source"],  # type: ignore[arg-type]
+                target=job["target"],  # type: ignore[arg-type]
+                frequency=job["frequency"],  # type: ignore[arg-type]
+                allowed_times=job.get("allowed_times") or AllowedTimes.always(tz),  # type: ignore[arg-type]
+                bandwidth=job.get("bandwidth"),  # type: ignore[arg-type]
+                cpu=job.get("cpu"),  # type: ignore[arg-type]
+                upstream=job.get("upstream"),  # type: ignore[arg-type]
+                exclude=job.get("exclude", ()),  # type: ignore[arg-type]
+                weight=job.get("weight", 1.0),  # type: ignore[arg-type]
+            )
+            for job in jobs
+        ),
+        up=LinkPolicy(**links["up"]),  # type: ignore[arg-type]
+        down=LinkPolicy(**links["down"]),  # type: ignore[arg-type]
+        peers=tuple(
+            PeerLimits(PeerSelector.parse(selector), rates.get("up"), rates.get("down"))
+            for selector, rates in peers.items()
+        ),
+    )
+
+
+def target_problems(policy: Policy, aliases: Iterable[str]) -> list[ConfigProblem]:
+    """A problem for every job whose ``alias:path`` target names an alias not in ``aliases``
+    (the names in ``NODEDIR/private/aliases``, plus ``tahoe`` when a root dir exists)."""
+    known = set(aliases)
+    problems = []
+    for job in policy.jobs:
+        match = _ALIAS_PATH.fullmatch(job.target)
+        if job.target.startswith("URI:") or match is None or match.group(1) in known:
+            continue
+        listed = ", ".join(sorted(known)) or "none"
+        problems.append(
+            ConfigProblem(
+                BACKUPS, f"{job.name}.target", job.target,
+                f"an alias defined in private/aliases (defined: {listed}), "
+                "or a directory cap; add one with 'tahoe create-alias'",
+            )
+        )
+    return problems
+
+
+def load_policy(nodedir: str, tz: ZoneInfo) -> Policy:
+    """Parse ``NODEDIR/tahoe.cfg``; a missing file is a :class:`ConfigError`."""
+    path = os.path.join(nodedir, "tahoe.cfg")
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(
+            [ConfigProblem(FILE, None, None, f"a readable UTF-8 file at {path} ({e})")]
+        ) from None
+    return parse_policy_text(text, tz)

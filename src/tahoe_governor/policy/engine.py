@@ -1,0 +1,393 @@
+"""The policy engine: from policy, instant, overrides and measurements to every effective limit.
+
+:func:`limits_at` is a pure function. Its rules (docs/configuration.md,
+"How the limits combine"):
+
+- Every rate is bytes/s; ``UNLIMITED`` (``math.inf``) means no cap.
+- The smallest applicable cap wins; each limit names the directive that won.
+- The node limit of a direction is ``limit.*``, replaced by the ``schedule.*``
+  entry in force, replaced by a runtime override; then ``busy.*`` may lower it.
+- ``N%`` resolves against ``capacity.*`` when configured, else against the
+  measured estimate (``auto``). While no estimate exists a percentage cap
+  cannot be applied and is reported as such (``applied=False``).
+- ``busy.*`` (yield): governed traffic gets ``busy * capacity - other``
+  (``other`` = measured traffic that is not ours), never less than the floor
+  ``min(busy * capacity, max(5 % of capacity, 1 kB/s))``.
+- A peer's limit is its ``peer.<selector>.*`` cap (or override), and never
+  above the node limit.
+- A job's rate is the smallest of its ``bandwidth`` (or override), its
+  ``upstream`` share of ``capacity.up``, and its weighted share of the node's
+  upload limit among the running jobs (itself counted as running).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+from tahoe_governor.policy.config import DIRECTIONS, Direction, Job, Policy
+from tahoe_governor.policy.measurements import Measurements
+from tahoe_governor.policy.overrides import LimitKey, Overrides
+from tahoe_governor.policy.peers import KnownPeer, PeerResolution, PeerSelector, resolve_selector
+from tahoe_governor.policy.units import Rate
+from tahoe_governor.throttle import UNLIMITED
+
+BUSY_FLOOR_FRACTION = 0.05
+"""``busy.*`` never leaves less than this fraction of the capacity ..."""
+BUSY_FLOOR_BYTES = 1000.0
+"""... nor less than this many bytes/s (both capped at the busy share itself)."""
+
+
+@attrs.frozen
+class EffectiveLimit:
+    """One effective cap.
+
+    ``bytes_per_second`` is the rate in force (``UNLIMITED`` for none);
+    ``source`` names the directive or rule that set it (``"limit.up"``,
+    ``"schedule.up"``, ``"busy.up"``, ``"peer.dsl.up"``, ``"b1.bandwidth"``,
+    ``"share of the node limit"``, ``"override"``, ``"none"``); ``configured``
+    is the value text of the winning cap. When a runtime override is in force
+    for this limit (whether or not it is the smallest cap), ``override`` is its
+    text and ``overridden`` the tahoe.cfg value it replaces (``"unlimited"``
+    if none). ``unapplied`` lists percentage caps that wait for a capacity
+    estimate.
+    """
+
+    bytes_per_second: float
+    source: str
+    configured: str | None = None
+    override: str | None = None
+    overridden: str | None = None
+    unapplied: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class PeerLimit:
+    """The limits of one configured (or overridden) peer selector."""
+
+    selector: PeerSelector
+    resolution: PeerResolution
+    up: EffectiveLimit
+    down: EffectiveLimit
+
+    @property
+    def tubid(self) -> str | None:
+        return self.resolution.tubid
+
+    def direction(self, direction: Direction) -> EffectiveLimit:
+        return self.up if direction == "up" else self.down
+
+
+@attrs.frozen
+class Admission:
+    """May a job run at the instant, and until when.
+
+    ``due_at`` is when ``frequency`` has passed since the last completed run
+    (``None``: never completed, due at once). ``may_run``: inside the allowed
+    times and not paused (a running job continues). ``may_start``: also due.
+    ``until``: the end of the current window while ``may_run`` (``None`` if it
+    never ends). ``next_start``: the first instant at or after the instant when
+    the job is due and inside its allowed times (``None`` while paused, or if
+    never).
+    """
+
+    due_at: float | None
+    due: bool
+    in_window: bool
+    paused: bool
+    may_run: bool
+    may_start: bool
+    until: float | None
+    next_start: float | None
+
+
+@attrs.frozen
+class JobLimits:
+    """A job's upload rate, CPU budget and admission."""
+
+    name: str
+    rate: EffectiveLimit
+    cpu_budget: float | None
+    """Share of one core (0.25 = 25 %); ``None`` for no budget."""
+    cpu_used: float | None
+    """Measured share of one core, from the measurements (``None`` if unmeasured)."""
+    admission: Admission
+
+    @property
+    def cpu_over_budget(self) -> bool:
+        return (
+            self.cpu_budget is not None
+            and self.cpu_used is not None
+            and self.cpu_used > self.cpu_budget
+        )
+
+
+@attrs.frozen
+class Limits:
+    """Every effective limit at instant ``at``, and ``next_change``: the next
+    instant at which the same inputs give different limits (``None``: never).
+
+    Two values compare equal when all limits are equal, whatever ``at``.
+    """
+
+    at: float = attrs.field(eq=False)
+    capacity_up: float | None
+    capacity_down: float | None
+    node_up: EffectiveLimit
+    node_down: EffectiveLimit
+    peers: tuple[PeerLimit, ...]
+    jobs: tuple[JobLimits, ...]
+    next_change: float | None
+
+    def node(self, direction: Direction) -> EffectiveLimit:
+        return self.node_up if direction == "up" else self.node_down
+
+    def capacity(self, direction: Direction) -> float | None:
+        return self.capacity_up if direction == "up" else self.capacity_down
+
+    def job(self, name: str) -> JobLimits:
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        raise KeyError(name)
+
+    def peer_rates_by_tubid(self) -> dict[str, tuple[float, float]]:
+        """TubID -> (up, down) bytes/s for the shaper; several selectors of one
+        TubID combine by the smallest cap."""
+        rates: dict[str, tuple[float, float]] = {}
+        for peer in self.peers:
+            if peer.tubid is None:
+                continue
+            up, down = rates.get(peer.tubid, (UNLIMITED, UNLIMITED))
+            rates[peer.tubid] = (
+                min(up, peer.up.bytes_per_second),
+                min(down, peer.down.bytes_per_second),
+            )
+        return rates
+
+
+def _capacity(policy: Policy, measurements: Measurements, direction: Direction) -> float | None:
+    link = policy.link(direction)
+    if link.capacity is not None:
+        return link.capacity.resolve(None)
+    if link.capacity_auto:
+        return measurements.capacity(direction)
+    return None
+
+
+class _Caps:
+    """Candidate caps of one limit; the smallest wins, the first on a tie."""
+
+    def __init__(self) -> None:
+        self.candidates: list[tuple[float, str, str | None]] = []
+        self.unapplied: list[str] = []
+        self.override: str | None = None
+        self.overridden: str | None = None
+
+    def add(self, rate: Rate | None, capacity: float | None, source: str) -> None:
+        if rate is None:
+            return
+        value = rate.resolve(capacity)
+        if value is None:
+            self.unapplied.append(f"{source} = {rate}")
+            return
+        self.candidates.append((value, source, str(rate)))
+
+    def add_overridable(
+        self, configured: Rate | None, override: Rate | None, capacity: float | None, source: str
+    ) -> None:
+        """The configured cap ``source``, unless a runtime override replaces it."""
+        if override is None:
+            self.add(configured, capacity, source)
+            return
+        self.override = str(override)
+        self.overridden = "unlimited" if configured is None else str(configured)
+        self.add(override, capacity, "override")
+
+    def add_value(self, value: float, source: str, configured: str | None = None) -> None:
+        self.candidates.append((value, source, configured))
+
+    def smallest(self) -> EffectiveLimit:
+        value, source, configured = min(
+            self.candidates, key=lambda c: c[0], default=(UNLIMITED, "none", None)
+        )
+        return EffectiveLimit(
+            value, source, configured, self.override, self.overridden, tuple(self.unapplied)
+        )
+
+
+def _node_limit(
+    policy: Policy,
+    now: float,
+    overrides: Overrides,
+    measurements: Measurements,
+    direction: Direction,
+    capacity: float | None,
+) -> EffectiveLimit:
+    link = policy.link(direction)
+    caps = _Caps()
+    entry = link.schedule.entry_at(now) if link.schedule is not None else None
+    configured_rate, configured_source = (
+        (entry.rate, f"schedule.{direction} ({entry.times.text})")
+        if entry is not None
+        else (link.limit, f"limit.{direction}")
+    )
+    override = overrides.limit(LimitKey("node", "", direction))
+    caps.add_overridable(configured_rate, override, capacity, configured_source)
+    if link.busy is not None:
+        if capacity is None:
+            caps.unapplied.append(f"busy.{direction} = {link.busy * 100:g}%")
+        else:
+            share = link.busy * capacity
+            floor = min(share, max(BUSY_FLOOR_FRACTION * capacity, BUSY_FLOOR_BYTES))
+            other = measurements.other(direction) or 0.0
+            caps.add_value(
+                max(floor, share - other), f"busy.{direction}", f"{link.busy * 100:g}%"
+            )
+    return caps.smallest()
+
+
+def _peer_limits(
+    policy: Policy,
+    overrides: Overrides,
+    known_peers: Iterable[KnownPeer],
+    node: Mapping[Direction, EffectiveLimit],
+    capacity: Mapping[Direction, float | None],
+) -> tuple[PeerLimit, ...]:
+    known = list(known_peers)
+    configured = {p.selector.text: p for p in policy.peers}
+    overridden = [k.name for k in overrides.limits if k.scope == "peer"]
+    selectors = list(configured) + [s for s in dict.fromkeys(overridden) if s not in configured]
+    peers = []
+    for text in selectors:
+        selector = PeerSelector.parse(text)
+        limits: dict[Direction, EffectiveLimit] = {}
+        for direction in DIRECTIONS:
+            caps = _Caps()
+            peer = configured.get(text)
+            rate = None if peer is None else (peer.up if direction == "up" else peer.down)
+            source = f"peer.{text}.{direction}"
+            override = overrides.limit(LimitKey("peer", text, direction))
+            caps.add_overridable(rate, override, capacity[direction], source)
+            node_limit = node[direction]
+            if not math.isinf(node_limit.bytes_per_second):
+                caps.add_value(
+                    node_limit.bytes_per_second, f"node limit ({node_limit.source})",
+                    node_limit.configured,
+                )
+            limits[direction] = caps.smallest()
+        peers.append(
+            PeerLimit(selector, resolve_selector(selector, known), limits["up"], limits["down"])
+        )
+    return tuple(peers)
+
+
+def _admission(job: Job, now: float, paused: bool, last_completed: float | None) -> Admission:
+    due_at = None if last_completed is None else last_completed + job.frequency
+    due = due_at is None or now >= due_at
+    in_window = job.allowed_times.contains(now)
+    may_run = in_window and not paused
+    until = job.allowed_times.window_end(now) if may_run else None
+    next_start = None
+    if not paused:
+        earliest = now if due or due_at is None else due_at
+        next_start = job.allowed_times.next_start(earliest)
+    return Admission(
+        due_at=due_at,
+        due=due,
+        in_window=in_window,
+        paused=paused,
+        may_run=may_run,
+        may_start=may_run and due,
+        until=until,
+        next_start=next_start,
+    )
+
+
+def _job_rate(
+    job: Job,
+    overrides: Overrides,
+    node_up: EffectiveLimit,
+    capacity_up: float | None,
+    running_weight: float,
+) -> EffectiveLimit:
+    caps = _Caps()
+    override = overrides.limit(LimitKey("job", job.name, "up"))
+    caps.add_overridable(job.bandwidth, override, capacity_up, f"{job.name}.bandwidth")
+    if job.upstream is not None:
+        caps.add(Rate.percent(job.upstream, f"{job.upstream * 100:g}%"), capacity_up,
+                 f"{job.name}.upstream")
+    if not math.isinf(node_up.bytes_per_second):
+        weight = job.weight / running_weight
+        caps.add_value(
+            node_up.bytes_per_second * weight,
+            f"share of the node limit ({node_up.source}, weight {job.weight:g} of "
+            f"{running_weight:g})",
+            node_up.configured,
+        )
+    return caps.smallest()
+
+
+def limits_at(
+    policy: Policy,
+    now: float,
+    overrides: Overrides = Overrides(),
+    measurements: Measurements = Measurements(),
+    running_jobs: Iterable[str] = (),
+    last_completed: Mapping[str, float] | None = None,
+    known_peers: Iterable[KnownPeer] = (),
+) -> Limits:
+    """Every effective limit at ``now`` (POSIX seconds); see the module documentation.
+
+    ``running_jobs`` names the jobs running now (they share the node's upload
+    limit by weight); ``last_completed`` maps a job name to the end of its last
+    completed run; ``known_peers`` resolves nickname and server-id selectors.
+    """
+    names = {job.name for job in policy.jobs}
+    running = set(running_jobs)
+    if running - names:
+        raise ValueError(f"running jobs not in the policy: {sorted(running - names)}")
+    completed = dict(last_completed or {})
+    capacity: dict[Direction, float | None] = {
+        d: _capacity(policy, measurements, d) for d in DIRECTIONS
+    }
+    node = {
+        d: _node_limit(policy, now, overrides, measurements, d, capacity[d]) for d in DIRECTIONS
+    }
+    peers = _peer_limits(policy, overrides, known_peers, node, capacity)
+    weight_running = sum(job.weight for job in policy.jobs if job.name in running)
+    jobs = []
+    changes: list[float] = []
+    for job in policy.jobs:
+        shared_weight = weight_running + (0 if job.name in running else job.weight)
+        admission = _admission(job, now, job.name in overrides.paused, completed.get(job.name))
+        jobs.append(
+            JobLimits(
+                name=job.name,
+                rate=_job_rate(job, overrides, node["up"], capacity["up"], shared_weight),
+                cpu_budget=job.cpu,
+                cpu_used=measurements.job_cpu.get(job.name),
+                admission=admission,
+            )
+        )
+        window_change = job.allowed_times.next_change(now)
+        if window_change is not None:
+            changes.append(window_change)
+        if admission.due_at is not None and admission.due_at > now:
+            changes.append(admission.due_at)
+    for direction in DIRECTIONS:
+        schedule = policy.link(direction).schedule
+        if schedule is not None and (change := schedule.next_change(now)) is not None:
+            changes.append(change)
+    return Limits(
+        at=now,
+        capacity_up=capacity["up"],
+        capacity_down=capacity["down"],
+        node_up=node["up"],
+        node_down=node["down"],
+        peers=peers,
+        jobs=tuple(jobs),
+        next_change=min(changes, default=None),
+    )

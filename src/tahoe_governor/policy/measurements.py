@@ -1,0 +1,67 @@
+"""What the meters measured: the inputs of the policy engine that are not configuration.
+
+The meters (interface counters, the shaper's own byte counts, the process CPU
+meter) produce a new :class:`Measurements` whenever their smoothed values
+change; the engine only reads them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import attrs
+
+
+def _rate_or_none(
+    _instance: object, attribute: attrs.Attribute[float | None], value: object
+) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{attribute.name} must be bytes/s or None, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{attribute.name} must be finite and >= 0 bytes/s, got {value!r}")
+
+
+def _cpu_shares(value: Mapping[str, float]) -> Mapping[str, float]:
+    shares = dict(value)
+    for job, share in shares.items():
+        if isinstance(share, bool) or not isinstance(share, int | float):
+            raise ValueError(f"job_cpu[{job!r}] must be a share of one core, got {share!r}")
+        if not math.isfinite(share) or share < 0:
+            raise ValueError(f"job_cpu[{job!r}] must be finite and >= 0, got {share!r}")
+    return MappingProxyType(shares)
+
+
+@attrs.frozen
+class Measurements:
+    """Smoothed measurements at one moment. ``None`` means "not measured yet".
+
+    ``capacity_up`` / ``capacity_down``
+        Estimated capacity of the network link, bytes/s, per direction: a high
+        percentile of the link's observed total rate over a long window (the
+        ``auto`` of ``capacity.*``). Used only when ``capacity.*`` is ``auto``.
+    ``other_up`` / ``other_down``
+        Traffic on the link that is not this node's governed Foolscap
+        traffic, bytes/s, smoothed: interface counters minus our own bytes,
+        never below zero. Used by ``busy.*``; ``None`` counts as zero.
+    ``job_cpu``
+        Job name -> measured CPU use attributed to the job, as a share of one
+        core (0.25 = a quarter of one core), averaged over 10 s.
+    """
+
+    capacity_up: float | None = attrs.field(default=None, validator=_rate_or_none)
+    capacity_down: float | None = attrs.field(default=None, validator=_rate_or_none)
+    other_up: float | None = attrs.field(default=None, validator=_rate_or_none)
+    other_down: float | None = attrs.field(default=None, validator=_rate_or_none)
+    job_cpu: Mapping[str, float] = attrs.field(
+        factory=dict, converter=_cpu_shares, eq=attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b))
+    )
+
+    def capacity(self, direction: str) -> float | None:
+        return self.capacity_up if direction == "up" else self.capacity_down
+
+    def other(self, direction: str) -> float | None:
+        return self.other_up if direction == "up" else self.other_down

@@ -1,0 +1,169 @@
+"""``tahoe-governor check NODEDIR``: the report, the errors, the exit status; and once
+on a node directory made by ``tahoe create-client``."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tahoe_governor.cli.check import run_check
+from tahoe_governor.cli.main import main
+from tahoe_governor.policy.overrides import LimitKey
+from tahoe_governor.policy.state_db import StateDatabase, state_db_path
+
+AMS = ZoneInfo("Europe/Amsterdam")
+CONFIGS = Path(__file__).parent / "configs"
+# Thursday 2026-11-26 09:30 in Amsterdam: a weekday office hour.
+THURSDAY_MORNING = datetime.fromisoformat("2026-11-26T09:30:00+01:00").timestamp()
+DIRCAP = "URI:DIR2:" + "a" * 26 + ":" + "b" * 52
+
+
+def _nodedir(tmp_path: Path, cfg: str, aliases: str = f"backup: {DIRCAP}\n") -> Path:
+    (tmp_path / "private").mkdir()
+    (tmp_path / "private" / "aliases").write_text(aliases)
+    (tmp_path / "tahoe.cfg").write_text(cfg)
+    return tmp_path
+
+
+def _check(nodedir: Path, now: float = THURSDAY_MORNING) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = run_check(str(nodedir), now, AMS, out, err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_story_report(tmp_path: Path) -> None:
+    """The story's policy prints each job with next start, caps and budgets, and each limit."""
+    nodedir = _nodedir(tmp_path, (CONFIGS / "valid" / "story.cfg").read_text())
+    status, out, err = _check(nodedir)
+    assert (status, err) == (0, "")
+    assert "  b1\n" in out
+    assert "source:          /Volumes/BackupDrive/Pictures  (warning: not a directory now)" in out
+    assert "target:          backup:pictures" in out
+    assert "frequency:       1week since the last completed run (last completed: never)" in out
+    assert "allowed times:   2200-2400,0000-0800" in out
+    assert "now:             due, waiting for its allowed times" in out
+    assert "next start:      Thu 2026-11-26 22:00:00 CET" in out
+    assert "upload cap:      12.5 kB/s (100 kbps)" in out
+    assert "cpu budget:      25% of one core" in out
+    assert (
+        "node limit up:   12.5 kB/s (100 kbps)  [schedule.up (Mon-Fri 0800-1800) = 100kbps]"
+        in out
+    )
+    assert "node limit down: unlimited  [limit.down = unlimited]" in out
+    assert "parents (nickname; resolved when the peer is known" in out
+    assert "Next change of any limit: Thu 2026-11-26 18:00:00 CET" in out
+
+
+def test_every_error_and_exit_status(tmp_path: Path) -> None:
+    """An invalid tahoe.cfg prints every problem and exits 1."""
+    nodedir = _nodedir(tmp_path, (CONFIGS / "invalid" / "bad_values.cfg").read_text())
+    status, out, err = _check(nodedir)
+    assert (status, out) == (1, "")
+    assert "12 configuration problems:" in err
+    assert "[backups] b1.frequency = 'weekly': expected a duration" in err
+
+
+def test_unknown_alias_is_an_error(tmp_path: Path) -> None:
+    """A target naming an alias that private/aliases lacks fails the check."""
+    nodedir = _nodedir(tmp_path, (CONFIGS / "valid" / "story.cfg").read_text(), aliases="")
+    status, _out, err = _check(nodedir)
+    assert status == 1 and "[backups] b1.target = 'backup:pictures'" in err
+    assert "tahoe create-alias" in err
+
+
+def test_state_database_shows_runs_overrides_and_estimates(tmp_path: Path) -> None:
+    """Completed runs, overrides and the persisted capacity estimate appear in the report,
+    and the report marks an override as replacing the tahoe.cfg value."""
+    cfg = (CONFIGS / "valid" / "story.cfg").read_text().replace(
+        "capacity.down = 8Mbps", "capacity.down = auto"
+    ).replace("limit.down = unlimited", "limit.down = 50%")
+    nodedir = _nodedir(tmp_path, cfg)
+    with StateDatabase(state_db_path(str(nodedir))) as db:
+        run = db.start_run("b1", THURSDAY_MORNING - 7200)
+        db.finish_run(run, THURSDAY_MORNING - 3600, "completed")
+        db.set_limit_override(LimitKey("node", "", "up"), "1MB/s", THURSDAY_MORNING)
+        db.put_estimate("capacity.down", 1_000_000.0, THURSDAY_MORNING)
+    status, out, _err = _check(nodedir)
+    assert status == 0
+    assert "last completed: Thu 2026-11-26 08:30:00 CET" in out
+    assert "not due until Thu 2026-12-03 08:30:00 CET" in out
+    assert "next start:      Thu 2026-12-03 22:00:00 CET" in out
+    assert "[busy.up = 80%]  (live override 1MB/s replaces tahoe.cfg 100kbps)" in out
+    assert "capacity down:   auto: estimated 1 MB/s (8 Mbps)" in out
+    with StateDatabase(state_db_path(str(nodedir))) as db:
+        db.set_paused("b1", True, THURSDAY_MORNING)
+    _status, out, _err = _check(nodedir)
+    assert "now:             paused by hand (resume to run)" in out
+    assert "next start:      none while paused" in out
+    assert "node limit down: 500 kB/s (4 Mbps)  [limit.down = 50%]" in out
+
+
+def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The subcommand is registered; --now and --timezone replace the clock and zone."""
+    nodedir = _nodedir(tmp_path, (CONFIGS / "valid" / "minimal.cfg").read_text(),
+                       aliases="")
+    (nodedir / "private" / "root_dir.cap").write_text(DIRCAP)
+    status = main(["check", str(nodedir), "--now", "2026-11-26T09:30+01:00",
+                   "--timezone", "America/New_York"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "Evaluated at Thu 2026-11-26 03:30:00 EST (zone America/New_York)" in out
+    assert "now:             may start now" in out
+    with pytest.raises(SystemExit):
+        main(["check", str(nodedir), "--now", "yesterday"])
+
+
+@pytest.mark.e2e
+def test_check_on_a_created_client(tmp_path: Path) -> None:
+    """On a node directory made by `tahoe create-client`, check reports the appended policy."""
+    nodedir = tmp_path / "node"
+    subprocess.run(
+        [sys.executable, "-c", "from allmydata.scripts.runner import run; run()",
+         "create-client", "--nickname=laptop", str(nodedir)],
+        check=True, capture_output=True, timeout=120,
+    )
+    plain = subprocess.run(
+        [sys.executable, "-m", "tahoe_governor.cli.main", "check", str(nodedir)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert "Jobs: none" in plain.stdout and "node limit up:   unlimited" in plain.stdout
+    story = (CONFIGS / "valid" / "story.cfg").read_text()
+    governed = story[story.index("[backups]"):]
+    with open(nodedir / "tahoe.cfg", "a", encoding="utf-8") as cfg:
+        cfg.write("\n" + governed)
+    (nodedir / "private" / "aliases").write_text(f"backup: {DIRCAP}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "tahoe_governor.cli.main", "check", str(nodedir),
+         "--now", "2026-11-26T23:00+01:00", "--timezone", "Europe/Amsterdam"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "now:             may start now, until Fri 2026-11-27 08:00:00 CET" in result.stdout
+    assert "upload cap:      25 kB/s (200 kbps)  [b1.bandwidth = 200kbps]" in result.stdout
+    with open(nodedir / "tahoe.cfg", "a", encoding="utf-8") as cfg:
+        cfg.write("b1.cpu = lots\n")
+    failed = subprocess.run(
+        [sys.executable, "-m", "tahoe_governor.cli.main", "check", str(nodedir)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert failed.returncode == 1
+    assert "[bandwidth] b1.cpu = 'lots': expected one of" in failed.stderr
+
+
+def test_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The zone of allowed times is $TZ when it names a zone, else the system's."""
+    from tahoe_governor.cli.check import local_zone
+
+    monkeypatch.setenv("TZ", ":America/New_York")
+    assert local_zone().key == "America/New_York"
+    monkeypatch.setenv("TZ", "Not/AZone")
+    assert isinstance(local_zone(), ZoneInfo)
+    monkeypatch.delenv("TZ")
+    assert isinstance(local_zone(), ZoneInfo)

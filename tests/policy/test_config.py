@@ -1,0 +1,208 @@
+"""The tahoe.cfg parser: a corpus of valid and invalid files, typed values, and
+hypothesis proof that any text yields a Policy or a ConfigError, nothing else."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tahoe_governor.policy.config import (
+    BANDWIDTH_KEYS,
+    JOB_FIELDS,
+    Policy,
+    load_policy,
+    parse_policy_text,
+    target_problems,
+)
+from tahoe_governor.policy.errors import ConfigError, ConfigProblem
+from tahoe_governor.policy.peers import KnownPeer, peers_from_servers_yaml
+
+CONFIGS = Path(__file__).parent / "configs"
+AMS = ZoneInfo("Europe/Amsterdam")
+
+
+def _header(path: Path, tag: str) -> list[str]:
+    """The values of ``# tag: ...`` header lines of a corpus file."""
+    prefix = f"# {tag}:"
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    return [line[len(prefix):].strip() for line in lines if line.startswith(prefix)]
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "valid").glob("*.cfg")), ids=lambda p: p.name)
+def test_valid_corpus(path: Path) -> None:
+    """Each valid file parses, with exactly the jobs its header names."""
+    policy = parse_policy_text(path.read_text(encoding="utf-8-sig"), AMS)
+    (jobs,) = _header(path, "jobs")
+    assert [job.name for job in policy.jobs] == jobs.split()
+
+
+@pytest.mark.parametrize(
+    "path", sorted((CONFIGS / "invalid").glob("*.cfg")), ids=lambda p: p.name
+)
+def test_invalid_corpus(path: Path) -> None:
+    """Each invalid file raises one ConfigError naming every expected section and key."""
+    with pytest.raises(ConfigError) as caught:
+        parse_policy_text(path.read_text(encoding="utf-8-sig"), AMS)
+    found = sorted(f"{p.section} {p.key or '-'}" for p in caught.value.problems)
+    assert found == sorted(_header(path, "expect"))
+    for problem in caught.value.problems:
+        assert problem.expected, "every problem says what was expected"
+
+
+def _story() -> Policy:
+    return parse_policy_text((CONFIGS / "valid" / "story.cfg").read_text(), AMS)
+
+
+def test_story_values() -> None:
+    """The story's directives arrive as typed values in bytes/s, seconds and fractions."""
+    policy = _story()
+    (job,) = policy.jobs
+    assert job.source == "/Volumes/BackupDrive/Pictures"
+    assert job.target == "backup:pictures"
+    assert job.frequency == 7 * 86400
+    assert job.allowed_times.text == "2200-2400,0000-0800"
+    assert job.bandwidth is not None and job.bandwidth.bytes_per_second == 25_000
+    assert job.cpu == 0.25 and job.upstream == 0.3
+    assert job.exclude == ("*.tmp", ".DS_Store") and job.weight == 1
+    assert policy.up.capacity is not None and policy.up.capacity.bytes_per_second == 125_000
+    assert policy.up.limit is not None and policy.up.limit.bytes_per_second == 75_000
+    assert policy.down.limit is not None and policy.down.limit.kind == "unlimited"
+    assert policy.up.busy == 0.8 and policy.down.busy is None
+    assert policy.up.schedule is not None and len(policy.up.schedule.entries) == 2
+    (peer,) = policy.peers
+    assert peer.selector.text == "parents" and peer.selector.kind == "nickname"
+    assert peer.up is not None and peer.up.bytes_per_second == 25_000
+
+
+def test_selector_kinds_and_case() -> None:
+    """Selectors are classified by form; keys are case-sensitive."""
+    policy = parse_policy_text((CONFIGS / "valid" / "bandwidth_only.cfg").read_text(), AMS)
+    kinds = {p.selector.text: p.selector.kind for p in policy.peers}
+    assert kinds == {
+        "a" * 32: "tubid",
+        "v0-" + "b" * 52: "server_id",
+        "The Parents": "nickname",
+    }
+    cased = parse_policy_text(
+        (CONFIGS / "valid" / "bom_and_case.cfg").read_text(encoding="utf-8-sig"), AMS
+    )
+    assert [p.selector.text for p in cased.peers] == ["Parents", "parents"]
+    assert cased.job("Photos").source == "/a" and cased.job("photos").source == "/b"
+
+
+def test_multiline_and_home() -> None:
+    """Continuation lines join a value; ~ in a source is the user's home."""
+    policy = parse_policy_text((CONFIGS / "valid" / "several_jobs.cfg").read_text(), AMS)
+    assert policy.job("photos").exclude == ("*.tmp", ".DS_Store", "Thumbs.db")
+    assert policy.job("photos").cpu is None
+    minimal = parse_policy_text((CONFIGS / "valid" / "minimal.cfg").read_text(), AMS)
+    assert minimal.jobs[0].source == os.path.expanduser("~/Documents")
+    assert minimal.jobs[0].allowed_times.is_always
+
+
+def test_problem_message_names_everything() -> None:
+    """A problem's text names section, key, value and what was expected."""
+    with pytest.raises(ConfigError) as caught:
+        parse_policy_text("[bandwidth]\nlimit.up = 5 KB/s\n", AMS)
+    (problem,) = caught.value.problems
+    assert problem == ConfigProblem(
+        "bandwidth", "limit.up", "5 KB/s", problem.expected
+    )
+    text = str(caught.value)
+    assert "[bandwidth] limit.up = '5 KB/s': expected a rate" in text
+    assert "did you mean 'kB/s'" in text
+
+
+def test_default_section_lends_nothing() -> None:
+    """Keys of a [DEFAULT] section do not leak into [backups] or [bandwidth]."""
+    policy = parse_policy_text("[DEFAULT]\ncolour = red\n[bandwidth]\nlimit.up = 1Mbps\n", AMS)
+    assert policy.up.limit is not None and policy.jobs == ()
+
+
+def test_unknown_key_suggestion() -> None:
+    """A misspelt key is refused with the nearest known key."""
+    with pytest.raises(ConfigError, match="did you mean 'b1.frequency'"):
+        parse_policy_text("[backups]\nb1.frequncy = 1day\n", AMS)
+
+
+def test_load_policy_reads_the_node_directory(tmp_path: Path) -> None:
+    """load_policy reads NODEDIR/tahoe.cfg, and a missing file is a ConfigError."""
+    (tmp_path / "tahoe.cfg").write_text("[backups]\nx.source=/a\nx.target=a:\nx.frequency=1h\n")
+    assert load_policy(str(tmp_path), AMS).jobs[0].name == "x"
+    with pytest.raises(ConfigError, match="readable UTF-8 file"):
+        load_policy(str(tmp_path / "missing"), AMS)
+    (tmp_path / "tahoe.cfg").write_bytes(b"[backups]\nx.source = /\xff\n")
+    with pytest.raises(ConfigError):
+        load_policy(str(tmp_path), AMS)
+
+
+def test_target_aliases() -> None:
+    """alias:path targets must name a known alias; caps need none."""
+    policy = parse_policy_text((CONFIGS / "valid" / "several_jobs.cfg").read_text(), AMS)
+    (problem,) = target_problems(policy, {"tahoe"})
+    assert (problem.section, problem.key) == ("backups", "mail_archive.target")
+    assert "defined: tahoe" in problem.expected
+    assert target_problems(policy, {"backup"}) == []
+
+
+def test_servers_yaml_peers() -> None:
+    """Static servers from servers.yaml become known peers; junk entries are skipped."""
+    data = {
+        "storage": {
+            "v0-" + "c" * 52: {
+                "ann": {
+                    "nickname": "parents",
+                    "anonymous-storage-FURL": "pb://" + "d" * 32 + "@tcp:127.0.0.1:1/x",
+                }
+            },
+            "v0-https-only": {"ann": {"nickname": "h"}},
+            "junk": "not a mapping",
+        }
+    }
+    assert peers_from_servers_yaml(data) == [KnownPeer("d" * 32, "v0-" + "c" * 52, "parents")]
+    assert peers_from_servers_yaml(None) == []
+
+
+# Hypothesis: arbitrary text anywhere.
+
+values = st.text(max_size=60)
+job_keys = st.sampled_from([f"b1.{field}" for field in JOB_FIELDS])
+bandwidth_keys = st.one_of(
+    st.sampled_from(BANDWIDTH_KEYS),
+    st.text(max_size=20).map(lambda s: f"peer.{s}.up"),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(job_keys, values, max_size=len(JOB_FIELDS)),
+    st.dictionaries(bandwidth_keys, values, max_size=6),
+    st.dictionaries(st.text(max_size=15), values, max_size=3),
+)
+def test_any_text_gives_a_policy_or_a_config_error(
+    job: dict[str, str], bandwidth: dict[str, str], extra: dict[str, str]
+) -> None:
+    """Whatever the values (and stray keys) say, only ConfigError ever escapes."""
+    lines = ["[backups]"]
+    lines += [f"{key} = {value}" for key, value in {**job, **extra}.items()]
+    lines.append("[bandwidth]")
+    lines += [f"{key} = {value}" for key, value in bandwidth.items()]
+    try:
+        parse_policy_text("\n".join(lines), AMS)
+    except ConfigError as e:
+        assert e.problems
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=300))
+def test_any_file_gives_a_policy_or_a_config_error(text: str) -> None:
+    """Even text that is not INI at all only ever raises ConfigError."""
+    try:
+        parse_policy_text(text, AMS)
+    except ConfigError:
+        pass

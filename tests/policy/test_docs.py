@@ -1,0 +1,105 @@
+"""docs/configuration.md against the parser: the reference and the code cannot drift."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tahoe_governor.policy.allowed_times import AllowedTimes
+from tahoe_governor.policy.config import DIRECTIVES, parse_policy_text
+from tahoe_governor.policy.units import DURATION_UNITS, RATE_UNITS
+
+DOCS = Path(__file__).parents[2] / "docs"
+REFERENCE = (DOCS / "configuration.md").read_text(encoding="utf-8")
+UTC = ZoneInfo("UTC")
+
+
+def _tables(text: str) -> list[list[list[str]]]:
+    """Every Markdown table as rows of cells (header first, separator dropped)."""
+    tables: list[list[list[str]]] = []
+    current: list[list[str]] = []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if not all(set(cell) <= set("-: ") for cell in cells):
+                current.append(cells)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def _code(cell: str) -> str:
+    match = re.fullmatch(r"`([^`]*)`", cell)
+    assert match, f"expected a `code` cell, got {cell!r}"
+    return match.group(1)
+
+
+def _rows(first_header: str, last_header: str | None = None) -> list[list[str]]:
+    rows = []
+    for table in _tables(REFERENCE):
+        header = table[0]
+        if header[0] == first_header and (last_header is None or header[-1] == last_header):
+            rows += table[1:]
+    assert rows, f"no table with header {first_header!r} in docs/configuration.md"
+    return rows
+
+
+DIRECTIVE_ROWS = [(_code(row[0]), _code(row[-1])) for row in _rows("Directive", "Example")]
+
+
+def test_every_directive_is_documented_and_nothing_else() -> None:
+    """The directive tables list exactly the keys the parser knows."""
+    documented = [name for name, _example in DIRECTIVE_ROWS]
+    assert sorted(documented) == sorted(DIRECTIVES)
+
+
+@pytest.mark.parametrize(("directive", "example"), DIRECTIVE_ROWS)
+def test_each_documented_example_is_accepted(directive: str, example: str) -> None:
+    """Each directive, set to the example shown in its row, parses."""
+    job = {"b1.source": "/data", "b1.target": "backup:", "b1.frequency": "1day"}
+    bandwidth = {"capacity.up": "1Mbps", "capacity.down": "8Mbps"}
+    key = directive.replace("<job>", "b1").replace("<selector>", "parents")
+    (job if directive.startswith("<job>.") else bandwidth)[key] = example
+    text = "[backups]\n" + "".join(f"{k} = {v}\n" for k, v in job.items())
+    text += "[bandwidth]\n" + "".join(f"{k} = {v}\n" for k, v in bandwidth.items())
+    policy = parse_policy_text(text, UTC)
+    assert policy.jobs[0].name == "b1"
+
+
+def test_rate_units_table() -> None:
+    """The rate units table lists every unit with its exact size in bytes per second."""
+    documented = {_code(row[0]): float(row[-1]) for row in _rows("Unit", "Bytes per second")}
+    assert documented == pytest.approx(RATE_UNITS)
+    assert set(documented) == set(RATE_UNITS)
+
+
+def test_duration_units_table() -> None:
+    """The duration units table lists every unit with its size in seconds."""
+    documented = {_code(row[0]): float(row[-1]) for row in _rows("Unit", "Seconds")}
+    assert documented == DURATION_UNITS
+
+
+def test_window_examples_parse() -> None:
+    """Every window in the examples table is valid; '* 0000-2400' means any time."""
+    for row in _rows("Window"):
+        times = AllowedTimes.parse(_code(row[0]), UTC)
+        assert not times.is_never
+    assert AllowedTimes.parse("* 0000-2400", UTC).is_always
+
+
+def test_ini_examples_parse() -> None:
+    """Every ```ini example of the reference and of the README parses without a problem."""
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    examples = re.findall(r"```ini\n(.*?)```", REFERENCE + readme, flags=re.DOTALL)
+    assert len(examples) >= 4
+    for example in examples:
+        parse_policy_text(example, UTC)
+
+
+def test_reference_is_in_the_toctree() -> None:
+    """The reference is reachable from the docs index."""
+    assert re.search(r"^configuration$", (DOCS / "index.md").read_text(), flags=re.MULTILINE)
