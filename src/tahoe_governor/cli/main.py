@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from tahoe_governor.cli.run import add_run_parser
+
 Subcommand = Callable[[argparse.Namespace], int]
 
 
@@ -26,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="back up a sample tree on a throwaway local grid")
     demo.set_defaults(func=_not_yet("demo"))
+    add_run_parser(sub)
     return parser
 
 
