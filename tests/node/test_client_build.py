@@ -121,6 +121,7 @@ class BuildGovernedClientTests(TestCase):
         """The raw sections ride on the node, and a mounted page joins the web root."""
         client, _ = self.build()
         self.assertEqual(dict(client.sections.backups), {"b1.source": "/data"})
+        self.assertTrue(client.has_web_server)
         page = Data(b"ok", "text/plain")
         client.mount("governor", page)
         self.assertIs(client.getServiceNamed("webish").root.children[b"governor"], page)
@@ -128,5 +129,6 @@ class BuildGovernedClientTests(TestCase):
     def test_mount_without_web_port(self) -> None:
         """Without [node] web.port, mounting says what to set."""
         client, _ = self.build(web=False)
+        self.assertFalse(client.has_web_server)
         with self.assertRaisesRegex(MountError, r"set \[node\] web.port"):
             client.mount("governor", Data(b"ok", "text/plain"))

@@ -32,7 +32,7 @@ from tahoe_governor.node.tubs import (
 from tahoe_governor.node.webroot import MountError, mount_on_root
 
 
-class GovernedClient(tahoe_client._Client):  # type: ignore[misc]
+class GovernedClient(tahoe_client._Client):
     """A Tahoe-LAFS client node whose Tubs are shaped; build it with ``create_governed_client``.
 
     Beyond Tahoe's ``_Client`` it offers ``sections`` (the raw ``[backups]``
@@ -68,6 +68,11 @@ class GovernedClient(tahoe_client._Client):  # type: ignore[misc]
         """
         self.stop_hooks.add(name, hook)
 
+    @property
+    def has_web_server(self) -> bool:
+        """Whether the node serves web pages (``[node] web.port`` is set)."""
+        return "webish" in self.namedServices
+
     def mount(self, segment: str, resource: IResource) -> None:
         """Serve ``resource`` at ``/<segment>`` on the node's web port (``[node] web.port``)."""
         try:
@@ -80,10 +85,10 @@ class GovernedClient(tahoe_client._Client):  # type: ignore[misc]
         mount_on_root(web.root, segment, resource)
         node_log(f"mounted /{segment} on the node's web server")
 
-    def stopService(self) -> defer.Deferred[None]:
+    def stopService(self) -> defer.Deferred[Any]:
         """Run the stop hooks, then stop Tahoe's services."""
         node_log("stopping: running stop hooks " + repr(list(self.stop_hooks.names)))
-        d = defer.ensureDeferred(self.stop_hooks.run())
+        d: defer.Deferred[Any] = defer.ensureDeferred(self.stop_hooks.run())
         d.addCallback(lambda _: super(GovernedClient, self).stopService())
         d.addCallback(lambda _: node_log("node stopped"))
         return d

@@ -8,10 +8,10 @@ either place tells the whole story.
 
 from __future__ import annotations
 
-from typing import IO
+from typing import IO, cast
 
 from allmydata.util import log as tahoe_log
-from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+from twisted.logger import ILogObserver, Logger, globalLogBeginner, textFileLogObserver
 
 _log = Logger(namespace="tahoe_governor.node")
 
@@ -30,4 +30,5 @@ def node_log_failure(message: str, failure: object) -> None:
 
 def begin_process_logging(stream: IO[str]) -> None:
     """Send Twisted's log to ``stream``, as ``tahoe run`` does with its output."""
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(stream)], redirectStandardIO=False)
+    observer = cast(ILogObserver, textFileLogObserver(stream))
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
