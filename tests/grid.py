@@ -44,9 +44,9 @@ from typing import IO, Any
 
 import attrs
 import pytest
-from allmydata.scripts import runner
-from allmydata.util import configutil
-from twisted.python.failure import Failure
+
+# Tahoe is imported inside the functions that use it: this module is imported
+# by tests/conftest.py, and importing Tahoe costs every test run seconds.
 
 LOOPBACK = "127.0.0.1"
 
@@ -70,6 +70,9 @@ def free_loopback_port() -> int:
 
 def tahoe_create(*argv: str) -> None:
     """Run a ``tahoe create-*`` command in this process; raise if it fails."""
+    from allmydata.scripts import runner
+    from twisted.python.failure import Failure
+
     options = runner.Options()
     options.parseOptions(list(argv))
     sub = options.subOptions
@@ -87,6 +90,7 @@ def tahoe_create(*argv: str) -> None:
 
 def set_tahoe_cfg(nodedir: Path, settings: dict[tuple[str, str], str]) -> None:
     """Set ``[section] key = value`` pairs in ``nodedir/tahoe.cfg`` with Tahoe's own writer."""
+    from allmydata.util import configutil
     from twisted.python.filepath import FilePath
 
     path = nodedir / "tahoe.cfg"
@@ -126,6 +130,8 @@ class GridNode:
     @property
     def nickname(self) -> str:
         """The node's nickname (``[node] nickname``)."""
+        from allmydata.util import configutil
+
         parser = configutil.get_config(str(self.nodedir / "tahoe.cfg"))
         return str(parser.get("node", "nickname"))
 

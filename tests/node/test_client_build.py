@@ -80,6 +80,7 @@ class BuildGovernedClientTests(TestCase):
     def test_main_tub_shaped_before_it_listens(self) -> None:
         """The main Tub reaches the shaper with its hint handlers, before listenOn and start."""
         client, shaper = self.build()
+        self.assertIs(client.shaper, shaper)
         first = shaper.installed[0]
         self.assertIs(first.tub, client.tub)
         self.assertEqual((first.running, first.listeners), (False, 0))

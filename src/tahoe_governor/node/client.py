@@ -35,20 +35,23 @@ from tahoe_governor.node.webroot import MountError, mount_on_root
 class GovernedClient(tahoe_client._Client):
     """A Tahoe-LAFS client node whose Tubs are shaped; build it with ``create_governed_client``.
 
-    Beyond Tahoe's ``_Client`` it offers ``sections`` (the raw ``[backups]``
-    and ``[bandwidth]``), ``add_stop_hook`` and ``mount``; its log Tub listens
-    on 127.0.0.1 only.
+    Beyond Tahoe's ``_Client`` it offers ``shaper`` (the one installed on its
+    Tubs, for the layers that set limits and read rates), ``sections`` (the
+    raw ``[backups]`` and ``[bandwidth]``), ``add_stop_hook`` and ``mount``;
+    its log Tub listens on 127.0.0.1 only.
     """
 
     def __init__(
         self,
         *tahoe_args: Any,
         reactor: Any,
+        shaper: TubShaper,
         sections: GovernorSections,
         stop_hook_timeout: float = DEFAULT_STOP_HOOK_TIMEOUT,
     ) -> None:
         # Node.__init__ calls create_log_tub, which needs the reactor.
         self._reactor = reactor
+        self.shaper = shaper
         self.sections = sections
         self.stop_hooks = StopHooks(reactor, stop_hook_timeout)
         super().__init__(*tahoe_args)
@@ -140,6 +143,7 @@ def create_governed_client(
         introducer_clients,
         storage_broker,
         reactor=reactor,
+        shaper=shaper,
         sections=config.sections,
         stop_hook_timeout=stop_hook_timeout,
     )
