@@ -81,3 +81,27 @@ def test_run_refuses_a_non_node(tmp_path: Path, capsys: pytest.CaptureFixture[st
     """``tahoe-governor run`` on a directory without tahoe.cfg exits 1 naming the problem."""
     assert governor_main(["run", str(tmp_path)]) == 1
     assert "holds no tahoe.cfg" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_tahoe_governor_run_until_sigint(local_grid: LocalGrid, tmp_path: Path) -> None:
+    """The command itself, with the real shaper: the node meets all 3 servers, SIGINT exits 0."""
+    import tahoe_governor.throttle as throttle
+
+    if not hasattr(throttle, "Shaper"):
+        pytest.skip("tahoe_governor.throttle.Shaper is not on this branch yet")
+    nodedir = local_grid.make_client_dir(tmp_path / "client")
+    node = spawn("-m", "tahoe_governor.cli.main", "run", str(nodedir), log=tmp_path / "node.log")
+    try:
+        poll(
+            "the node to list 3 storage servers",
+            lambda: (nodedir / "node.url").exists() and _servers_connected(nodedir) == 3,
+            time.monotonic() + STARTUP_BUDGET,
+        )
+        node.send_signal(signal.SIGINT)
+        assert node.wait(STARTUP_BUDGET) == 0, (tmp_path / "node.log").read_text()[-3000:]
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+    assert not (nodedir / "running.process").exists()
