@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import IO, Any
 
+from allmydata.node import OldConfigError, PortAssignmentRequired, PrivacyError
 from allmydata.scripts.tahoe_run import get_pidfile
+from allmydata.storage_client import MissingPlugin
 from allmydata.util.configutil import UnknownConfigError
 from allmydata.util.pid import (
     InvalidPidFile,
@@ -34,8 +36,16 @@ from tahoe_governor.node.tubs import TubShaper
 #: Called with the started node: where the manager, web pages and metrics attach.
 OnStarted = Callable[[GovernedClient], Any]
 
-#: Errors in the node directory or its tahoe.cfg, reported in one line.
-_CONFIGURATION_ERRORS = (GovernedConfigError, UnknownConfigError, ValueError)
+#: Errors in the node directory or its tahoe.cfg, reported in one line (as ``tahoe run`` does).
+_CONFIGURATION_ERRORS = (
+    GovernedConfigError,
+    UnknownConfigError,
+    OldConfigError,
+    PortAssignmentRequired,
+    PrivacyError,
+    MissingPlugin,
+    ValueError,
+)
 
 
 def pidfile_path(basedir: str) -> FilePath:
@@ -60,7 +70,10 @@ def run_governed_node(
     try:
         config = read_governed_config(basedir)
     except _CONFIGURATION_ERRORS as e:
-        print(f"tahoe-governor run: configuration error: {e}", file=err)
+        print(f"tahoe-governor run: configuration error: {_describe(e)}", file=err)
+        return 1
+    except Exception as e:
+        print(f"tahoe-governor run: cannot read the node's configuration: {e!r}", file=err)
         return 1
     pidfile = pidfile_path(config.basedir)
     try:
@@ -84,7 +97,7 @@ def run_governed_node(
     def failed(reason: Failure) -> None:
         status["code"] = 1
         if reason.check(*_CONFIGURATION_ERRORS):
-            print(f"tahoe-governor run: configuration error: {reason.value}", file=err)
+            print(f"tahoe-governor run: configuration error: {_describe(reason.value)}", file=err)
         else:
             node_log_failure("the governed node could not start", reason)
             print(f"tahoe-governor run: the node could not start: {reason.value!r}", file=err)
@@ -93,3 +106,12 @@ def run_governed_node(
     reactor.callWhenRunning(lambda: defer.ensureDeferred(start()).addErrback(failed))
     reactor.run()
     return status["code"]
+
+
+def _describe(error: BaseException) -> str:
+    """One line for a configuration error (some of Tahoe's carry no message)."""
+    if isinstance(error, PortAssignmentRequired):
+        return "tub.port cannot be 0: choose a port in [node] tub.port"
+    if isinstance(error, MissingPlugin):
+        return f"the configuration requests a plugin that cannot be found: {error.plugin_name}"
+    return str(error) or type(error).__name__

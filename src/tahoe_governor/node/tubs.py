@@ -29,6 +29,8 @@ from foolscap.api import Tub
 from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 from twisted.internet.interfaces import IReactorSocket
 
+from tahoe_governor.node.logs import node_log
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -85,9 +87,13 @@ def create_shaped_main_tub(
         certFile=config.get_private_path("node.pem"),
     )
     shaper.install(tub)
-    if portlocation is not None:
+    if portlocation is None:
+        node_log("main Tub is not listening (tub.port = disabled)")
+    else:
         tubport, location = portlocation
         tahoe_node.tub_listen_on(i2p_provider, tor_provider, tub, tubport, location)
+        hints = location.decode() if isinstance(location, bytes) else location
+        node_log(f"main Tub listening on {tubport} (location {hints}), shaped")
     return tub
 
 
