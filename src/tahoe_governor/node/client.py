@@ -21,7 +21,7 @@ from twisted.internet.interfaces import IReactorCore
 from twisted.web.resource import IResource
 
 from tahoe_governor.node.config import GovernedConfig, GovernorSections
-from tahoe_governor.node.logs import node_log
+from tahoe_governor.node.logs import node_log, node_log_failure
 from tahoe_governor.node.stopping import DEFAULT_STOP_HOOK_TIMEOUT, StopHook, StopHooks
 from tahoe_governor.node.tubs import (
     TubShaper,
@@ -54,6 +54,7 @@ class GovernedClient(tahoe_client._Client):
         self.shaper = shaper
         self.sections = sections
         self.stop_hooks = StopHooks(reactor, stop_hook_timeout)
+        self._stopping: defer.Deferred[Any] | None = None
         super().__init__(*tahoe_args)
 
     def create_log_tub(self) -> None:
@@ -88,13 +89,25 @@ class GovernedClient(tahoe_client._Client):
         mount_on_root(web.root, segment, resource)
         node_log(f"mounted /{segment} on the node's web server")
 
-    def stopService(self) -> defer.Deferred[Any]:
-        """Run the stop hooks, then stop Tahoe's services."""
+    def stopService(self) -> defer.Deferred[None]:
+        """Run the stop hooks, then stop Tahoe's services; a second call waits for the first.
+
+        The Deferred always fires with None: a failure to stop is logged, as
+        nothing more can be done about it at that point.
+        """
+        if self._stopping is None:
+            d: defer.Deferred[Any] = defer.ensureDeferred(self._stop())
+            d.addErrback(lambda f: node_log_failure("the node did not stop cleanly", f))
+            self._stopping = d
+        waiter: defer.Deferred[None] = defer.Deferred()
+        self._stopping.addCallback(lambda _: waiter.callback(None))
+        return waiter
+
+    async def _stop(self) -> None:
         node_log("stopping: running stop hooks " + repr(list(self.stop_hooks.names)))
-        d: defer.Deferred[Any] = defer.ensureDeferred(self.stop_hooks.run())
-        d.addCallback(lambda _: super(GovernedClient, self).stopService())
-        d.addCallback(lambda _: node_log("node stopped"))
-        return d
+        await self.stop_hooks.run()
+        await super().stopService()
+        node_log("node stopped")
 
 
 @defer.inlineCallbacks
