@@ -10,4 +10,4 @@ settings.register_profile("dev")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 # The session's real local Tahoe-LAFS grid for end-to-end tests (tests/grid.py).
-from tests.grid import local_grid  # noqa: E402, F401
+from tests.grid import grid, local_grid  # noqa: E402, F401

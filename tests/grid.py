@@ -25,6 +25,9 @@ Use the session fixture ``local_grid`` (registered in ``tests/conftest.py``)::
         nodedir = local_grid.make_client_dir(tmp_path / "client")
         ...
         local_grid.stop_server(0)   # and local_grid.start_server(0)
+
+A test that stops servers can take the ``grid`` fixture instead: the same
+grid, with every server it left stopped started again afterwards.
 """
 
 from __future__ import annotations
@@ -178,13 +181,13 @@ class GridNode:
         )
         poll(f"{self.name} to write node.url", (self.nodedir / "node.url").exists, deadline)
 
-    def stop(self) -> None:
-        """Stop the node's process: SIGTERM, then SIGKILL if it lingers."""
+    def stop(self, abrupt: bool = False) -> None:
+        """Stop the node's process: SIGTERM (SIGKILL if it lingers), or SIGKILL if ``abrupt``."""
         process, self.process = self.process, None
         if process is None:
             return
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(signal.SIGKILL if abrupt else signal.SIGTERM)
             try:
                 process.wait(STOP_BUDGET)
             except subprocess.TimeoutExpired:
@@ -266,10 +269,14 @@ class LocalGrid:
         for node in [*self.servers, self.introducer]:
             node.stop()
 
-    def stop_server(self, index: int) -> GridNode:
-        """Stop storage server ``index`` (clients see its connection close)."""
+    def stop_server(self, index: int, abrupt: bool = False) -> GridNode:
+        """Stop storage server ``index`` (clients see its connection close).
+
+        ``abrupt`` kills it (SIGKILL) as a crash or a power cut would; its
+        stale pidfile is then replaced when it starts again.
+        """
         server = self.servers[index]
-        server.stop()
+        server.stop(abrupt)
         return server
 
     def start_server(self, index: int) -> GridNode:
@@ -278,6 +285,12 @@ class LocalGrid:
         server.spawn()
         server.wait_listening(time.monotonic() + STARTUP_BUDGET)
         return server
+
+    def start_stopped_servers(self) -> None:
+        """Start every storage server that is not running (a test left it stopped)."""
+        for index, server in enumerate(self.servers):
+            if not server.running:
+                self.start_server(index)
 
     # -- clients ------------------------------------------------------------------------
 
@@ -355,3 +368,10 @@ def local_grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGrid]:
         yield grid
     finally:
         grid.close()
+
+
+@pytest.fixture
+def grid(local_grid: LocalGrid) -> Iterator[LocalGrid]:
+    """The session's grid for a test that stops servers: any it leaves stopped are restarted."""
+    yield local_grid
+    local_grid.start_stopped_servers()
