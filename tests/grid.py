@@ -250,7 +250,11 @@ class LocalGrid:
                 },
             )
         furl_file = self.introducer.nodedir / "private" / "introducer.furl"
-        poll("the introducer's fURL", furl_file.exists, deadline)
+        poll(
+            "the introducer's fURL",
+            lambda: self.introducer._alive_or_fail() and _has_text(furl_file),
+            deadline,
+        )
         self.introducer_furl = furl_file.read_text().strip()
         for server in self.servers:
             _write_introducers_yaml(server.nodedir, self.introducer_furl)
@@ -265,9 +269,15 @@ class LocalGrid:
         )
 
     def close(self) -> None:
-        """Stop every node (servers first)."""
+        """Stop every node (servers first), even if stopping one of them fails."""
+        errors = []
         for node in [*self.servers, self.introducer]:
-            node.stop()
+            try:
+                node.stop()
+            except Exception as e:  # keep stopping the others
+                errors.append(f"{node.name}: {e!r}")
+        if errors:
+            raise GridError("could not stop cleanly: " + "; ".join(errors))
 
     def stop_server(self, index: int, abrupt: bool = False) -> GridNode:
         """Stop storage server ``index`` (clients see its connection close).
@@ -350,6 +360,10 @@ class LocalGrid:
         with urllib.request.urlopen(url, timeout=2) as response:  # loopback only
             summary = json.load(response)
         return int(summary["announcement_summary"].get("storage", 0))
+
+
+def _has_text(path: Path) -> bool:
+    return path.exists() and bool(path.read_text().strip())
 
 
 def _write_introducers_yaml(nodedir: Path, furl: str) -> None:
