@@ -41,7 +41,7 @@ def client_line(line: str) -> str:
 
 
 def test_governor_sections_handed_over_raw(tmp_path: Path) -> None:
-    """[backups] and [bandwidth] pass Tahoe's validation and arrive exactly as written."""
+    """[backups] and [bandwidth] pass Tahoe's validation and arrive as written, less comments."""
     d = nodedir(
         tmp_path,
         """
@@ -51,7 +51,7 @@ def test_governor_sections_handed_over_raw(tmp_path: Path) -> None:
         b1.exclude = *.tmp, .DS_Store
 
         [bandwidth]
-        limit.up = 60%
+        limit.up = 60%   # of capacity.up
         peer.ParentsDSL.up = 200kbps
         schedule.up = Mon-Fri 0800-1800 100kbps; * 2200-0800 unlimited
         """,

@@ -53,9 +53,10 @@ class GovernorSections:
     """The raw ``[backups]`` and ``[bandwidth]`` sections, for the policy layer to parse.
 
     Keys keep the case they have in the file (a peer selector may be a
-    nickname) and values are exactly as written, ``%`` included: no
-    interpolation, no stripping of inline comments. An absent section is an
-    empty mapping.
+    nickname) and values are as written, ``%`` included (no interpolation);
+    only an inline comment (``#`` after whitespace, as in DESIGN.md's
+    examples) is cut off, as the policy's own reader does. An absent section
+    is an empty mapping.
     """
 
     backups: Mapping[str, str]
@@ -136,8 +137,13 @@ def _force_foolscap(tahoe: tahoe_node._Config) -> list[str]:
 
 
 def _raw_sections(text: str, source: str) -> GovernorSections:
-    """The governor's sections of ``text`` as written (case kept, no interpolation)."""
-    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    """The governor's sections of ``text`` as written (see ``GovernorSections``)."""
+    parser = configparser.ConfigParser(
+        strict=False,
+        interpolation=None,
+        inline_comment_prefixes=("#",),
+        default_section="\x00none",  # [DEFAULT] is just another section
+    )
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     parser.read_string(text, source=source)
 
