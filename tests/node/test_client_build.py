@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from allmydata.storage_client import ANONYMOUS_STORAGE_NURLS, NativeStorageServer
 from foolscap.eventual import flushEventualQueue
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import TestCase
@@ -106,6 +107,19 @@ class BuildGovernedClientTests(TestCase):
         later = client.storage_broker._tub_maker({})
         self.assertTrue(shaper.saw(later), "servers announced later get shaped Tubs too")
         self.assertEqual(len(shaper.installed), 3)
+
+    def test_server_offering_https_still_reached_over_foolscap(self) -> None:
+        """A server announcing HTTPS storage (NURLs) gets a Foolscap, shaped connection."""
+        client, shaper = self.build()
+        announcement = {
+            "anonymous-storage-FURL": "pb://abcde@tcp:127.0.0.1:1/fake",
+            ANONYMOUS_STORAGE_NURLS: ["pb://abcde@tcp:127.0.0.1:1/fake#v=1"],
+            "permutation-seed-base32": "aaaaaaaaaaaaaaaaaaaaaaaa",
+        }
+        server = client.storage_broker._make_storage_server(b"v0-https", {"ann": announcement})
+        self.assertIsInstance(server, NativeStorageServer)
+        server.start_connecting(lambda: None)
+        self.assertTrue(shaper.saw(server._tub))
 
     def test_log_tub_bound_to_loopback(self) -> None:
         """The log Tub's socket is bound to 127.0.0.1, not to every interface."""
