@@ -1,9 +1,25 @@
-"""A test double for the shaper: records each Tub handed to ``install`` and the Tub's state then."""
+"""Test helpers for the node layer: a shaper double that records each Tub it is given, temp dirs."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import attrs
 from foolscap.api import Tub
+from twisted.trial.unittest import TestCase
+
+
+def temp_dir(case: TestCase) -> Path:
+    """A fresh directory outside the work tree, removed after ``case``.
+
+    (trial's ``mktemp`` is relative to the current directory, which under
+    pytest is the repository.)
+    """
+    path = Path(tempfile.mkdtemp(prefix="tahoe-governor-"))
+    case.addCleanup(shutil.rmtree, path, True)
+    return path
 
 
 @attrs.frozen

@@ -26,7 +26,7 @@ from tahoe_governor.node import (
     read_governed_config,
 )
 from tests.grid import free_loopback_port
-from tests.node.recording_shaper import RecordingShaper
+from tests.node.recording_shaper import RecordingShaper, temp_dir
 
 STATIC_SERVER = """\
 storage:
@@ -73,7 +73,7 @@ class BuildGovernedClientTests(TestCase):
         """A governed node on a memory reactor, and the shaper it was given."""
         self.addCleanup(flushEventualQueue)
         shaper = RecordingShaper()
-        config = read_governed_config(str(storage_node_dir(Path(self.mktemp()), web)))
+        config = read_governed_config(str(storage_node_dir(temp_dir(self), web)))
         built = create_governed_client(config, shaper, MemoryReactorClock())
         client: Any = self.successResultOf(built)
         return client, shaper

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -18,7 +17,7 @@ from twisted.web.static import Data as WebData
 
 from tahoe_governor.node import create_governed_client, read_governed_config
 from tests.grid import LocalGrid
-from tests.node.recording_shaper import RecordingShaper
+from tests.node.recording_shaper import RecordingShaper, temp_dir
 
 #: Seconds the node may take to connect to every storage server.
 CONNECT_TIMEOUT = 20
@@ -41,7 +40,7 @@ class GovernedNodeOnGridTests(TestCase):
     @defer.inlineCallbacks
     def test_upload_download_through_shaped_foolscap(self) -> Any:
         """All 3 servers over Foolscap, every Tub shaped, a file round-trips, stop is clean."""
-        nodedir = self.grid.make_client_dir(Path(self.mktemp()).absolute())
+        nodedir = self.grid.make_client_dir(temp_dir(self) / "client")
         shaper = RecordingShaper()
         client = yield create_governed_client(read_governed_config(str(nodedir)), shaper, reactor)
         seen_at_stop: list[int] = []
