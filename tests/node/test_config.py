@@ -69,6 +69,7 @@ def test_governor_sections_handed_over_raw(tmp_path: Path) -> None:
     }
     assert config.sections.has_backups
     assert config.sections.source == str(d / "tahoe.cfg")
+    assert config.sections.text == (d / "tahoe.cfg").read_text(), "the text the node ran with"
 
 
 def test_absent_sections_are_empty(tmp_path: Path) -> None:

@@ -63,6 +63,9 @@ class GovernorSections:
     bandwidth: Mapping[str, str]
     #: The file they were read from, for error messages.
     source: str
+    #: The whole tahoe.cfg text they were read from, for a parser that reads the
+    #: file itself (``policy.parse_policy_text``): the same text the node ran with.
+    text: str = attrs.field(repr=False, default="")
 
     @property
     def has_backups(self) -> bool:
@@ -152,5 +155,5 @@ def _raw_sections(text: str, source: str) -> GovernorSections:
         return MappingProxyType(items)
 
     return GovernorSections(
-        backups=section("backups"), bandwidth=section("bandwidth"), source=source
+        backups=section("backups"), bandwidth=section("bandwidth"), source=source, text=text
     )
