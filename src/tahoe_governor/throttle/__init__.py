@@ -10,6 +10,13 @@ from tahoe_governor.throttle.estimators import (
     PercentileRate,
     WindowRate,
 )
+from tahoe_governor.throttle.foolscap_shaping import (
+    ShapedClientEndpoint,
+    ShapedHintHandler,
+    ShapedServerEndpoint,
+)
+from tahoe_governor.throttle.shaped_protocol import ShapedProtocol, ShapingFactory
+from tahoe_governor.throttle.shaper import KEEP, NodeStats, PeerStats, Shaper
 from tahoe_governor.throttle.token_bucket import (
     DEFAULT_BURST_SECONDS,
     MIN_BURST_BYTES,
@@ -24,8 +31,17 @@ __all__ = [
     "ChannelCounts",
     "DEFAULT_BURST_SECONDS",
     "EwmaRate",
+    "KEEP",
+    "NodeStats",
     "MIN_BURST_BYTES",
+    "PeerStats",
     "PercentileRate",
+    "ShapedClientEndpoint",
+    "ShapedHintHandler",
+    "ShapedProtocol",
+    "ShapedServerEndpoint",
+    "Shaper",
+    "ShapingFactory",
     "TokenBucket",
     "UNLIMITED",
     "WindowRate",
