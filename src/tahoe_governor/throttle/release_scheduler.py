@@ -15,11 +15,14 @@ they queue and the scheduler releases them as tokens accrue.
 
 Fairness
 --------
-Waiting peers are served round robin, least recently served first, in pieces
-of at most :data:`QUANTUM_BYTES`; a peer whose own bucket is empty is skipped
-until it refills. Under a node-wide cap this is max-min fair between peers: a
-peer that wants less than an equal share gets all it wants, the others split
-the rest. Within a peer, its connections are served round robin the same way.
+Waiting peers are served in pieces of at most :data:`QUANTUM_BYTES` by
+start-time fair queuing over bytes: the next piece goes to the waiting peer
+that has been served the fewest bytes since it (last) began to wait, among
+those whose own bucket is not empty. A peer gets no credit for time spent
+idle or blocked on its own cap. Under a node-wide cap this is max-min fair
+between peers: a peer that wants less than an equal share gets all it wants,
+the others split the rest evenly. Within a peer, its connections are served
+round robin.
 
 Timing
 ------
@@ -86,7 +89,7 @@ class PeerChannel:
     """
 
     __slots__ = ("key", "bucket", "lanes", "waiting", "passed_bytes",
-                 "waited_seconds", "held_since")
+                 "waited_seconds", "held_since", "virtual_bytes")
 
     def __init__(self, key: str | None, bucket: TokenBucket) -> None:
         self.key = key
@@ -96,6 +99,7 @@ class PeerChannel:
         self.passed_bytes = 0
         self.waited_seconds = 0.0
         self.held_since: float | None = None
+        self.virtual_bytes = 0  # fair-queuing finish tag (see ReleaseScheduler)
 
     def queued(self) -> int:
         """Bytes held back on this channel now, over all its lanes."""
@@ -126,7 +130,8 @@ class ReleaseScheduler:
         self.direction = direction
         self.passed_bytes = 0
         self.observers: list[ByteObserver] = []
-        self._waiting: dict[PeerChannel, None] = {}  # least recently served first
+        self._waiting: dict[PeerChannel, None] = {}
+        self._virtual_clock = 0  # start tag of the piece served last
         self._timer: Any = None  # IDelayedCall
         self._releasing = False
 
@@ -191,51 +196,52 @@ class ReleaseScheduler:
         try:
             self._cancel_timer()
             now = self._clock.seconds()
-            self._release_round_robin(now)
+            self._release_fair(now)
             self._schedule(now)
         finally:
             self._releasing = False
 
-    def _release_round_robin(self, now: float) -> None:
+    def _release_fair(self, now: float) -> None:
         node = self.node_bucket
         waiting = self._waiting
         while waiting:
             node_avail = available(node, now)
             if node_avail < 1:
                 return
-            served = False
-            for channel in list(waiting):
-                if channel not in waiting or not channel.waiting:
+            # the eligible peer (own bucket not empty) that has been served least
+            best: PeerChannel | None = None
+            best_avail = 0.0
+            for channel in waiting:
+                if best is not None and channel.virtual_bytes >= best.virtual_bytes:
                     continue
-                avail = min(node_avail, available(channel.bucket, now))
-                if avail < 1:
-                    continue  # this peer's own bucket is empty: skip it
-                lane = next(iter(channel.waiting))
-                n = min(lane.queued, QUANTUM_BYTES)
-                if avail < n:
-                    n = int(avail)
-                node.consume(n, now)
-                channel.bucket.consume(n, now)
-                node_avail -= n
-                channel.passed_bytes += n
-                self.passed_bytes += n
-                # rotate: this lane and this peer go to the back
-                del channel.waiting[lane]
-                del waiting[channel]
-                lane.release(n)
-                if lane.queued > 0 and lane in channel.lanes:
-                    channel.waiting[lane] = None
-                if channel.waiting:
-                    waiting[channel] = None
-                else:
-                    self._stop_waiting(channel)
-                if self.observers:
-                    self._notify(channel, n)
-                served = True
-                if node_avail < 1:
-                    return
-            if not served:
-                return
+                avail = available(channel.bucket, now)
+                if avail >= 1:
+                    best, best_avail = channel, avail
+            if best is None:
+                return  # every waiting peer's own bucket is empty
+            channel = best
+            lane = next(iter(channel.waiting))
+            n = min(lane.queued, QUANTUM_BYTES)
+            avail = min(node_avail, best_avail)
+            if avail < n:
+                n = int(avail)
+            node.consume(n, now)
+            channel.bucket.consume(n, now)
+            channel.passed_bytes += n
+            self.passed_bytes += n
+            # start-time fair queuing: no credit for time spent idle or blocked
+            start = max(channel.virtual_bytes, self._virtual_clock)
+            self._virtual_clock = start
+            channel.virtual_bytes = start + n
+            del channel.waiting[lane]  # rotate this peer's lanes
+            lane.release(n)
+            if lane.queued > 0 and lane in channel.lanes:
+                channel.waiting[lane] = None
+            if not channel.waiting:
+                waiting.pop(channel, None)
+                self._stop_waiting(channel)
+            if self.observers:
+                self._notify(channel, n)
 
     def _schedule(self, now: float) -> None:
         if not self._waiting:
