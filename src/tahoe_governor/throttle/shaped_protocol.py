@@ -213,6 +213,8 @@ class ShapedProtocol(ProtocolWrapper):
     def __init__(self, factory: ShapingFactory, wrappedProtocol: Any) -> None:
         ProtocolWrapper.__init__(self, factory, wrappedProtocol)
         self.shaper: Shaper = factory.shaper
+        self._up = self.shaper.up
+        self._down = self.shaper.down
         self.tubid: str | None = None
         self.outbound = OutboundBytes(self)
         self.inbound = InboundBytes(self)
@@ -253,14 +255,14 @@ class ShapedProtocol(ProtocolWrapper):
     def write(self, data: bytes) -> None:
         if not data or self.lost or self.disconnecting:
             return
-        if not isinstance(data, bytes):
+        if data.__class__ is not bytes:
             data = bytes(data)
         out = self.outbound
-        if out.queued == 0 and self.shaper.up.try_pass(out.channel, len(data)):
+        if not out.queued and self._up.try_pass(out.channel, len(data)):
             self.transport.write(data)
             return
         out.append(data)
-        self.shaper.up.enqueue(out)
+        self._up.enqueue(out)
         if self._relay is not None:
             self._relay.backlog_changed(out.queued, self.shaper.high_water_bytes)
 
@@ -280,7 +282,7 @@ class ShapedProtocol(ProtocolWrapper):
         if self.lost:
             return
         self.disconnecting = 1
-        self.shaper.up.forget(self.outbound)
+        self._up.forget(self.outbound)
         self.outbound.clear()
         self.transport.abortConnection()
 
@@ -339,12 +341,12 @@ class ShapedProtocol(ProtocolWrapper):
 
     def dataReceived(self, data: bytes) -> None:
         held = self.inbound
-        if held.queued == 0 and self.shaper.down.try_pass(held.channel, len(data)):
+        if not held.queued and self._down.try_pass(held.channel, len(data)):
             self._deliver(data)
             return
         held.append(data)
         self._update_reading()
-        self.shaper.down.enqueue(held)
+        self._down.enqueue(held)
 
     def _deliver(self, data: bytes) -> None:
         self.wrappedProtocol.dataReceived(data)
