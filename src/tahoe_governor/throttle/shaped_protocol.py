@@ -219,6 +219,7 @@ class ShapedProtocol(ProtocolWrapper):
         self.outbound = OutboundBytes(self)
         self.inbound = InboundBytes(self)
         self.lost = False
+        self._writable = True  # neither lost nor closing
         self._close_when_drained = False
         self._paused_by_protocol = False
         self._reading_paused = False
@@ -236,6 +237,7 @@ class ShapedProtocol(ProtocolWrapper):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.lost = True
+        self._writable = False
         self.outbound.clear()
         held = self.inbound.take_all()
         self.shaper.detach(self, delivered_unshaped=len(held))
@@ -253,15 +255,18 @@ class ShapedProtocol(ProtocolWrapper):
     # -- outbound (we are the wrapped protocol's transport) -------------------
 
     def write(self, data: bytes) -> None:
-        if not data or self.lost or self.disconnecting:
-            return
-        if data.__class__ is not bytes:
-            data = bytes(data)
         out = self.outbound
-        if not out.queued and self._up.try_pass(out.channel, len(data)):
-            self.transport.write(data)
-            return
-        out.append(data)
+        if not out.queued and self._writable and data.__class__ is bytes:
+            if self._up.try_pass(out.channel, len(data)):  # the hot path: one check
+                self.transport.write(data)
+                return
+        self._queue(data)
+
+    def _queue(self, data: bytes) -> None:
+        if not data or not self._writable:
+            return  # after loseConnection, as a real transport does
+        out = self.outbound
+        out.append(bytes(data))
         self._up.enqueue(out)
         if self._relay is not None:
             self._relay.backlog_changed(out.queued, self.shaper.high_water_bytes)
@@ -273,6 +278,7 @@ class ShapedProtocol(ProtocolWrapper):
         if self.disconnecting or self.lost:
             return
         self.disconnecting = 1
+        self._writable = False
         if self.outbound.queued == 0:
             self.transport.loseConnection()
         else:
@@ -282,6 +288,7 @@ class ShapedProtocol(ProtocolWrapper):
         if self.lost:
             return
         self.disconnecting = 1
+        self._writable = False
         self._up.forget(self.outbound)
         self.outbound.clear()
         self.transport.abortConnection()
