@@ -1,4 +1,4 @@
-"""GovernedUploadable: Tahoe's convergent key, reads gated by the job's bucket, hashing in pieces."""
+"""GovernedUploadable: Tahoe's convergent key, reads gated by the job's bucket, pieces."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_provides_iuploadable():
 
 
 def test_convergent_key_matches_tahoes():
-    """Same bytes, secret and parameters give FileHandle's key, so caps converge with tahoe backup."""
+    """Same bytes, secret and parameters give FileHandle's key: caps converge with tahoe backup."""
     data = os.urandom(300_000)
     ours = governed(data, JobThrottle(Clock()), hash_piece_bytes=70_000)
     theirs = Data(data, SECRET)

@@ -257,7 +257,7 @@ class BackupWalker:
             self._counters.phase = "finished"
             return BackupResult(archive_name=name, progress=self.progress(),
                                 private_snapshot_cap=snapshot)
-        except BaseException as e:
+        except Exception as e:
             if self._final_error is None:
                 cause = Failure()
                 final = e if _is_own_error(e) else BackupFailed(_describe(cause), cause)
@@ -428,7 +428,7 @@ class BackupWalker:
                 results = await self._client.upload(uploadable)
                 cap: bytes = results.get_uri()
                 return cap
-            except BaseException:
+            except Exception:
                 if uploadable.local_error is not None:
                     raise _UnreadableSource(uploadable.local_error) from None
                 if isinstance(lease.error, InFlightAborted) and self._final_error is None:
