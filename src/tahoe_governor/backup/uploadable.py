@@ -106,7 +106,7 @@ class BytesSource:
 
 
 @implementer(IUploadable)
-class GovernedUploadable(BaseUploadable):  # type: ignore[misc]
+class GovernedUploadable(BaseUploadable):
     """An ``IUploadable`` over a :class:`ByteSource` whose reads pass a :class:`JobThrottle`.
 
     ``convergence`` is the node's convergence secret (``client.convergence``),

@@ -363,8 +363,9 @@ class BackupWalker:
         lease = self._new_lease(abortable=False)
         try:
             await self.throttle.admit(lease)
+            st: os.stat_result | None
             try:
-                st = os.stat(job.path)
+                st = os.stat(job.path)  # after the children, as tahoe backup does
             except OSError:
                 st = job.listing_stat
             metadata = local_metadata(st) if st is not None else {}
@@ -405,7 +406,8 @@ class BackupWalker:
             filecap = await self._upload(partial(BytesSource, packed), None)
         finally:
             self._slots.release()
-        return uri.wrap_dirnode_cap(uri.from_string(filecap)).to_string()  # type: ignore[no-any-return]
+        dircap: bytes = uri.wrap_dirnode_cap(uri.from_string(filecap)).to_string()
+        return dircap
 
     async def _upload(self, open_source: Callable[[], ByteSource], path: str | None) -> bytes:
         """Upload a source through the throttle; start it over if aborted in flight.
