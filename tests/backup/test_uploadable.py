@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from allmydata.immutable.upload import Data
 from allmydata.interfaces import IUploadable
 from twisted.internet.defer import Deferred, succeed
@@ -151,3 +152,16 @@ def test_file_shrinking_while_read_is_a_local_error(tmp_path):
     assert failure.check(SourceChanged)
     assert isinstance(u.local_error, SourceChanged)
     u.close()
+
+
+def test_file_source_refuses_what_is_not_a_regular_file(tmp_path):
+    """A FIFO or a symlink put where a file was is refused at once, never waited on or followed."""
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "real").write_bytes(b"data")
+    os.symlink("real", tmp_path / "link")
+    for name in ("fifo", "link"):
+        with pytest.raises(OSError):
+            FileSource(str(tmp_path / name))
+    source = FileSource(str(tmp_path / "real"))
+    assert (source.size, source.read_at(1, 10)) == (4, b"ata")
+    source.close()

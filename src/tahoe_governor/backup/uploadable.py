@@ -23,7 +23,9 @@ backup`` gets the same cap.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -62,12 +64,23 @@ class ByteSource(Protocol):
 
 class FileSource:
     """A local regular file, opened once; reads are positional (``os.pread``),
-    so the hash pass in a thread and the encoder's reads never share a file offset."""
+    so the hash pass in a thread and the encoder's reads never share a file offset.
+
+    Opened without following a symlink and without blocking, and refused
+    (OSError) unless it is a regular file: an entry swapped for a symlink or a
+    FIFO after the walk classified it is not followed, nor waited on.
+    """
+
+    _FLAGS = (os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+              | getattr(os, "O_NONBLOCK", 0))
 
     def __init__(self, path: str) -> None:
-        self._fd: int | None = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self._fd: int | None = os.open(path, self._FLAGS)
         try:
-            self.size = os.fstat(self._fd).st_size
+            st = os.fstat(self._fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", path)
+            self.size = st.st_size
         except BaseException:
             self.close()
             raise
