@@ -11,7 +11,7 @@ from allmydata.immutable.upload import Data, FileName
 from allmydata.test.cli.common import CLITestMixin
 from twisted.trial import unittest
 
-from tahoe_governor.backup import BackupFailed, TargetError
+from tahoe_governor.backup import BackupFailed, SourceError, TargetError
 from tahoe_governor.backup import uploadable as uploadable_module
 
 from .grid import WalkerGridMixin, local_tree, read_tree, write_tree
@@ -119,6 +119,19 @@ class WalkerGridTests(WalkerGridMixin, CLITestMixin, unittest.TestCase):
         assert "0 files uploaded (6 reused)" in out
         assert "0 directories created (4 reused)" in out
 
+    async def test_directories_are_the_ones_tahoe_backup_makes(self) -> None:
+        """With no backupdb to reuse, `tahoe backup` builds the very snapshot cap we built:
+        same children, metadata, packing and convergence."""
+        write_tree(self.source, TREE, DIRS)
+        await self.do_cli("create-alias", "tahoe")
+        ours = await self.walker().run()
+        os.unlink(os.path.join(self.nodedir, "private", "backupdb.sqlite"))
+        rc, out, err = await self.do_cli("backup", self.source, "tahoe:backups")
+        assert rc == 0, err
+        assert "4 directories created (0 reused)" in out
+        tahoe_latest = (await (await self.target_dir()).get("Latest")).get_uri()
+        assert tahoe_latest == ours.private_snapshot_cap
+
     async def test_skip_reasons_are_counted(self) -> None:
         """Unreadable file and directory, symlink, FIFO, undecodable name: skipped and counted."""
         await self.make_alias()
@@ -186,6 +199,16 @@ class WalkerGridTests(WalkerGridMixin, CLITestMixin, unittest.TestCase):
             await self.walker(target="tahoe:afile/sub").run()
         with pytest.raises(TargetError, match="Latest is a read-only directory"):
             await self.walker(target="tahoe:one/two/three/Latest/x").run()
+
+    async def test_missing_source_fails_before_touching_the_grid(self) -> None:
+        """A source that is not a directory is a SourceError, and no target directory is made."""
+        await self.make_alias()
+        os.rmdir(self.source)
+        walker = self.walker()
+        with pytest.raises(SourceError, match="is not a directory"):
+            await walker.run()
+        assert walker.progress().phase == "failed"
+        assert await (await self.target_dir("tahoe:")).list() == {}
 
     async def test_periodic_recheck_of_old_caps(self) -> None:
         """Caps last checked months ago are checked: healthy ones reused, lost ones re-uploaded."""

@@ -240,6 +240,8 @@ class BackupWalker:
     async def _run(self) -> BackupResult:
         lease = self._new_lease(abortable=False)
         try:
+            if not os.path.isdir(self._source):
+                raise SourceError(f"the backup source {self._source} is not a directory")
             self._start_estimate()
             await self.throttle.admit(lease)
             dirs = await open_target(self._client, self._target)
