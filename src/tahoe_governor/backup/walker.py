@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
@@ -53,6 +54,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 
+from tahoe_governor.backup.backupdb import certain_reuse, recorded_children
 from tahoe_governor.backup.job_throttle import InFlightAborted, JobThrottle, Lease
 from tahoe_governor.backup.progress import PRIVATE, BackupProgress, ProgressCounters
 from tahoe_governor.backup.target import BackupTarget, archive_name, link_snapshot, open_target
@@ -286,6 +288,7 @@ class BackupWalker:
             return
         if job.parent is not None:
             job.parent.outstanding += 1
+        records = recorded_children(self._backupdb, job.path) if self._use_timestamps else {}
         for entry in entries:
             self._raise_if_stopped()
             await self.throttle.admit(lease)
@@ -302,21 +305,36 @@ class BackupWalker:
                 continue
             counters.files_seen += 1
             if kind is EntryKind.FILE:
-                await self._file(job, name, entry.path)
+                await self._file(job, name, entry.path, records.get(name))
             else:
                 counters.skip(kind.value, False, 0, self._reactor.seconds())
         job.listed = True
         self._maybe_finish(job)
 
-    async def _file(self, job: _DirectoryJob, name: str, path: str) -> None:
-        """Reuse the file at once if the backupdb allows, or start a task to check/upload it."""
+    async def _file(self, job: _DirectoryJob, name: str, path: str,
+                    record: tuple[Any, ...] | None) -> None:
+        """Reuse the file at once if the backupdb allows, or start a task to check/upload it.
+
+        ``record`` is the file's backupdb record read with its directory's: when
+        it makes ``check_file``'s answer certain (unchanged, checked recently)
+        that answer is taken without asking; otherwise ``check_file`` decides.
+        """
         try:
             st = os.stat(path)
-            decision = self._backupdb.check_file(path, self._use_timestamps)
         except OSError:
             self._counters.skip("unreadable", False, 0, self._reactor.seconds())
             return
         metadata = local_metadata(st)
+        cap = certain_reuse(record, st, time.time())  # the backupdb's own clock
+        if cap is not None:
+            self._counters.reused_file(st.st_size, self._reactor.seconds())
+            job.add(name, ("filenode", cap, metadata))
+            return
+        try:
+            decision = self._backupdb.check_file(path, self._use_timestamps)
+        except OSError:
+            self._counters.skip("unreadable", False, 0, self._reactor.seconds())
+            return
         cap = decision.was_uploaded()
         if cap and not decision.should_check():
             self._counters.reused_file(st.st_size, self._reactor.seconds())
