@@ -31,7 +31,8 @@ setup(
         "tzdata>=2024.1",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "treq>=23.11"],
+        # testtools and fixtures: tahoe-lafs's own test grid (allmydata.test.no_network)
+        "test": ["pytest>=8", "hypothesis>=6.100", "treq>=23.11", "testtools", "fixtures"],
     },
     entry_points={
         "console_scripts": ["tahoe-governor = tahoe_governor.cli.main:main"],
