@@ -1,8 +1,29 @@
 """Test-suite settings shared by every test module."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
-from hypothesis import settings
+
+def _import_tahoe_test_package() -> None:
+    """Import ``allmydata.test`` (the grid tests use its in-process grid) before
+    our settings: on import it opens ``eliot.log`` in the working directory and
+    registers and loads its own hypothesis profiles. The log goes to a
+    temporary directory, and our profiles are registered after it."""
+    here = os.getcwd()
+    logdir = tempfile.mkdtemp(prefix="tahoe-governor-eliot-")
+    atexit.register(shutil.rmtree, logdir, True)
+    os.chdir(logdir)
+    try:
+        import allmydata.test  # noqa: F401
+    finally:
+        os.chdir(here)
+
+
+_import_tahoe_test_package()
+
+from hypothesis import settings  # noqa: E402
 
 # CI runs hypothesis derandomized so a run is repeatable; locally it explores.
 settings.register_profile("ci", derandomize=True, print_blob=True)

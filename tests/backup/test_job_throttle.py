@@ -1,0 +1,173 @@
+"""JobThrottle: the job's bucket, suspension, abort and CPU-gate seam, on a task.Clock."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+
+from tahoe_governor.backup import InFlightAborted, JobThrottle
+from tahoe_governor.throttle import UNLIMITED
+
+
+def admit(throttle: JobThrottle, lease, n: int = 0) -> Deferred:
+    return Deferred.fromCoroutine(throttle.admit(lease, n))
+
+
+def test_unlimited_passes_at_once():
+    """With no cap and no gate, any request passes at the instant it is made."""
+    clock = Clock()
+    throttle = JobThrottle(clock, UNLIMITED)
+    d = admit(throttle, throttle.lease(abortable=True), 10**9)
+    assert d.called
+    assert throttle.granted_wire_bytes == 10**9
+
+
+def test_large_request_waits_for_the_bucket():
+    """A request bigger than the burst is granted whole only when rate*t + burst covers it."""
+    clock = Clock()
+    throttle = JobThrottle(clock, wire_rate=10_000, burst=4096)
+    d = admit(throttle, throttle.lease(abortable=True), 24_096)
+    assert not d.called
+    clock.pump([0.01] * 190)  # 4096 + 19_000 < 24_096
+    assert not d.called
+    clock.pump([0.01] * 11)  # a little slack for whole-token rounding
+    assert d.called
+    assert throttle.granted_wire_bytes == 24_096
+
+
+def test_suspension_holds_requests_that_have_tokens():
+    """Suspended, nothing passes even with a full bucket; resume lets it through."""
+    clock = Clock()
+    throttle = JobThrottle(clock, wire_rate=10_000, burst=4096)
+    throttle.suspend()
+    lease = throttle.lease(abortable=True)
+    d = admit(throttle, lease, 100)
+    step = admit(throttle, throttle.lease(abortable=False))
+    clock.advance(3600)
+    assert not d.called and not step.called
+    assert throttle.granted_wire_bytes == 0
+    throttle.resume()
+    assert d.called and step.called
+    assert throttle.granted_wire_bytes == 100
+
+
+def test_suspension_during_a_partial_grant():
+    """A request half-way through its tokens is held when suspended and finishes after resume."""
+    clock = Clock()
+    throttle = JobThrottle(clock, wire_rate=1000, burst=1000)
+    d = admit(throttle, throttle.lease(abortable=True), 3000)
+    clock.advance(1.0)
+    throttle.suspend()
+    clock.advance(10.0)
+    assert not d.called
+    throttle.resume()
+    clock.advance(1.0)
+    assert d.called
+
+
+def test_abort_in_flight_fails_abortable_leases_only():
+    """abort_in_flight fails uploads' waits with InFlightAborted; walk steps keep waiting."""
+    clock = Clock()
+    throttle = JobThrottle(clock, wire_rate=10, burst=4096)
+    throttle.suspend()
+    upload = throttle.lease(abortable=True)
+    walk = throttle.lease(abortable=False)
+    upload_d, walk_d = admit(throttle, upload, 5000), admit(throttle, walk)
+    failures = []
+    upload_d.addErrback(lambda f: failures.append(f.check(InFlightAborted)))
+    assert throttle.abort_in_flight() == 1
+    assert failures == [InFlightAborted]
+    assert not walk_d.called
+    later = []
+    admit(throttle, upload, 1).addErrback(lambda f: later.append(f.check(InFlightAborted)))
+    assert later == [InFlightAborted], "an aborted lease fails every later admit at once"
+    throttle.resume()
+    assert walk_d.called
+
+
+def test_lease_fail_interrupts_every_wait():
+    """Several waits on one lease all fail with the lease's error."""
+    clock = Clock()
+    throttle = JobThrottle(clock)
+    throttle.suspend()
+    lease = throttle.lease(abortable=False)
+    waits = [admit(throttle, lease) for _ in range(3)]
+    errors = []
+    for d in waits:
+        d.addErrback(lambda f: errors.append(f.value))
+    boom = RuntimeError("stop")
+    lease.fail(boom)
+    assert errors == [boom, boom, boom]
+
+
+def test_cpu_gate_is_consulted_before_every_request():
+    """The CPU gate seam: each admit waits for the gate's Deferred, then for tokens."""
+    clock = Clock()
+    gates: list[Deferred] = []
+
+    def gate() -> Deferred:
+        gates.append(Deferred())
+        return gates[-1]
+
+    throttle = JobThrottle(clock, UNLIMITED, cpu_gate=gate)
+    d = admit(throttle, throttle.lease(abortable=True), 10)
+    assert len(gates) == 1 and not d.called
+    gates[0].callback(None)
+    assert d.called
+    d2 = admit(throttle, throttle.lease(abortable=False))
+    assert len(gates) == 2 and not d2.called
+    throttle.set_cpu_gate(None)
+    gates[1].callback(None)
+    assert d2.called
+    assert admit(throttle, throttle.lease(abortable=False)).called, "no gate: immediate"
+
+
+def test_gate_wait_interrupted_by_abort():
+    """An upload waiting at the CPU gate is aborted at once; the late gate firing is harmless."""
+    clock = Clock()
+    pending: Deferred = Deferred()
+    throttle = JobThrottle(clock, UNLIMITED, cpu_gate=lambda: pending)
+    d = admit(throttle, throttle.lease(abortable=True), 10)
+    errors = []
+    d.addErrback(lambda f: errors.append(f.check(InFlightAborted)))
+    throttle.abort_in_flight()
+    assert errors == [InFlightAborted]
+    pending.callback(None)  # must not raise AlreadyCalledError
+
+
+def test_zero_rate_holds_until_the_rate_rises():
+    """Rate 0 holds everything (no timer); raising the rate re-plans waiting requests at once."""
+    clock = Clock()
+    throttle = JobThrottle(clock, wire_rate=0, burst=4096)
+    d = admit(throttle, throttle.lease(abortable=True), 100)
+    clock.advance(1e6)
+    assert not d.called
+    assert clock.getDelayedCalls() == []
+    throttle.set_wire_rate(UNLIMITED)
+    assert d.called
+
+
+@given(
+    rate=st.integers(min_value=1_000, max_value=200_000),
+    burst=st.integers(min_value=4096, max_value=65_536),
+    steps=st.lists(
+        st.tuples(st.integers(min_value=1, max_value=300_000),
+                  st.floats(min_value=0.0, max_value=2.0)),
+        min_size=1, max_size=30),
+)
+def test_granted_never_exceeds_burst_plus_rate_times_time(rate, burst, steps):
+    """Over any run of requests and clock steps, granted wire bytes <= burst + rate * elapsed."""
+    clock = Clock()
+    throttle = JobThrottle(clock, wire_rate=rate, burst=burst)
+    pending = []
+    for size, advance in steps:
+        pending.append(admit(throttle, throttle.lease(abortable=True), size))
+        clock.advance(advance)
+        assert throttle.granted_wire_bytes <= burst + rate * clock.seconds() + 1e-6
+    # and everything is eventually granted
+    while not all(d.called for d in pending):
+        clock.advance(1.0)
+        assert throttle.granted_wire_bytes <= burst + rate * clock.seconds() + 1e-6
+    assert throttle.granted_wire_bytes == sum(size for size, _ in steps)
