@@ -29,3 +29,6 @@ from hypothesis import settings  # noqa: E402
 settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.register_profile("dev")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+# The session's real local Tahoe-LAFS grid for end-to-end tests (tests/grid.py).
+from tests.grid import grid, local_grid  # noqa: E402, F401

@@ -6,6 +6,9 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from tahoe_governor.cli.check import add_check_command
+from tahoe_governor.cli.run import add_run_parser
+
 Subcommand = Callable[[argparse.Namespace], int]
 
 
@@ -26,9 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="back up a sample tree on a throwaway local grid")
     demo.set_defaults(func=_not_yet("demo"))
-    from tahoe_governor.cli.check import add_check_command
-
     add_check_command(sub)
+    add_run_parser(sub)
     return parser
 
 

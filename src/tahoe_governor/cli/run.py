@@ -1,0 +1,42 @@
+"""``tahoe-governor run NODEDIR``: a governed node in the foreground, replacing ``tahoe run``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # importing Tahoe takes seconds: only when running
+    from tahoe_governor.node.tubs import TubShaper
+
+
+def add_run_parser(sub: Any) -> None:
+    """Register the ``run`` subcommand on ``sub`` (an argparse subparsers object)."""
+    run = sub.add_parser(
+        "run",
+        help="run a governed Tahoe-LAFS node (replaces 'tahoe run')",
+        description=(
+            "Run the Tahoe-LAFS node in NODEDIR in the foreground, governed: Foolscap "
+            "storage connections shaped, [backups] and [bandwidth] accepted in tahoe.cfg. "
+            "SIGINT or SIGTERM stops it cleanly."
+        ),
+    )
+    run.add_argument("nodedir", metavar="NODEDIR", help="the node directory (holds tahoe.cfg)")
+    run.set_defaults(func=run_command)
+
+
+def make_shaper(reactor: Any) -> TubShaper:
+    """The shaper installed on every storage Tub of the node (DESIGN.md's ``Shaper``)."""
+    from tahoe_governor.throttle import Shaper  # type: ignore[attr-defined]
+
+    shaper: TubShaper = Shaper(reactor)
+    return shaper
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the node until a signal stops it; the exit status."""
+    from twisted.internet import reactor
+
+    from tahoe_governor.node.process import run_governed_node
+
+    return run_governed_node(args.nodedir, make_shaper, reactor, out=sys.stdout, err=sys.stderr)
