@@ -12,9 +12,16 @@ from tahoe_governor.throttle.estimators import (
     PercentileRate,
     WindowRate,
 )
+from tahoe_governor.throttle.foolscap_shaping import (
+    ShapedClientEndpoint,
+    ShapedHintHandler,
+    ShapedServerEndpoint,
+)
 from tahoe_governor.throttle.link_capacity import LinkCapacityEstimate
 from tahoe_governor.throttle.meters import IdleRule, MeterReadings, Meters, MeterTick
 from tahoe_governor.throttle.other_traffic import OtherTrafficEstimate
+from tahoe_governor.throttle.shaped_protocol import ShapedProtocol, ShapingFactory
+from tahoe_governor.throttle.shaper import KEEP, NodeStats, PeerStats, Shaper
 from tahoe_governor.throttle.token_bucket import (
     DEFAULT_BURST_SECONDS,
     MIN_BURST_BYTES,
@@ -42,6 +49,15 @@ __all__ = [
     "PercentileRate",
     "PsutilCounters",
     "SystemCounters",
+    "KEEP",
+    "NodeStats",
+    "PeerStats",
+    "ShapedClientEndpoint",
+    "ShapedHintHandler",
+    "ShapedProtocol",
+    "ShapedServerEndpoint",
+    "Shaper",
+    "ShapingFactory",
     "TokenBucket",
     "UNLIMITED",
     "WindowRate",

@@ -1,0 +1,278 @@
+"""Release of held-back bytes through shared token buckets, fairly across peers.
+
+One :class:`ReleaseScheduler` exists per direction (upload, download). It
+owns the node-wide bucket of that direction; each peer has a
+:class:`PeerChannel` per direction holding that peer's bucket. A *lane* is one
+connection's queue in one direction (see :mod:`.shaped_protocol`): bytes the
+protocol wrote that may not leave yet, or bytes read from the socket that may
+not be delivered yet.
+
+A byte passes only when both the node bucket and its peer's bucket hold a
+token for it (the pair is a :class:`~.token_bucket.BucketChain` in effect).
+When a lane has nothing queued and both buckets have tokens for a whole
+write, the bytes pass at once (:meth:`ReleaseScheduler.try_pass`); otherwise
+they queue and the scheduler releases them as tokens accrue.
+
+Fairness
+--------
+Waiting peers are served in pieces of at most :data:`QUANTUM_BYTES` by
+start-time fair queuing over bytes: the next piece goes to the waiting peer
+that has been served the fewest bytes since it (last) began to wait, among
+those whose own bucket is not empty. A peer gets no credit for time spent
+idle or blocked on its own cap. Under a node-wide cap this is max-min fair
+between peers: a peer that wants less than an equal share gets all it wants,
+the others split the rest evenly. Within a peer, its connections are served
+round robin.
+
+Timing
+------
+After each release the scheduler sets one timer on the injected clock for the
+moment the first waiting peer can send a useful piece (:func:`wake_piece`
+bytes: about 10 ms of the rate, at least 1460 bytes, at most half the burst,
+so a late timer loses no tokens to a full bucket). No one-second windows: the
+granularity is the bucket's. A rate change calls :meth:`ReleaseScheduler.kick`,
+which releases at the new rate at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from tahoe_governor.throttle.token_bucket import UNLIMITED, TokenBucket
+
+QUANTUM_BYTES = 16384
+"""The most one lane is given per turn: one TLS record's worth of plaintext."""
+
+WAKE_SECONDS = 0.01
+"""A timer is set for about this many seconds of the rate (see :func:`wake_piece`)."""
+
+MIN_WAKE_BYTES = 1460
+"""The smallest piece worth a timer: one Ethernet TCP segment."""
+
+
+class Lane(Protocol):
+    """One connection's queue in one direction, as the scheduler sees it."""
+
+    channel: PeerChannel
+    queued: int
+
+    def release(self, n: int) -> None:
+        """Let the next ``n`` queued bytes pass (``n <= queued``)."""
+
+
+def available(bucket: TokenBucket, now: float) -> float:
+    """Bytes ``bucket`` lets pass at ``now``: ``inf`` if unlimited, 0 at rate 0."""
+    rate = bucket.rate
+    if rate == UNLIMITED:
+        return math.inf
+    if rate == 0.0:
+        return 0.0
+    return bucket.tokens(now)
+
+
+def wake_piece(bucket: TokenBucket) -> float:
+    """How many bytes a limited ``bucket`` should hold before a timer fires."""
+    rate = bucket.rate
+    if rate == UNLIMITED:
+        return math.inf
+    return max(1.0, min(bucket.burst / 2, max(MIN_WAKE_BYTES, rate * WAKE_SECONDS)))
+
+
+class PeerChannel:
+    """One peer's bucket in one direction, and the lanes waiting on it.
+
+    ``passed_bytes`` counts every byte that has passed this channel;
+    ``waited_seconds`` is the total time during which at least one of its
+    lanes held bytes back (``held_since`` is when the current wait began).
+    """
+
+    __slots__ = ("key", "bucket", "lanes", "waiting", "passed_bytes",
+                 "waited_seconds", "held_since", "virtual_bytes")
+
+    def __init__(self, key: str | None, bucket: TokenBucket) -> None:
+        self.key = key
+        self.bucket = bucket
+        self.lanes: set[Lane] = set()
+        self.waiting: dict[Lane, None] = {}  # insertion-ordered round robin
+        self.passed_bytes = 0
+        self.waited_seconds = 0.0
+        self.held_since: float | None = None
+        self.virtual_bytes = 0  # fair-queuing finish tag (see ReleaseScheduler)
+
+    def queued(self) -> int:
+        """Bytes held back on this channel now, over all its lanes."""
+        return sum(lane.queued for lane in self.lanes)
+
+    def waited(self, now: float) -> float:
+        """Total seconds this channel has held bytes back, up to ``now``."""
+        if self.held_since is None:
+            return self.waited_seconds
+        return self.waited_seconds + max(0.0, now - self.held_since)
+
+
+ByteObserver = Callable[[str, "str | None", int], None]
+"""``observer(direction, tubid, nbytes)``: bytes passed the shaper."""
+
+
+class ReleaseScheduler:
+    """Releases the queued bytes of one direction as the buckets allow.
+
+    ``node_bucket`` is the node-wide bucket of the direction; ``clock`` the
+    injected clock (anything providing ``IReactorTime``). ``direction`` ("up"
+    or "down") only names the direction for observers.
+    """
+
+    def __init__(self, clock: Any, node_bucket: TokenBucket, direction: str) -> None:
+        self._clock = clock
+        self.node_bucket = node_bucket
+        self.direction = direction
+        self.passed_bytes = 0
+        self.observers: list[ByteObserver] = []
+        self._waiting: dict[PeerChannel, None] = {}
+        self._virtual_clock = 0  # start tag of the piece served last
+        self._timer: Any = None  # IDelayedCall
+        self._releasing = False
+
+    # -- lanes ---------------------------------------------------------------
+
+    def try_pass(self, channel: PeerChannel, n: int) -> bool:
+        """Let ``n`` bytes of an empty lane pass now if nothing stands in front
+        of them and both buckets hold enough tokens; count them if so."""
+        node = self.node_bucket
+        peer = channel.bucket
+        if node.rate != UNLIMITED or peer.rate != UNLIMITED:
+            if channel.waiting or (self._waiting and node.rate != UNLIMITED):
+                return False  # others of this peer, or of this node, are in front
+            now = self._clock.seconds()
+            if available(node, now) < n or available(peer, now) < n:
+                return False
+            node.consume(n, now)
+            peer.consume(n, now)
+        channel.passed_bytes += n
+        self.passed_bytes += n
+        if self.observers:
+            self._notify(channel, n)
+        return True
+
+    def enqueue(self, lane: Lane) -> None:
+        """``lane`` now holds bytes: wait for tokens (release what can go now)."""
+        channel = lane.channel
+        if lane in channel.waiting:
+            return
+        if not channel.waiting and channel.held_since is None:
+            channel.held_since = self._clock.seconds()
+        channel.waiting[lane] = None
+        self._waiting[channel] = None
+        self._release()
+
+    def forget(self, lane: Lane) -> None:
+        """``lane`` is gone (connection lost) or moved: stop serving it."""
+        channel = lane.channel
+        if lane not in channel.waiting:
+            return
+        del channel.waiting[lane]
+        if not channel.waiting:
+            self._stop_waiting(channel)
+            self._waiting.pop(channel, None)
+            if not self._waiting:
+                self._cancel_timer()
+
+    def kick(self) -> None:
+        """A rate changed (or lanes moved): release at the new rates now."""
+        self._release()
+
+    def has_timer(self) -> bool:
+        """Whether a release is scheduled (for tests and diagnostics)."""
+        return self._timer is not None
+
+    # -- releasing -----------------------------------------------------------
+
+    def _release(self) -> None:
+        if self._releasing:
+            return  # re-entered from a lane's release: the loop below continues
+        self._releasing = True
+        try:
+            self._cancel_timer()
+            now = self._clock.seconds()
+            self._release_fair(now)
+            self._schedule(now)
+        finally:
+            self._releasing = False
+
+    def _release_fair(self, now: float) -> None:
+        node = self.node_bucket
+        waiting = self._waiting
+        while waiting:
+            node_avail = available(node, now)
+            if node_avail < 1:
+                return
+            # the eligible peer (own bucket not empty) that has been served least
+            best: PeerChannel | None = None
+            best_avail = 0.0
+            for channel in waiting:
+                if best is not None and channel.virtual_bytes >= best.virtual_bytes:
+                    continue
+                avail = available(channel.bucket, now)
+                if avail >= 1:
+                    best, best_avail = channel, avail
+            if best is None:
+                return  # every waiting peer's own bucket is empty
+            channel = best
+            lane = next(iter(channel.waiting))
+            n = min(lane.queued, QUANTUM_BYTES)
+            avail = min(node_avail, best_avail)
+            if avail < n:
+                n = int(avail)
+            node.consume(n, now)
+            channel.bucket.consume(n, now)
+            channel.passed_bytes += n
+            self.passed_bytes += n
+            # start-time fair queuing: no credit for time spent idle or blocked
+            start = max(channel.virtual_bytes, self._virtual_clock)
+            self._virtual_clock = start
+            channel.virtual_bytes = start + n
+            del channel.waiting[lane]  # rotate this peer's lanes
+            lane.release(n)
+            if lane.queued > 0 and lane in channel.lanes:
+                channel.waiting[lane] = None
+            if not channel.waiting:
+                waiting.pop(channel, None)
+                self._stop_waiting(channel)
+            if self.observers:
+                self._notify(channel, n)
+
+    def _schedule(self, now: float) -> None:
+        if not self._waiting:
+            return
+        node = self.node_bucket
+        node_piece = wake_piece(node)
+        soonest = math.inf
+        for channel in self._waiting:
+            lane = next(iter(channel.waiting))
+            piece = min(lane.queued, node_piece, wake_piece(channel.bucket))
+            piece_bytes = max(1, int(piece))
+            delay = max(node.delay(piece_bytes, now), channel.bucket.delay(piece_bytes, now))
+            soonest = min(soonest, delay)
+        if soonest != math.inf:
+            self._timer = self._clock.callLater(soonest, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._release()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+
+    def _stop_waiting(self, channel: PeerChannel) -> None:
+        if channel.held_since is not None:
+            channel.waited_seconds += max(0.0, self._clock.seconds() - channel.held_since)
+            channel.held_since = None
+
+    def _notify(self, channel: PeerChannel, n: int) -> None:
+        for observer in list(self.observers):
+            observer(self.direction, channel.key, n)

@@ -1,0 +1,376 @@
+"""A protocol wrapper that shapes one Twisted stream connection, both ways.
+
+:class:`ShapedProtocol` has the shape of
+``twisted.protocols.policies.ProtocolWrapper``: it is the real transport's
+protocol and the wrapped protocol's transport at once. Every byte passes the
+:class:`~.release_scheduler.ReleaseScheduler` of its direction, which owns
+the node-wide bucket and the peer's bucket.
+
+Outbound
+    ``write``/``writeSequence`` pass at once when nothing is queued and the
+    buckets allow the whole write; otherwise the bytes join the connection's
+    outbound queue and leave in order, in pieces, as tokens accrue.
+    ``loseConnection`` closes once the queue is empty; ``abortConnection``
+    drops the queue and closes at once. ``startTLS`` waits behind the queue,
+    so bytes written before it leave in the clear, as the caller meant.
+Inbound
+    Bytes read pass to the wrapped protocol at once when the buckets allow;
+    otherwise they are held and the real transport stops reading
+    (``pauseProducing``) until they have all been delivered, so TCP flow
+    control slows the sender. Bytes held when the connection is lost are
+    delivered before ``connectionLost``.
+Producers
+    A producer registered on the wrapper is paused while the outbound queue
+    holds more than the high-water mark, and resumed once it falls to half of
+    it (as well as whenever the real transport pauses or resumes it).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import interfaces
+from twisted.internet.protocol import Protocol
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
+from zope.interface import directlyProvides, implementer, providedBy
+
+if TYPE_CHECKING:
+    from tahoe_governor.throttle.release_scheduler import PeerChannel
+    from tahoe_governor.throttle.shaper import Shaper
+
+RemoteIdentifier = Callable[[Any], "str | None"]
+"""Given the wrapped protocol, its remote peer's key (a TubID) once known."""
+
+
+class _HeldBytes:
+    """Bytes held back in one direction of one connection, in order.
+
+    Items are ``bytes`` or zero-byte actions (callables) run once every byte
+    queued before them has been released.
+    """
+
+    __slots__ = ("conn", "channel", "queued", "_items", "_offset")
+
+    def __init__(self, conn: ShapedProtocol) -> None:
+        self.conn = conn
+        self.channel: PeerChannel  # set by the Shaper on attach
+        self.queued = 0
+        self._items: deque[bytes | Callable[[], None]] = deque()
+        self._offset = 0
+
+    def append(self, data: bytes) -> None:
+        self._items.append(data)
+        self.queued += len(data)
+
+    def append_action(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once everything queued so far has been released."""
+        self._items.append(action)
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._offset = 0
+        self.queued = 0
+
+    def take_all(self) -> bytes:
+        """Every queued byte at once (actions are dropped)."""
+        data = b"".join(item for item in self._items if isinstance(item, bytes))[self._offset:]
+        self.clear()
+        return data
+
+    def release(self, n: int) -> None:
+        """Let the next ``n`` queued bytes through, running actions in order."""
+        items = self._items
+        pieces: list[bytes] = []
+        need = n
+        self.queued -= n
+        while items:
+            head = items[0]
+            if not isinstance(head, bytes):
+                if pieces:  # bytes before the action go first
+                    self._emit(pieces)
+                    pieces = []
+                items.popleft()
+                head()
+                continue
+            if need == 0:
+                break
+            size = len(head) - self._offset
+            if size <= need:
+                pieces.append(head[self._offset:] if self._offset else head)
+                items.popleft()
+                self._offset = 0
+                need -= size
+            else:
+                pieces.append(head[self._offset:self._offset + need])
+                self._offset += need
+                need = 0
+        if pieces:
+            self._emit(pieces)
+        self._released()
+
+    def _emit(self, pieces: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def _released(self) -> None:
+        raise NotImplementedError
+
+
+class OutboundBytes(_HeldBytes):
+    """What the wrapped protocol wrote that may not leave yet."""
+
+    __slots__ = ()
+
+    def _emit(self, pieces: list[bytes]) -> None:
+        self.conn.transport.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+
+    def _released(self) -> None:
+        self.conn._outbound_released()
+
+
+class InboundBytes(_HeldBytes):
+    """What was read from the socket that may not be delivered yet."""
+
+    __slots__ = ()
+
+    def _emit(self, pieces: list[bytes]) -> None:
+        self.conn._deliver(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+
+    def _released(self) -> None:
+        self.conn._update_reading()
+
+
+@implementer(interfaces.IPushProducer, interfaces.IPullProducer)
+class ProducerRelay:
+    """Stands in, at the real transport, for a producer registered on the wrapper.
+
+    The producer is paused while the real transport asks for a pause *or*
+    the wrapper's outbound queue is above the high-water mark.
+    """
+
+    def __init__(self, conn: ShapedProtocol, producer: Any, streaming: bool) -> None:
+        self.conn = conn
+        self.producer = producer
+        self.streaming = bool(streaming)
+        self._transport_paused = False
+        self._backlog_paused = False
+        self._producer_paused = False
+        self._pull_pending = False
+
+    def pauseProducing(self) -> None:
+        self._transport_paused = True
+        self._update()
+
+    def resumeProducing(self) -> None:
+        if self.streaming:
+            self._transport_paused = False
+            self._update()
+        elif self._backlog_paused:
+            self._pull_pending = True  # ask the producer once the queue drains
+        else:
+            self.producer.resumeProducing()
+
+    def stopProducing(self) -> None:
+        self.producer.stopProducing()
+
+    def backlog_changed(self, queued: int, high_water: int) -> None:
+        if self._backlog_paused:
+            if queued <= high_water // 2:
+                self._backlog_paused = False
+                if self._pull_pending:
+                    self._pull_pending = False
+                    self.producer.resumeProducing()
+                self._update()
+        elif queued > high_water:
+            self._backlog_paused = True
+            self._update()
+
+    def _update(self) -> None:
+        if not self.streaming:
+            return
+        want_paused = self._transport_paused or self._backlog_paused
+        if want_paused != self._producer_paused:
+            self._producer_paused = want_paused
+            if want_paused:
+                self.producer.pauseProducing()
+            else:
+                self.producer.resumeProducing()
+
+
+class ShapedProtocol(ProtocolWrapper):
+    """One shaped connection: see the module documentation.
+
+    ``tubid`` is the remote peer's key once known (``None`` before): until
+    then the connection passes the node-wide buckets only.
+    """
+
+    factory: ShapingFactory
+    transport: Any  # the real transport (ITransport, maybe ITLSTransport)
+    wrappedProtocol: Any
+
+    def __init__(self, factory: ShapingFactory, wrappedProtocol: Any) -> None:
+        ProtocolWrapper.__init__(self, factory, wrappedProtocol)
+        self.shaper: Shaper = factory.shaper
+        self.tubid: str | None = None
+        self.outbound = OutboundBytes(self)
+        self.inbound = InboundBytes(self)
+        self.lost = False
+        self._close_when_drained = False
+        self._paused_by_protocol = False
+        self._reading_paused = False
+        self._relay: ProducerRelay | None = None
+
+    # -- connection lifecycle ------------------------------------------------
+
+    def makeConnection(self, transport: Any) -> None:
+        directlyProvides(self, providedBy(transport))
+        Protocol.makeConnection(self, transport)
+        self.factory.registerProtocol(self)
+        self.shaper.attach(self)
+        self._identify()
+        self.wrappedProtocol.makeConnection(self)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.lost = True
+        self.outbound.clear()
+        held = self.inbound.take_all()
+        self.shaper.detach(self, delivered_unshaped=len(held))
+        self._relay = None
+        if held:
+            self.wrappedProtocol.dataReceived(held)
+        ProtocolWrapper.connectionLost(self, reason)
+
+    def _identify(self) -> None:
+        tubid = self.factory.identify(self.wrappedProtocol)
+        if tubid is not None:
+            self.tubid = tubid
+            self.shaper.identified(self, tubid)
+
+    # -- outbound (we are the wrapped protocol's transport) -------------------
+
+    def write(self, data: bytes) -> None:
+        if not data or self.lost or self.disconnecting:
+            return
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        out = self.outbound
+        if out.queued == 0 and self.shaper.up.try_pass(out.channel, len(data)):
+            self.transport.write(data)
+            return
+        out.append(data)
+        self.shaper.up.enqueue(out)
+        if self._relay is not None:
+            self._relay.backlog_changed(out.queued, self.shaper.high_water_bytes)
+
+    def writeSequence(self, data: list[bytes]) -> None:
+        self.write(b"".join(data))
+
+    def loseConnection(self) -> None:
+        if self.disconnecting or self.lost:
+            return
+        self.disconnecting = 1
+        if self.outbound.queued == 0:
+            self.transport.loseConnection()
+        else:
+            self._close_when_drained = True
+
+    def abortConnection(self) -> None:
+        if self.lost:
+            return
+        self.disconnecting = 1
+        self.shaper.up.forget(self.outbound)
+        self.outbound.clear()
+        self.transport.abortConnection()
+
+    def startTLS(self, contextFactory: Any, normal: bool = True) -> None:
+        """Start TLS on the real transport once every byte queued so far has left."""
+        def start() -> None:
+            self.transport.startTLS(contextFactory, normal)
+        if self.outbound.queued == 0:
+            start()
+        else:
+            self.outbound.append_action(start)
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self._relay = ProducerRelay(self, producer, streaming)
+        self.transport.registerProducer(self._relay, streaming)
+        self._relay.backlog_changed(self.outbound.queued, self.shaper.high_water_bytes)
+
+    def unregisterProducer(self) -> None:
+        self._relay = None
+        self.transport.unregisterProducer()
+
+    def _outbound_released(self) -> None:
+        if self.lost:
+            return
+        if self._relay is not None:
+            self._relay.backlog_changed(self.outbound.queued, self.shaper.high_water_bytes)
+        if self._close_when_drained and self.outbound.queued == 0:
+            self._close_when_drained = False
+            self.transport.loseConnection()
+
+    # -- reading (the wrapped protocol may pause us, so may the shaper) -------
+
+    def pauseProducing(self) -> None:
+        self._paused_by_protocol = True
+        self._update_reading()
+
+    def resumeProducing(self) -> None:
+        self._paused_by_protocol = False
+        self._update_reading()
+
+    def stopProducing(self) -> None:
+        self.transport.stopProducing()
+
+    def _update_reading(self) -> None:
+        if self.lost:
+            return
+        want_paused = self._paused_by_protocol or self.inbound.queued > 0
+        if want_paused != self._reading_paused:
+            self._reading_paused = want_paused
+            if want_paused:
+                self.transport.pauseProducing()
+            else:
+                self.transport.resumeProducing()
+
+    # -- inbound (we are the real transport's protocol) ----------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        held = self.inbound
+        if held.queued == 0 and self.shaper.down.try_pass(held.channel, len(data)):
+            self._deliver(data)
+            return
+        held.append(data)
+        self._update_reading()
+        self.shaper.down.enqueue(held)
+
+    def _deliver(self, data: bytes) -> None:
+        self.wrappedProtocol.dataReceived(data)
+        if self.tubid is None and not self.lost:
+            self._identify()
+
+
+class ShapingFactory(WrappingFactory[ShapedProtocol]):
+    """Wraps a factory so that every protocol it builds is shaped by ``shaper``.
+
+    ``identify(protocol)`` returns the remote peer's key (a TubID) once the
+    wrapped protocol knows it, else ``None``; it is asked when the connection
+    is made and after each delivery of inbound bytes until it answers.
+    """
+
+    protocol = ShapedProtocol
+
+    def __init__(
+        self, shaper: Shaper, wrappedFactory: Any, identify: RemoteIdentifier | None = None
+    ) -> None:
+        WrappingFactory.__init__(self, wrappedFactory)  # type: ignore[arg-type]
+        self.shaper = shaper
+        self.identify: RemoteIdentifier = identify or (lambda protocol: None)
+
+    def buildProtocol(self, addr: Any) -> ShapedProtocol | None:  # type: ignore[override]
+        wrapped = self.wrappedFactory.buildProtocol(addr)
+        if wrapped is None:
+            return None
+        return ShapedProtocol(self, wrapped)
