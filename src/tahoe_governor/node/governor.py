@@ -229,7 +229,10 @@ class Governor:
 
     def _metered(self, tick: MeterTick) -> None:
         """Each meter tick: charge CPU to the jobs by their work, update the policy."""
+        budgeted = set(self.budgets.jobs())
         for name, runner in self.scheduler.runners.items():
+            if name not in budgeted:
+                continue
             progress = runner.progress()
             done = progress.bytes_read if progress is not None and runner.walker else 0
             seen = self._work_seen.get(name, 0)
