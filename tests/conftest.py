@@ -29,3 +29,6 @@ from hypothesis import settings  # noqa: E402
 settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.register_profile("dev")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+# The real-Prometheus fixture, for any test that scrapes a node.
+from tests.prometheus_harness import prometheus_server  # noqa: E402, F401
