@@ -13,7 +13,8 @@ methods block (they poll Prometheus's HTTP API with a bound), so:
   so the reactor keeps serving the scrapes meanwhile.
 
 :func:`dashboard_queries` lists every target expression of a Grafana
-dashboard; :func:`queries_without_data` evaluates them (Grafana variables
+dashboard and :func:`variable_queries` its template variables' value lists;
+:func:`queries_without_data` evaluates them all (Grafana variables
 substituted, see :func:`substitute_variables`) with ``/api/v1/query`` and
 returns those that give no data or an error.
 """
@@ -329,14 +330,36 @@ def substitute_variables(
     return _VARIABLE.sub(replace, expr)
 
 
+_LABEL_VALUES = re.compile(r"label_values\((.+),\s*(\w+)\)", re.DOTALL)
+
+
+def variable_queries(dashboard: Mapping[str, Any]) -> list[PanelQuery]:
+    """Each query variable's ``label_values(selector, label)`` as the PromQL that
+    lists the same values, ``count by (label) (selector)``, named ``$variable``."""
+    out = []
+    for variable in dashboard.get("templating", {}).get("list", []):
+        if variable.get("type") != "query":
+            continue
+        query = variable["query"]
+        text = query["query"] if isinstance(query, Mapping) else query
+        match = _LABEL_VALUES.fullmatch(text.strip())
+        if match is None:
+            name = variable["name"]
+            raise ValueError(f"variable ${name}: expected label_values(...), got {text!r}")
+        selector, label = match.groups()
+        out.append(PanelQuery(f"${variable['name']}", "", f"count by ({label}) ({selector})"))
+    return out
+
+
 def queries_without_data(
     server: PrometheusServer,
     dashboard: Mapping[str, Any],
     values: Mapping[str, str] | None = None,
 ) -> list[tuple[PanelQuery, str]]:
-    """Each query of ``dashboard`` that returns no data or an error, with the reason."""
+    """Each query of ``dashboard`` — the panels' targets and the template
+    variables' value lists — that returns no data or an error, with the reason."""
     failing = []
-    for query in dashboard_queries(dashboard):
+    for query in variable_queries(dashboard) + dashboard_queries(dashboard):
         expr = substitute_variables(query.expr, dashboard, values)
         try:
             result = server.query(expr)

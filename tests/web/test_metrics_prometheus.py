@@ -24,7 +24,12 @@ from twisted.web.server import Site
 
 from tahoe_governor.backup.status import GovernorStatus
 from tahoe_governor.web.metrics import metrics_resource
-from tests.prometheus_harness import PrometheusServer, queries_without_data
+from tests.prometheus_harness import (
+    PrometheusServer,
+    dashboard_queries,
+    queries_without_data,
+    substitute_variables,
+)
 from tests.web.status_examples import SECRETS, example_status
 
 GRAFANA = Path(__file__).resolve().parents[2] / "grafana"
@@ -81,8 +86,14 @@ def test_every_dashboard_query_returns_data(prometheus_server) -> None:
         server: PrometheusServer = prometheus_server(url, scrapes=3, scrape_job=scrape_job)
         failing = queries_without_data(server, dashboard)
         assert failing == [], "\n".join(f"{q.panel} [{q.ref_id}]: {why}" for q, why in failing)
-        # The backup job's label survived the scrape (honor_labels).
-        assert server.query('tahoe_governor_job_state{job="photos",state="running"} == 1')
+        # The backup job's label survived the scrape (honor_labels), and the
+        # state panel's encoding shows running (3) and paused (5).
+        (state_panel,) = [q for q in dashboard_queries(dashboard) if q.panel == "Job state"]
+        states = server.query(substitute_variables(state_panel.expr, dashboard))
+        assert {s["metric"]["job"]: s["value"][1] for s in states} == {
+            "photos": "3",
+            "documents": "5",
+        }
         values = json.dumps(server.query('{__name__=~"tahoe_governor_.+"}'))
         for secret in SECRETS:
             assert secret not in values
