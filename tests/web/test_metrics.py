@@ -295,3 +295,22 @@ class MetricsResourceTests(SynchronousTestCase):
         _, second = self.get(lambda: other)
         self.assertIn('job="photos"', first)
         self.assertNotIn('job="photos"', second)
+
+
+@given(nickname=st.text(), job=st.text(min_size=1))
+def test_any_nickname_and_job_name_survive_the_exposition(nickname: str, job: str) -> None:
+    """Nicknames are chosen by the remote server and job names by the user:
+    quotes, backslashes, newlines and any Unicode come back out of the
+    exposition unchanged and cannot forge a sample."""
+    status = example_status()
+    peer = attrs.evolve(status.peers[0], nickname=nickname)
+    status = attrs.evolve(
+        status, peers=(peer,), jobs=(attrs.evolve(status.jobs[0], name=job),)
+    )
+    families = list(text_string_to_metric_families(scrape(status)))
+    labels = [s.labels for f in families for s in f.samples]
+    nicknames = {each["nickname"] for each in labels if "nickname" in each}
+    jobs = {each["job"] for each in labels if "job" in each}
+    assert nicknames == {nickname}
+    assert jobs == {job}
+    assert {f.name for f in families} <= {spec.name.removesuffix("_total") for spec in METRICS}
