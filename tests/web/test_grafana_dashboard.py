@@ -11,7 +11,11 @@ import pytest
 import yaml
 
 from tahoe_governor.web.metrics import METRIC_NAMES
-from tests.prometheus_harness import dashboard_queries, substitute_variables
+from tests.prometheus_harness import (
+    dashboard_queries,
+    substitute_variables,
+    variable_queries,
+)
 
 GRAFANA = Path(__file__).resolve().parents[2] / "grafana"
 DASHBOARD_FILE = GRAFANA / "dashboards" / "tahoe-governor.json"
@@ -125,3 +129,23 @@ def test_provisioning_files() -> None:
     scrape = yaml.safe_load((GRAFANA / "prometheus-scrape.yml").read_text())
     (job,) = scrape["scrape_configs"]
     assert job["honor_labels"] is True and job["metrics_path"] == "/metrics"
+
+
+def test_substitution_handles_every_grafana_variable_syntax() -> None:
+    """``$var``, ``${var}``, ``${var:format}`` and ``[[var]]`` are all replaced;
+    given values win over the ``.*`` default; built-ins get fixed durations."""
+    dashboard = {"templating": {"list": [{"name": "peer"}, {"name": "instance"}]}}
+    expr = 'rate(x{a=~"$peer", b=~"${peer}", c=~"${instance:regex}", d=~"[[peer]]"}'
+    expr += "[$__rate_interval])"
+    assert substitute_variables(expr, dashboard, {"instance": "node1"}) == (
+        'rate(x{a=~".*", b=~".*", c=~"node1", d=~".*"}[15s])'
+    )
+
+
+def test_variable_queries_become_promql() -> None:
+    """Each ``label_values(selector, label)`` variable is checked as ``count by``."""
+    queries = {q.panel: q.expr for q in variable_queries(load_dashboard())}
+    assert queries["$backup_job"] == (
+        'count by (job) (tahoe_governor_job_state{instance=~"$instance"})'
+    )
+    assert set(queries) == {"$instance", "$backup_job", "$peer"}
