@@ -29,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     from tahoe_governor.cli.check import add_check_command
 
     add_check_command(sub)
+    from tahoe_governor.cli.status import add_status_command
+
+    add_status_command(sub)
+    from tahoe_governor.cli.controls import add_control_commands
+
+    add_control_commands(sub)
     return parser
 
 
