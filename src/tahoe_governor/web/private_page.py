@@ -197,7 +197,7 @@ class PrivateStatusPage(GovernorPage):
             ),
             class_="controls",
         )
-        return (tags.details(tags.summary("Details"), details), controls)
+        return (tags.details(tags.summary("Details"), details, open=""), controls)
 
     def _limits_section(self, status: GovernorStatus, csrf: str) -> Tag:
         overrides = tags.ul()
