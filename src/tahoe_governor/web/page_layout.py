@@ -23,7 +23,8 @@ body { margin: 0 auto; max-width: 60rem; padding: 0.75rem; }
 h1 { font-size: 1.4rem; margin: 0.2rem 0; } h2 { font-size: 1.15rem; margin-top: 1.4rem; }
 .muted { color: #666; font-size: 0.9rem; }
 .cards {
-  display: grid; grid-template-columns: repeat(auto-fit, minmax(min(22rem, 100%), 1fr)); gap: 0.75rem;
+  display: grid; gap: 0.75rem;
+  grid-template-columns: repeat(auto-fit, minmax(min(22rem, 100%), 1fr));
 }
 .card {
   background: #fff; border: 1px solid #ddd; border-radius: 0.5rem; padding: 0.6rem 0.8rem;
