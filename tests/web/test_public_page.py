@@ -106,3 +106,15 @@ class PublicPageTests(GovernorTestCase):
         self.assertEqual(response.header("referrer-policy"), "no-referrer")
         self.assertEqual(response.header("x-frame-options"), "DENY")
         self.assertIn("script-src 'none'", response.header("content-security-policy") or "")
+
+
+class HostileNamesTests(GovernorTestCase):
+    def test_names_from_peers_are_escaped(self) -> None:
+        """Nicknames come from storage servers: markup in them is shown, never run."""
+        hostile = '<script>alert("x")</script>'
+        self.controls.peers = {hostile: PARENTS_TUBID, "friend": FRIEND_TUBID}
+        self.resource.history.sample()
+        for path in ("/governor", f"/governor/{TOKEN}/"):
+            text = self.get(path).text
+            self.assertNotIn(hostile, text)
+            self.assertIn("&lt;script&gt;alert(\"x\")&lt;/script&gt;", text)
