@@ -123,6 +123,8 @@ class PrivateTree(Resource):
 class PrivateStatusPage(GovernorPage):
     """The private page (HTML with the control forms) and its JSON."""
 
+    back_link = "./"
+
     def __init__(
         self,
         controls: GovernorControls,
@@ -253,6 +255,9 @@ class PrivateStatusPage(GovernorPage):
 class ControlResource(GovernorPage):
     """``POST /governor/<token>/<action>``: one control (GET is refused with 405)."""
 
+    allowed_methods = (b"POST",)
+    back_link = "./"
+
     def __init__(
         self,
         action: str,
@@ -266,8 +271,6 @@ class ControlResource(GovernorPage):
         self._controls = controls
         self._csrf = csrf
         self._reactor = reactor
-
-    allowed_methods = (b"POST",)
 
     def method_refusal(self, method: str) -> str:
         return (f"{self._action!r} is a control: expected a POST from the private page's "

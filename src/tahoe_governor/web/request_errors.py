@@ -46,6 +46,8 @@ class GovernorPage(Resource):
     the others with our own 405 page (``HEAD`` goes with ``GET``)."""
 
     allowed_methods: tuple[bytes, ...] = (b"GET",)
+    back_link: str | None = None
+    """Where an error page's "Back" link leads (relative), if anywhere."""
 
     def method_refusal(self, method: str) -> str:
         """Why ``method`` is refused, and what is expected instead."""
@@ -62,7 +64,7 @@ class GovernorPage(Resource):
             return super().render(request)
         request.setHeader(b"allow", b", ".join(allowed))
         return error_body(request, 405, self.method_refusal(method.decode("ascii", "replace")),
-                          "./")
+                          self.back_link)
 
 
 class NotFound(Resource):
