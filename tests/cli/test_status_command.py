@@ -102,6 +102,7 @@ def test_private_url_is_printed_only_when_asked(node) -> None:
         ("bad node.url", "expected the node's web address (http://...), got 'garbage'"),
         ("no nodedir", "no such node directory"),
         ("plain tahoe", "governor is not there (404): is the node run by 'tahoe-governor run'"),
+        ("broken", "failed to answer (HTTP 500): see its log, "),
     ],
 )
 def test_errors_say_what_to_do(tmp_path, setup, message) -> None:
@@ -115,6 +116,11 @@ def test_errors_say_what_to_do(tmp_path, setup, message) -> None:
         http = refused
     elif setup == "bad node.url":
         (tmp_path / "node" / "node.url").write_text("garbage\n")
+    elif setup == "broken":
+        def broken_status():
+            raise RuntimeError("the status could not be read")
+
+        node.controls.status = broken_status
     elif setup == "no nodedir":
         nodedir = str(tmp_path / "elsewhere")
     out, err = io.StringIO(), io.StringIO()

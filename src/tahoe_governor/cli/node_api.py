@@ -129,13 +129,18 @@ class GovernorClient:
         if data is not None:
             all_headers["Content-Type"] = "application/json"
         try:
-            return self._http(method, url, data, all_headers)
+            response = self._http(method, url, data, all_headers)
         except OSError as e:
             why = e.strerror or str(e) or type(e).__name__
             raise CommandError(
                 f"cannot reach the node at {self.node_url} ({why}): is it running? "
                 f"(start it with 'tahoe-governor run {self.nodedir}')"
             ) from None
+        if response.status >= 500:
+            log_file = Path(self.nodedir) / "logs" / "twistd.log"
+            raise CommandError(f"the node at {self.node_url} failed to answer "
+                               f"(HTTP {response.status}): see its log, {log_file}")
+        return response
 
     def public_status(self) -> dict[str, Any]:
         """``GET /governor?t=json``: the public snapshot."""
