@@ -31,7 +31,9 @@ setup(
         "tzdata>=2024.1",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "treq>=23.11"],
+        # selenium drives Debian's chromium/chromedriver in the browser test
+        # (4.52 needs a certifi newer than the registry here serves).
+        "test": ["pytest>=8", "hypothesis>=6.100", "treq>=23.11", "selenium>=4.20"],
     },
     entry_points={
         "console_scripts": ["tahoe-governor = tahoe_governor.cli.main:main"],
