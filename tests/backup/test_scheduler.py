@@ -204,7 +204,8 @@ def test_failure_retries_with_backoff_then_succeeds(harness):
     harness.clock.advance(0)
     assert harness.state == "failed"
     status = harness.scheduler.job_statuses()[0]
-    assert status.last_failure == "not enough servers"
+    assert status.last_failure == "an operation on the grid failed (RuntimeError)"
+    assert status.last_failure_detail == "not enough servers"
     assert status.retry_at == harness.clock.seconds() + RETRY_FIRST_SECONDS
     harness.clock.advance(RETRY_FIRST_SECONDS)
     assert harness.state == "running"

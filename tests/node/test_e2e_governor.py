@@ -15,12 +15,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import treq
 from foolscap.eventual import flushEventualQueue
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from tahoe_governor.node import create_governed_client, read_governed_config
-from tahoe_governor.node.governor import attach_governor
+from tahoe_governor.app import govern
 from tahoe_governor.throttle import Shaper
 from tests.grid import LocalGrid
 from tests.node.recording_shaper import temp_dir
@@ -43,6 +44,13 @@ def make_tree(root: Path, files: int, size: int) -> None:
         (folder / f"f{i}.bin").write_bytes(os.urandom(size))
 
 
+async def get_body(url: str) -> bytes:
+    """GET ``url`` on a connection that is not kept (the reactor stays clean)."""
+    response = await treq.get(url, persistent=False)
+    body: bytes = await treq.content(response)
+    return body
+
+
 async def wait_for(predicate: Any, timeout: float, what: str) -> None:
     """Poll ``predicate`` on the reactor every 0.1 s until true, or fail after ``timeout``."""
     waited = 0.0
@@ -60,6 +68,9 @@ class GovernorOnGridTests(TestCase):
 
     grid: LocalGrid
     timeout = TIMEOUT
+
+    async def get(self, url: str) -> bytes:
+        return await get_body(url)
 
     def test_backup_job_runs_capped_and_reuses(self) -> defer.Deferred[None]:
         """The job uploads the tree under the DSL peer's cap; a second run reuses every file."""
@@ -94,7 +105,7 @@ class GovernorOnGridTests(TestCase):
             (nodedir / "private" / "aliases").write_text(
                 f"backup: {root.get_uri().decode()}\n"
             )
-            governor = attach_governor(reactor, client, ZoneInfo("UTC"))
+            governor = govern(reactor, client, ZoneInfo("UTC"))
             runner = governor.scheduler.runners["b1"]
             await wait_for(lambda: runner.lifecycle.state == "done", 90, "the first run")
             first = runner.last_result
@@ -124,6 +135,21 @@ class GovernorOnGridTests(TestCase):
             self.assertEqual(job_status.files_total["uploaded"], 12)
             self.assertEqual(job_status.files_total["reused"], 12)
             self.assertIsNotNone(job_status.latest_snapshot_cap)
+
+            # The pages and /metrics of the running node: public facts, no secrets.
+            await client.getServiceNamed("webish")._started
+            public = await self.get(governor.web_url + "governor?t=json")
+            metrics = await self.get(governor.web_url + "metrics")
+            private = await self.get(governor.private_url + "?t=json")
+            secrets = [str(source).encode(), root.get_uri(),
+                       job_status.latest_snapshot_cap.encode(), governor.token.encode()]
+            for secret in secrets:
+                self.assertNotIn(secret, public)
+                self.assertNotIn(secret, metrics)
+            self.assertIn(b'"state": "done"', public)
+            self.assertIn(f'peer="{dsl.tubid}"'.encode(), metrics)
+            self.assertIn(b"tahoe_governor_job_files_total", metrics)
+            self.assertIn(job_status.latest_snapshot_cap.encode(), private)
         finally:
             await client.stopService()
             await flushEventualQueue()

@@ -26,7 +26,8 @@ from twisted.python.failure import Failure
 from tahoe_governor.backup.job_lifecycle import JobLifecycle
 from tahoe_governor.backup.job_throttle import JobThrottle
 from tahoe_governor.backup.progress import BackupProgress
-from tahoe_governor.backup.walker import BackupCancelled, BackupResult
+from tahoe_governor.backup.target import TargetError
+from tahoe_governor.backup.walker import BackupCancelled, BackupFailed, BackupResult, SourceError
 from tahoe_governor.policy.config import Job
 from tahoe_governor.policy.engine import JobLimits
 
@@ -68,6 +69,20 @@ class RunHistory(Protocol):
         counts: Mapping[str, int] | None = None,
         detail: str | None = None,
     ) -> None: ...
+
+
+def failure_summary(failure: Failure) -> str:
+    """What kind of failure ended a run, without its message: messages may hold
+    local paths or capabilities, and this is shown on the public page."""
+    if failure.check(SourceError):
+        return "the source directory could not be read"
+    if failure.check(TargetError):
+        return "the backup target could not be opened"
+    if failure.check(BackupFailed):
+        cause = getattr(failure.value, "cause", None)
+        kind = cause.type.__name__ if isinstance(cause, Failure) else "error"
+        return f"an operation on the grid failed ({kind})"
+    return f"unexpected error ({failure.type.__name__})"
 
 
 def run_counts(progress: BackupProgress) -> dict[str, int]:
@@ -113,6 +128,8 @@ class JobRunner:
         self.last_progress: BackupProgress | None = None
         self.last_result: BackupResult | None = None
         self.forced = False
+        self.failure_summary: str | None = None
+        """Why the last run failed, in words safe for the public page (no path, no cap)."""
         self.retry_at: float | None = None
         self._failures_in_a_row = 0
         self._retry_timer: Any = None
@@ -293,8 +310,8 @@ class JobRunner:
                 )
                 self._run_id = None
         else:
-            reason = failure.getErrorMessage() or failure.type.__name__
-            self.lifecycle.run_failed(reason)
+            self.failure_summary = failure_summary(failure)
+            self.lifecycle.run_failed(failure.getErrorMessage() or failure.type.__name__)
         self._after_run()
 
     _completed_at: float | None = None

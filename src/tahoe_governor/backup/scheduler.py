@@ -186,12 +186,14 @@ class BackupScheduler(service.Service):
                     next_start=(None if runner.lifecycle.state == "running"
                                 else jl.admission.next_start),
                     window_end=jl.admission.until if jl.admission.in_window else None,
-                    last_failure=runner.lifecycle.last_failure,
+                    last_failure=(runner.failure_summary
+                                  if runner.lifecycle.state == "failed" else None),
                     retry_at=runner.retry_at,
                     frequency_seconds=runner.job.frequency,
                     source=runner.job.source,
                     target=runner.job.target,
                     latest_snapshot_cap=(latest_caps or {}).get(name),
+                    last_failure_detail=runner.lifecycle.last_failure,
                 )
             )
         return tuple(out)

@@ -58,7 +58,8 @@ class JobStatus:
     window_end: float | None
     """End of the current allowed window while inside it; ``None`` if none or unending."""
     last_failure: str | None
-    """Why the last attempt failed, while the job is ``failed``."""
+    """What kind of failure ended the last attempt, while the job is ``failed``
+    (words only: no path, no capability)."""
     retry_at: float | None
     """When a failed job is retried."""
     frequency_seconds: float
@@ -68,6 +69,8 @@ class JobStatus:
     """``alias:path`` or directory cap the job backs up to (private)."""
     latest_snapshot_cap: str | None = attrs.field(default=None, metadata=PRIVATE)
     """Read-only cap of the last completed snapshot (private)."""
+    last_failure_detail: str | None = attrs.field(default=None, metadata=PRIVATE)
+    """The full error message of the last failure (private: it may name paths)."""
 
 
 @attrs.frozen

@@ -38,10 +38,10 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the node until a signal stops it; the exit status."""
     from twisted.internet import reactor
 
-    from tahoe_governor.node.governor import attach_governor
+    from tahoe_governor.app import govern
     from tahoe_governor.node.process import run_governed_node
 
     return run_governed_node(
         args.nodedir, make_shaper, reactor, out=sys.stdout, err=sys.stderr,
-        on_started=lambda client: attach_governor(reactor, client),
+        on_started=lambda client: govern(reactor, client),
     )

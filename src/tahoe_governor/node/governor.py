@@ -136,6 +136,17 @@ class Governor:
         self._save_loop.start(CAPACITY_SAVE_SECONDS, now=False)
         self.scheduler.startService()
 
+    token: str | None = None
+    """The private page's token, once the web layer has mounted the pages."""
+
+    @property
+    def private_url(self) -> str | None:
+        """The private page's URL (a secret: show it to the owner only)."""
+        web = self.web_url
+        if web is None or self.token is None:
+            return None
+        return f"{web}governor/{self.token}/"
+
     @property
     def web_url(self) -> str | None:
         """The node's web URL (``http://127.0.0.1:PORT/``), ``None`` without a web server."""
@@ -347,20 +358,3 @@ def attach_governor(reactor: Any, client: Any, tz: ZoneInfo | None = None) -> Go
     client.add_stop_hook("backup jobs", governor.stop_parts)
     governor.start()
     return governor
-
-
-async def start_governor(reactor: Any, nodedir: str, tz: ZoneInfo | None = None) -> Governor:
-    """Run the governed node in ``nodedir`` in this process, with its governor.
-
-    For embedding (the demo, tests); ``tahoe-governor run`` uses
-    :func:`attach_governor` from the node runner instead. ``governor.stop()``
-    stops both.
-    """
-    from tahoe_governor.node.client import create_governed_client
-    from tahoe_governor.node.config import read_governed_config
-    from tahoe_governor.throttle import Shaper
-
-    config = read_governed_config(nodedir)
-    client = await create_governed_client(config, Shaper(reactor), reactor)
-    client.startService()
-    return attach_governor(reactor, client, tz)
