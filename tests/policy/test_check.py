@@ -16,6 +16,7 @@ from tahoe_governor.cli.check import run_check
 from tahoe_governor.cli.main import main
 from tahoe_governor.policy.overrides import LimitKey
 from tahoe_governor.policy.state_db import StateDatabase, state_db_path
+from tahoe_governor.throttle.testing import FakeCounters
 
 AMS = ZoneInfo("Europe/Amsterdam")
 CONFIGS = Path(__file__).parent / "configs"
@@ -31,9 +32,11 @@ def _nodedir(tmp_path: Path, cfg: str, aliases: str = f"backup: {DIRCAP}\n") -> 
     return tmp_path
 
 
-def _check(nodedir: Path, now: float = THURSDAY_MORNING) -> tuple[int, str, str]:
+def _check(
+    nodedir: Path, now: float = THURSDAY_MORNING, counters: FakeCounters | None = None
+) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    status = run_check(str(nodedir), now, AMS, out, err)
+    status = run_check(str(nodedir), now, AMS, out, err, counters)
     return status, out.getvalue(), err.getvalue()
 
 
@@ -58,6 +61,30 @@ def test_story_report(tmp_path: Path) -> None:
     assert "node limit down: unlimited  [limit.down = unlimited]" in out
     assert "parents (nickname; resolved when the peer is known" in out
     assert "Next change of any limit: Thu 2026-11-26 18:00:00 CET" in out
+
+
+def test_idle_budget_and_interface(tmp_path: Path) -> None:
+    """check shows each job's idle CPU budget when it differs, and the configured interface,
+    with a warning when this machine has no such interface."""
+    nodedir = _nodedir(tmp_path, (CONFIGS / "valid" / "budgets.cfg").read_text())
+    counters = FakeCounters(interfaces={"lo": ["127.0.0.1"], "eth0": ["192.0.2.10"]})
+    status, out, err = _check(nodedir, counters=counters)
+    assert (status, err) == (0, "")
+    assert "cpu budget:      25% of one core; 75% while the machine is idle\n" in out
+    assert "cpu budget:      10% of one core; no budget while the machine is idle\n" in out
+    assert "cpu budget:      50% of one core\n" in out
+    assert "cpu budget:      none\n" in out
+    assert "  interface:       eth0 [interface]\n" in out
+    status, out, _err = _check(nodedir, counters=FakeCounters(interfaces={"lo": ["::1"]}))
+    assert status == 0
+    assert (
+        "  interface:       eth0 [interface]  (warning: [bandwidth] interface: "
+        "no network interface 'eth0'; the interfaces are: lo)\n"
+    ) in out
+    (tmp_path / "story").mkdir()
+    story = _nodedir(tmp_path / "story", (CONFIGS / "valid" / "story.cfg").read_text())
+    _status, out, _err = _check(story, counters=counters)
+    assert "  interface:       chosen by the routes to the storage servers\n" in out
 
 
 def test_every_error_and_exit_status(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ hypothesis proof that any text yields a Policy or a ConfigError, nothing else.""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,15 +12,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tahoe_governor.policy.allowed_times import AllowedTimes
 from tahoe_governor.policy.config import (
     BANDWIDTH_KEYS,
+    INTERFACE_MAX_CHARS,
     JOB_FIELDS,
+    Job,
     Policy,
     load_policy,
+    parse_interface,
     parse_policy_text,
     target_problems,
 )
-from tahoe_governor.policy.errors import ConfigError, ConfigProblem
+from tahoe_governor.policy.errors import ConfigError, ConfigProblem, ValueSyntaxError
 from tahoe_governor.policy.peers import KnownPeer, peers_from_servers_yaml
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -103,6 +108,74 @@ def test_multiline_and_home() -> None:
     minimal = parse_policy_text((CONFIGS / "valid" / "minimal.cfg").read_text(), AMS)
     assert minimal.jobs[0].source == os.path.expanduser("~/Documents")
     assert minimal.jobs[0].allowed_times.is_always
+
+
+def test_cpu_idle_budgets_and_interface() -> None:
+    """cpu.idle arrives as a share of one core (None: no budget), equal to cpu when absent;
+    interface arrives as written, None when absent."""
+    policy = parse_policy_text((CONFIGS / "valid" / "budgets.cfg").read_text(), AMS)
+    budgets = {job.name: (job.cpu, job.cpu_idle) for job in policy.jobs}
+    assert budgets == {
+        "photos": (0.25, 0.75),
+        "mail": (0.1, None),
+        "docs": (0.5, 0.5),
+        "plain": (None, None),
+    }
+    assert policy.interface == "eth0"
+    story = _story()
+    assert (story.jobs[0].cpu, story.jobs[0].cpu_idle) == (0.25, 0.25)
+    assert story.interface is None
+    windows = parse_policy_text((CONFIGS / "valid" / "windows_interface.cfg").read_text(), AMS)
+    assert windows.interface == "Local Area Connection* 2"
+    direct = Job("x", "/x", "backup:", 60.0, AllowedTimes.always(AMS), cpu=0.25)
+    assert direct.cpu_idle == 0.25, "a Job made in code also defaults its idle budget to cpu"
+
+
+def test_cpu_idle_problems_say_why() -> None:
+    """cpu.idle without cpu, or below it, is refused with the reason and the fix."""
+    with pytest.raises(ConfigError) as caught:
+        parse_policy_text((CONFIGS / "invalid" / "cpu_idle.cfg").read_text(), AMS)
+    expected = {p.key: p.expected for p in caught.value.problems}
+    assert expected["alone.cpu.idle"].startswith("alone.cpu to be set too")
+    assert expected["swapped.cpu.idle"].startswith("at least swapped.cpu = 75%")
+    assert expected["below_unlimited.cpu.idle"].startswith(
+        "at least below_unlimited.cpu = unlimited"
+    )
+    assert "did you mean 'typo.cpu.idle'" in expected["typo.cpu.idel"]
+    assert expected["bad.cpu.idle"].startswith("a CPU budget N% of one core")
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "reason"),
+    [
+        ("eth0", "eth0", "Linux"),
+        ("  enp3s0  ", "enp3s0", "surrounding blanks are not part of the name"),
+        ("en0", "en0", "macOS"),
+        ("wlan0.100", "wlan0.100", "a VLAN"),
+        ("eth0:1", "eth0:1", "an old-style alias label"),
+        ("Wi-Fi 2", "Wi-Fi 2", "Windows names have spaces"),
+        ("vEthernet (Default Switch)", "vEthernet (Default Switch)", "Hyper-V"),
+        ("x" * INTERFACE_MAX_CHARS, "x" * INTERFACE_MAX_CHARS, "the longest accepted"),
+        ("", None, "empty"),
+        ("x" * (INTERFACE_MAX_CHARS + 1), None, "too long for any system"),
+        ("eth0, wlan0", None, "a list"),
+        ("eth0;wlan0", None, "a list"),
+        ('"eth0"', None, "quoted"),
+        ("'eth0'", None, "quoted"),
+        ("/dev/eth0", None, "a path"),
+        ("\\Device\\NPF_{X}", None, "a pcap device path, not a psutil name"),
+        ("eth0\twlan0", None, "a control character"),
+        ("Wi-Fi\u00a02", None, "a non-breaking space inside"),
+        ("auto", None, "leave the key out instead"),
+    ],
+)
+def test_interface_names(text: str, name: str | None, reason: str) -> None:
+    """parse_interface accepts the names systems give interfaces and refuses the rest."""
+    if name is None:
+        with pytest.raises(ValueSyntaxError, match="one network interface"):
+            parse_interface(text)
+    else:
+        assert parse_interface(text) == name, reason
 
 
 def test_problem_message_names_everything() -> None:
@@ -196,6 +269,61 @@ def test_any_text_gives_a_policy_or_a_config_error(
         parse_policy_text("\n".join(lines), AMS)
     except ConfigError as e:
         assert e.problems
+
+
+budgets = st.one_of(st.integers(1, 100).map(lambda n: f"{n}%"), st.just("unlimited"))
+
+
+def _share(text: str) -> float:
+    return math.inf if text == "unlimited" else int(text[:-1]) / 100
+
+
+@settings(max_examples=100, deadline=None)
+@given(cpu=st.one_of(st.none(), budgets), idle=st.one_of(st.none(), budgets))
+def test_cpu_idle_is_accepted_exactly_with_cpu_and_not_below_it(
+    cpu: str | None, idle: str | None
+) -> None:
+    """Any cpu / cpu.idle pair parses exactly when cpu.idle is absent, or cpu is set and
+    cpu.idle >= cpu; the idle budget then is cpu.idle, else cpu (None: no budget)."""
+    lines = ["[backups]", "b1.source = /a", "b1.target = backup:", "b1.frequency = 1day"]
+    lines += [f"b1.cpu = {cpu}"] if cpu is not None else []
+    lines += [f"b1.cpu.idle = {idle}"] if idle is not None else []
+    valid = idle is None or (cpu is not None and _share(idle) >= _share(cpu))
+    try:
+        (job,) = parse_policy_text("\n".join(lines), AMS).jobs
+    except ConfigError as e:
+        assert not valid
+        assert [p.key for p in e.problems] == ["b1.cpu.idle"]
+        return
+    assert valid
+    shown = idle if idle is not None else cpu
+    assert job.cpu_idle == (None if shown in (None, "unlimited") else _share(shown))
+
+
+interface_names = st.text(
+    st.sampled_from("abcxyzAWF0129-_.:@+()* "), min_size=1, max_size=INTERFACE_MAX_CHARS
+).map(str.strip).filter(bool)
+
+
+@settings(max_examples=100, deadline=None)
+@given(interface_names)
+def test_plausible_interface_names_arrive_as_written(name: str) -> None:
+    """Any name made of letters, digits, '-_.:@+()*' and inner blanks reaches the Policy."""
+    policy = parse_policy_text(f"[bandwidth]\ninterface = {name}\n", AMS)
+    assert policy.interface == name
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_interface_is_a_stripped_name_or_a_syntax_error(text: str) -> None:
+    """Any text either is a name (stripped, printable, none of the refused characters)
+    or a ValueSyntaxError; nothing else escapes."""
+    try:
+        name = parse_interface(text)
+    except ValueSyntaxError:
+        return
+    assert name == text.strip() and name and name.isprintable()
+    assert not set(name) & set("/\\,;'\"") and name != "auto"
 
 
 @settings(max_examples=100, deadline=None)

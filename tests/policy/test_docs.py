@@ -49,6 +49,10 @@ def _rows(first_header: str, last_header: str | None = None) -> list[list[str]]:
 
 
 DIRECTIVE_ROWS = [(_code(row[0]), _code(row[-1])) for row in _rows("Directive", "Example")]
+DIRECTIVE_NEEDS = {
+    _code(row[0]): re.findall(r"needs `([^`]+)`", row[1]) for row in _rows("Directive", "Example")
+}
+"""The directives a row's Value cell says it needs ("needs `<job>.cpu`")."""
 
 
 def test_every_directive_is_documented_and_nothing_else() -> None:
@@ -59,11 +63,14 @@ def test_every_directive_is_documented_and_nothing_else() -> None:
 
 @pytest.mark.parametrize(("directive", "example"), DIRECTIVE_ROWS)
 def test_each_documented_example_is_accepted(directive: str, example: str) -> None:
-    """Each directive, set to the example shown in its row, parses."""
+    """Each directive, set to the example shown in its row (and the directives it says it
+    needs to theirs), parses."""
     job = {"b1.source": "/data", "b1.target": "backup:", "b1.frequency": "1day"}
     bandwidth = {"capacity.up": "1Mbps", "capacity.down": "8Mbps"}
-    key = directive.replace("<job>", "b1").replace("<selector>", "parents")
-    (job if directive.startswith("<job>.") else bandwidth)[key] = example
+    examples = dict(DIRECTIVE_ROWS)
+    for name in [*DIRECTIVE_NEEDS[directive], directive]:
+        key = name.replace("<job>", "b1").replace("<selector>", "parents")
+        (job if name.startswith("<job>.") else bandwidth)[key] = examples[name]
     text = "[backups]\n" + "".join(f"{k} = {v}\n" for k, v in job.items())
     text += "[bandwidth]\n" + "".join(f"{k} = {v}\n" for k, v in bandwidth.items())
     policy = parse_policy_text(text, UTC)

@@ -263,6 +263,26 @@ def test_cpu_budget() -> None:
     assert limits.job("b").cpu_budget is None and not limits.job("b").cpu_over_budget
 
 
+def test_cpu_idle_budget() -> None:
+    """While the measurements say the machine is idle, cpu.idle is the budget in force;
+    without cpu.idle the idle budget is cpu's, and unknown idleness counts as in use."""
+    p = policy("", job("a", "a.cpu = 25%\na.cpu.idle = 75%") + job("b", "b.cpu = 25%"))
+    used = {"a": 0.5, "b": 0.5}
+    busy = limits_at(p, MONDAY_NOON, measurements=Measurements(job_cpu=used))
+    idle = limits_at(p, MONDAY_NOON, measurements=Measurements(job_cpu=used, machine_idle=True))
+    a, b = busy.job("a"), busy.job("b")
+    assert (a.cpu_budget, a.cpu_idle_budget, a.machine_idle) == (0.25, 0.75, False)
+    assert a.cpu_budget_in_force == 0.25 and a.cpu_over_budget
+    assert (b.cpu_budget, b.cpu_idle_budget) == (0.25, 0.25)
+    assert idle.job("a").cpu_budget_in_force == 0.75 and not idle.job("a").cpu_over_budget
+    assert idle.job("b").cpu_budget_in_force == 0.25 and idle.job("b").cpu_over_budget
+    assert busy != idle, "idleness changes the limits, so the service re-publishes them"
+    unlimited = policy("", job("c", "c.cpu = 10%\nc.cpu.idle = unlimited"))
+    c = limits_at(unlimited, MONDAY_NOON, measurements=Measurements(
+        job_cpu={"c": 3.0}, machine_idle=True)).job("c")
+    assert c.cpu_budget_in_force is None and not c.cpu_over_budget
+
+
 def test_inputs_are_checked() -> None:
     """Running jobs must exist; measurements refuse negative or NaN rates."""
     with pytest.raises(ValueError, match="not in the policy"):
@@ -273,6 +293,8 @@ def test_inputs_are_checked() -> None:
         Measurements(capacity_down=math.nan)
     with pytest.raises(ValueError):
         Measurements(job_cpu={"a": -0.1})
+    with pytest.raises(TypeError):
+        Measurements(machine_idle="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="direction must be 'up'"):
         LimitKey("job", "a", "down")
 

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from tahoe_governor.policy.config import Policy, load_policy, target_problems
-from tahoe_governor.policy.engine import EffectiveLimit, Limits, limits_at
+from tahoe_governor.policy.engine import EffectiveLimit, JobLimits, Limits, limits_at
 from tahoe_governor.policy.errors import ConfigError, ConfigProblem
 from tahoe_governor.policy.local_zone import local_zone
 from tahoe_governor.policy.measurements import Measurements
@@ -35,6 +35,7 @@ from tahoe_governor.policy.state_db import (
     state_db_path,
 )
 from tahoe_governor.policy.units import format_duration, format_rate
+from tahoe_governor.throttle.counters import PsutilCounters, SystemCounters, choose_interfaces
 
 
 def _aliases(nodedir: str) -> set[str]:
@@ -88,10 +89,34 @@ def _limit(limit: EffectiveLimit) -> str:
     return text
 
 
+def _cpu_budgets(job: JobLimits) -> str:
+    busy, idle = job.cpu_budget, job.cpu_idle_budget
+    text = "none" if busy is None else f"{busy * 100:g}% of one core"
+    if idle != busy:
+        text += "; " + ("no budget" if idle is None else f"{idle * 100:g}%")
+        text += " while the machine is idle"
+    return text
+
+
+def _interface(policy: Policy, counters: SystemCounters) -> str:
+    if policy.interface is None:
+        return "chosen by the routes to the storage servers"
+    try:
+        choose_interfaces(counters, policy.interface)
+    except ValueError as e:
+        return f"{policy.interface} [interface]  (warning: {e})"
+    return f"{policy.interface} [interface]"
+
+
 def report_lines(
-    policy: Policy, limits: Limits, nodedir: str, last_completed: dict[str, float]
+    policy: Policy,
+    limits: Limits,
+    nodedir: str,
+    last_completed: dict[str, float],
+    counters: SystemCounters | None = None,
 ) -> Iterator[str]:
-    """The human report of ``check``."""
+    """The human report of ``check``; ``counters`` (default: the system's) tell whether
+    a configured interface exists."""
     tz = policy.tz
     yield f"Policy of {os.path.join(nodedir, 'tahoe.cfg')}"
     yield f"Evaluated at {_when(limits.at, tz)} (zone {tz.key})"
@@ -122,8 +147,7 @@ def report_lines(
         never = "none while paused" if admission.paused else "never"
         yield f"    next start:      {_when(admission.next_start, tz, never)}"
         yield f"    upload cap:      {_limit(job_limits.rate)}"
-        budget = "none" if job.cpu is None else f"{job.cpu * 100:g}% of one core"
-        yield f"    cpu budget:      {budget}"
+        yield f"    cpu budget:      {_cpu_budgets(job_limits)}"
         if job.upstream is not None:
             yield f"    upstream:        {job.upstream * 100:g}% of capacity.up"
         yield f"    exclude:         {', '.join(job.exclude) or 'nothing'}"
@@ -142,6 +166,7 @@ def report_lines(
         else:
             capacity = "not configured"
         yield f"  {'capacity ' + direction + ':':<17}{capacity}"
+    yield f"  interface:       {_interface(policy, counters or PsutilCounters())}"
     yield f"  node limit up:   {_limit(limits.node_up)}"
     yield f"  node limit down: {_limit(limits.node_down)}"
     yield ""
@@ -159,8 +184,16 @@ def report_lines(
     yield f"Next change of any limit: {_when(limits.next_change, tz)}"
 
 
-def run_check(nodedir: str, now: float, tz: ZoneInfo, out: TextIO, err: TextIO) -> int:
-    """The whole command, with the clock and zone as arguments; returns the exit status."""
+def run_check(
+    nodedir: str,
+    now: float,
+    tz: ZoneInfo,
+    out: TextIO,
+    err: TextIO,
+    counters: SystemCounters | None = None,
+) -> int:
+    """The whole command, with the clock, zone and system counters as arguments;
+    returns the exit status."""
     try:
         policy = load_policy(nodedir, tz)
         problems: list[ConfigProblem] = target_problems(policy, _aliases(nodedir))
@@ -184,7 +217,7 @@ def run_check(nodedir: str, now: float, tz: ZoneInfo, out: TextIO, err: TextIO) 
         stored.last_completed,
         _known_peers(nodedir),
     )
-    for line in report_lines(policy, limits, nodedir, stored.last_completed):
+    for line in report_lines(policy, limits, nodedir, stored.last_completed, counters):
         print(line, file=out)
     for job in unknown:
         print(f"note: job {job!r} is paused in the state database but not in tahoe.cfg", file=out)

@@ -48,6 +48,7 @@ JOB_FIELDS = (
     "allowed_times",
     "bandwidth",
     "cpu",
+    "cpu.idle",
     "upstream",
     "exclude",
     "weight",
@@ -55,10 +56,14 @@ JOB_FIELDS = (
 """The keys ``<job>.<field>`` of ``[backups]``."""
 REQUIRED_JOB_FIELDS = ("source", "target", "frequency")
 
-BANDWIDTH_KEYS = tuple(
-    f"{name}.{direction}"
-    for name in ("capacity", "limit", "busy", "schedule")
-    for direction in DIRECTIONS
+INTERFACE_KEY = "interface"
+BANDWIDTH_KEYS = (
+    *(
+        f"{name}.{direction}"
+        for name in ("capacity", "limit", "busy", "schedule")
+        for direction in DIRECTIONS
+    ),
+    INTERFACE_KEY,
 )
 """The fixed keys of ``[bandwidth]``; ``peer.<selector>.up|down`` come in addition."""
 
@@ -80,6 +85,14 @@ TARGET_EXPECTED = (
     "URI:DIR2:... / URI:DIR2-MDMF:..."
 )
 CPU_EXPECTED = "a CPU budget N% of one core, 0 < N <= 100, or 'unlimited'"
+INTERFACE_MAX_CHARS = 256
+"""Windows adapter names go up to 256 characters; Linux, BSD and macOS allow 15."""
+_NOT_IN_INTERFACE = "/\\,;'\""
+INTERFACE_EXPECTED = (
+    "the name of one network interface as the system lists it, e.g. eth0, en0 or Wi-Fi 2 "
+    f"(at most {INTERFACE_MAX_CHARS} characters, none of them a control character, "
+    "a quote, '/', '\\', ',' or ';')"
+)
 SELECTOR_EXPECTED = "peer.<selector>.up or peer.<selector>.down"
 
 
@@ -99,6 +112,11 @@ class Job:
     """Cap of the job's upload wire bytes; ``None`` when not configured."""
     cpu: float | None = None
     """Budget as a share of one core (0.25 = 25 %); ``None`` for no budget."""
+    cpu_idle: float | None = attrs.field(
+        default=attrs.Factory(lambda job: job.cpu, takes_self=True)
+    )
+    """Budget while the machine is idle, as ``cpu``; equal to ``cpu`` when ``cpu.idle``
+    is not configured, and never below it."""
     upstream: float | None = None
     """Cap as a fraction of ``capacity.up``; ``None`` when not configured."""
     exclude: tuple[str, ...] = ()
@@ -138,6 +156,9 @@ class Policy:
     up: LinkPolicy = LinkPolicy()
     down: LinkPolicy = LinkPolicy()
     peers: tuple[PeerLimits, ...] = ()
+    interface: str | None = None
+    """``[bandwidth] interface``: the interface that stands for the link; ``None``:
+    chosen by the routes to the storage servers. Only its syntax is checked here."""
 
     def link(self, direction: Direction) -> LinkPolicy:
         return self.up if direction == "up" else self.down
@@ -237,6 +258,28 @@ def parse_cpu(text: str) -> float | None:
         raise ValueSyntaxError(CPU_EXPECTED) from None
 
 
+def parse_interface(text: str) -> str:
+    """A plausible interface name; whether the machine has it is checked when the meters
+    start (:func:`tahoe_governor.throttle.counters.choose_interfaces`)."""
+    name = text.strip()
+    if name == AUTO_WORD:
+        raise ValueSyntaxError(
+            INTERFACE_EXPECTED + "; leave the key out to choose by the routes to the servers"
+        )
+    if (
+        not name
+        or len(name) > INTERFACE_MAX_CHARS
+        or any(not c.isprintable() or c in _NOT_IN_INTERFACE for c in name)
+    ):
+        raise ValueSyntaxError(INTERFACE_EXPECTED)
+    return name
+
+
+def _budget_at_least(budget: float | None, other: float | None) -> bool:
+    """Whether CPU budget ``budget`` allows at least ``other`` (``None``: no budget)."""
+    return budget is None or (other is not None and budget >= other)
+
+
 def parse_target(text: str) -> str:
     target = text.strip()
     if _DIRCAP.fullmatch(target) or (
@@ -292,6 +335,7 @@ def _parse_jobs(
             "allowed_times": lambda t: AllowedTimes.parse(t, tz),
             "bandwidth": parse_rate,
             "cpu": parse_cpu,
+            "cpu.idle": parse_cpu,
             "upstream": parse_percent,
             "exclude": parse_exclude,
             "weight": parse_weight,
@@ -309,15 +353,36 @@ def _parse_jobs(
                     "frequency": "a duration, e.g. 1day or 1week",
                 }[field]
                 problems.add(BACKUPS, f"{name}.{field}", None, f"{what} (required)")
+        # cpu.idle alone would leave the job unbudgeted while the machine is in use and
+        # budgeted only while it is idle: the opposite of what the directive is for.
+        idle_key, cpu_key = f"{name}.cpu.idle", f"{name}.cpu"
+        if idle_key in keys and cpu_key not in keys:
+            problems.add(
+                BACKUPS, idle_key, keys[idle_key],
+                f"{cpu_key} to be set too: {idle_key} is the budget while the machine is "
+                f"idle, {cpu_key} the one while it is in use",
+            )
+        elif "cpu.idle" in job and "cpu" in job and not _budget_at_least(
+            job["cpu.idle"], job["cpu"]  # type: ignore[arg-type]
+        ):
+            problems.add(
+                BACKUPS, idle_key, keys[idle_key],
+                f"at least {cpu_key} = {keys[cpu_key].strip()}: the budget while the "
+                "machine is idle is the larger one",
+            )
     return list(jobs.values())
 
 
 def _parse_bandwidth(
     keys: dict[str, str], tz: ZoneInfo, problems: _Problems
-) -> tuple[dict[Direction, dict[str, object]], dict[str, dict[str, Rate | None]]]:
+) -> tuple[dict[Direction, dict[str, object]], dict[str, dict[str, Rate | None]], str | None]:
     links: dict[Direction, dict[str, object]] = {"up": {}, "down": {}}
     peers: dict[str, dict[str, Rate | None]] = {}
+    interface = None
     for key, text in keys.items():
+        if key == INTERFACE_KEY:
+            interface = problems.value(BANDWIDTH, key, text, parse_interface)
+            continue
         if key.startswith("peer."):
             selector, dot, direction = key[len("peer."):].rpartition(".")
             if not dot or not selector.strip() or direction not in DIRECTIONS:
@@ -346,7 +411,7 @@ def _parse_bandwidth(
             link["busy"] = problems.value(BANDWIDTH, key, text, parse_percent)
         else:
             link["schedule"] = problems.value(BANDWIDTH, key, text, lambda t: parse_schedule(t, tz))
-    return links, peers
+    return links, peers, interface
 
 
 def _is_percent(value: object) -> bool:
@@ -375,7 +440,7 @@ def parse_policy_text(text: str, tz: ZoneInfo) -> Policy:
     problems = _Problems()
     problems.found.extend(structure_problems)
     jobs = _parse_jobs(sections[BACKUPS], tz, problems)
-    links, peers = _parse_bandwidth(sections[BANDWIDTH], tz, problems)
+    links, peers, interface = _parse_bandwidth(sections[BANDWIDTH], tz, problems)
     # N% needs a capacity to be a fraction of.
     for direction in DIRECTIONS:
         link = links[direction]
@@ -406,6 +471,7 @@ def parse_policy_text(text: str, tz: ZoneInfo) -> Policy:
                 allowed_times=job.get("allowed_times") or AllowedTimes.always(tz),  # type: ignore[arg-type]
                 bandwidth=job.get("bandwidth"),  # type: ignore[arg-type]
                 cpu=job.get("cpu"),  # type: ignore[arg-type]
+                cpu_idle=job.get("cpu.idle", job.get("cpu")),  # type: ignore[arg-type]
                 upstream=job.get("upstream"),  # type: ignore[arg-type]
                 exclude=job.get("exclude", ()),  # type: ignore[arg-type]
                 weight=job.get("weight", 1.0),  # type: ignore[arg-type]
@@ -418,6 +484,7 @@ def parse_policy_text(text: str, tz: ZoneInfo) -> Policy:
             PeerLimits(PeerSelector.parse(selector), rates.get("up"), rates.get("down"))
             for selector, rates in peers.items()
         ),
+        interface=interface,
     )
 
 

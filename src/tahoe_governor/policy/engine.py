@@ -18,6 +18,8 @@
 - A job's rate is the smallest of its ``bandwidth`` (or override), its
   ``upstream`` share of ``capacity.up``, and its weighted share of the node's
   upload limit among the running jobs (itself counted as running).
+- A job's CPU budget is ``cpu``, or ``cpu.idle`` while the meters say the
+  machine is idle.
 """
 
 from __future__ import annotations
@@ -110,18 +112,23 @@ class JobLimits:
     name: str
     rate: EffectiveLimit
     cpu_budget: float | None
-    """Share of one core (0.25 = 25 %); ``None`` for no budget."""
+    """Share of one core (0.25 = 25 %) while the machine is in use; ``None`` for no budget."""
+    cpu_idle_budget: float | None
+    """Share of one core while the machine is idle (``cpu.idle``, else ``cpu_budget``)."""
+    machine_idle: bool
+    """Whether the measurements say the machine is idle (``False`` until measured)."""
     cpu_used: float | None
     """Measured share of one core, from the measurements (``None`` if unmeasured)."""
     admission: Admission
 
     @property
+    def cpu_budget_in_force(self) -> float | None:
+        return self.cpu_idle_budget if self.machine_idle else self.cpu_budget
+
+    @property
     def cpu_over_budget(self) -> bool:
-        return (
-            self.cpu_budget is not None
-            and self.cpu_used is not None
-            and self.cpu_used > self.cpu_budget
-        )
+        budget = self.cpu_budget_in_force
+        return budget is not None and self.cpu_used is not None and self.cpu_used > budget
 
 
 @attrs.frozen
@@ -368,6 +375,8 @@ def limits_at(
                 name=job.name,
                 rate=_job_rate(job, overrides, node["up"], capacity["up"], shared_weight),
                 cpu_budget=job.cpu,
+                cpu_idle_budget=job.cpu_idle,
+                machine_idle=bool(measurements.machine_idle),
                 cpu_used=measurements.job_cpu.get(job.name),
                 admission=admission,
             )

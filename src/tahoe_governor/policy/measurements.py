@@ -50,6 +50,10 @@ class Measurements:
     ``job_cpu``
         Job name -> measured CPU use attributed to the job, as a share of one
         core (0.25 = a quarter of one core), averaged over 10 s.
+    ``machine_idle``
+        Whether the machine is idle by the meters' rule
+        (:class:`tahoe_governor.throttle.meters.IdleRule`): jobs then get
+        their ``cpu.idle`` budget. ``None`` counts as not idle.
     """
 
     capacity_up: float | None = attrs.field(default=None, validator=_rate_or_none)
@@ -58,6 +62,9 @@ class Measurements:
     other_down: float | None = attrs.field(default=None, validator=_rate_or_none)
     job_cpu: Mapping[str, float] = attrs.field(
         factory=dict, converter=_cpu_shares, eq=attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b))
+    )
+    machine_idle: bool | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(bool))
     )
 
     def capacity(self, direction: str) -> float | None:
