@@ -112,7 +112,8 @@ class Governor:
         for name, runner in self.scheduler.runners.items():
             job = runner.job
             if job.cpu is not None:
-                runner.throttle.set_cpu_gate(self.budgets.add_job(name, job.cpu))
+                idle = UNLIMITED if job.cpu_idle is None else job.cpu_idle
+                runner.throttle.set_cpu_gate(self.budgets.add_job(name, job.cpu, idle))
         self._work_seen: dict[str, int] = {}
         self._latest_caps: dict[str, str] = {}
         self._peer_addresses: frozenset[str] = frozenset()
@@ -220,11 +221,13 @@ class Governor:
         if tuple(known) != getattr(self, "_known", ()):
             self._known = tuple(known)
             self.live.set_known_peers(known)
+        # The link is the configured interface, or the route(s) to the servers.
+        configured = self.live.policy.interface
         addresses = frozenset(self._connection_addresses())
-        if addresses and addresses != self._peer_addresses:
+        if (addresses or configured) and addresses != self._peer_addresses:
             self._peer_addresses = addresses
             try:
-                self.meters.set_interfaces(choose_interfaces(self._counters, None, addresses))
+                self.meters.set_interfaces(choose_interfaces(self._counters, configured, addresses))
             except (ValueError, OSError) as e:
                 log.warn("cannot tell which interface carries the grid traffic: {e}", e=e)
 
@@ -258,6 +261,7 @@ class Governor:
                 capacity_down=readings.capacity_down,
                 other_up=readings.other_up,
                 other_down=readings.other_down,
+                machine_idle=readings.machine_idle,
                 job_cpu={name: self.budgets.usage(name) for name in self.budgets.jobs()},
             )
         )
