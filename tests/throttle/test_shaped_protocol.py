@@ -24,7 +24,7 @@ def make(rate_up: float | None = None, rate_down: float | None = None, **kw):
 @settings(max_examples=25, deadline=None)
 @given(
     rate=st.sampled_from([5_000, 64 * 1024, 1_000_000, 8 * 1024 * 1024]),
-    sizes=st.lists(st.integers(1, 300_000), min_size=1, max_size=8),
+    sizes=st.lists(st.floats(0.0, 0.6), min_size=1, max_size=8),  # seconds of the rate
     gaps=st.lists(st.floats(0.0, 0.3), min_size=8, max_size=8),
 )
 def test_release_never_exceeds_burst_plus_rate(rate, sizes, gaps):
@@ -34,8 +34,8 @@ def test_release_never_exceeds_burst_plus_rate(rate, sizes, gaps):
     clock, shaper = make(rate_up=rate)
     wrapper, inner, transport = connect(shaper, clock)
     sent = b""
-    for i, (size, gap) in enumerate(zip(sizes, gaps, strict=False)):
-        chunk = bytes([i % 251]) * size
+    for i, (seconds, gap) in enumerate(zip(sizes, gaps, strict=False)):
+        chunk = bytes([i % 251]) * max(1, int(seconds * rate))
         wrapper.write(chunk)
         sent += chunk
         run(clock, gap, step=0.002)
@@ -344,3 +344,50 @@ def test_limits_read_back_and_keep():
     shaper.set_peer_limit(TUBID_A, up=25_000)
     assert shaper.peer_limit(TUBID_A) == (25_000.0, None)
     assert shaper.peer_limit("b" * 32) == (None, None)
+
+
+class PullProducer:
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def resumeProducing(self) -> None:
+        self.asked += 1
+
+    def stopProducing(self) -> None:
+        pass
+
+
+def test_pull_producer_asked_only_below_high_water():
+    """A pull producer's request for more, relayed from the real transport,
+    waits while the outbound queue is above the high-water mark and is passed
+    on once the queue has drained to half of it."""
+    clock, shaper = make(rate_up=10_000, high_water_bytes=20_000)
+    wrapper, _, transport = connect(shaper, clock)
+    producer = PullProducer()
+    wrapper.registerProducer(producer, False)
+    transport.producer.resumeProducing()
+    assert producer.asked == 1
+    wrapper.write(b"w" * 30_000)
+    transport.producer.resumeProducing()
+    assert producer.asked == 1  # held back: 26 KB queued
+    run(clock, 1.0)
+    assert producer.asked == 1  # 16 KB: still above half
+    run(clock, 1.0)
+    assert producer.asked == 2
+
+
+def test_rates_rest_at_zero_after_last_connection():
+    """Smoothed rates follow traffic on the statistics tick; when the last
+    connection closes the tick stops and the rates read zero."""
+    clock, shaper = make()
+    wrapper, _, _ = connect(shaper, clock)
+    for _ in range(60):  # 15 s: 7.5 half-lives of the EWMA
+        wrapper.write(b"r" * 2_500)
+        clock.advance(0.25)
+    assert shaper.peer_stats(TUBID_A).rate_up == pytest.approx(10_000, rel=0.01)
+    assert shaper.peer_stats(TUBID_A).mean_rate_up == pytest.approx(10_000, rel=0.001)
+    assert shaper.node_stats().rate_up == pytest.approx(10_000, rel=0.01)
+    wrapper.connectionLost(None)
+    assert shaper.peer_stats(TUBID_A).rate_up == 0.0
+    assert shaper.peer_stats(TUBID_A).sent_bytes == 150_000
+    assert clock.getDelayedCalls() == []

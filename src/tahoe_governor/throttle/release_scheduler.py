@@ -88,18 +88,23 @@ class PeerChannel:
     lanes held bytes back (``held_since`` is when the current wait began).
     """
 
-    __slots__ = ("key", "bucket", "lanes", "waiting", "passed_bytes",
+    __slots__ = ("key", "bucket", "unlimited", "lanes", "waiting", "passed_bytes",
                  "waited_seconds", "held_since", "virtual_bytes")
 
     def __init__(self, key: str | None, bucket: TokenBucket) -> None:
         self.key = key
         self.bucket = bucket
+        self.unlimited = bucket.rate == UNLIMITED  # see rate_changed()
         self.lanes: set[Lane] = set()
         self.waiting: dict[Lane, None] = {}  # insertion-ordered round robin
         self.passed_bytes = 0
         self.waited_seconds = 0.0
         self.held_since: float | None = None
         self.virtual_bytes = 0  # fair-queuing finish tag (see ReleaseScheduler)
+
+    def rate_changed(self) -> None:
+        """Call after changing the bucket's rate (keeps the fast path right)."""
+        self.unlimited = self.bucket.rate == UNLIMITED
 
     def queued(self) -> int:
         """Bytes held back on this channel now, over all its lanes."""
@@ -127,6 +132,7 @@ class ReleaseScheduler:
     def __init__(self, clock: Any, node_bucket: TokenBucket, direction: str) -> None:
         self._clock = clock
         self.node_bucket = node_bucket
+        self.node_unlimited = node_bucket.rate == UNLIMITED  # see kick()
         self.direction = direction
         self.passed_bytes = 0
         self.observers: list[ByteObserver] = []
@@ -140,11 +146,10 @@ class ReleaseScheduler:
     def try_pass(self, channel: PeerChannel, n: int) -> bool:
         """Let ``n`` bytes of an empty lane pass now if nothing stands in front
         of them and both buckets hold enough tokens; count them if so."""
-        node = self.node_bucket
-        peer = channel.bucket
-        if node.rate != UNLIMITED or peer.rate != UNLIMITED:
-            if channel.waiting or (self._waiting and node.rate != UNLIMITED):
+        if not (channel.unlimited and self.node_unlimited):
+            if channel.waiting or (self._waiting and not self.node_unlimited):
                 return False  # others of this peer, or of this node, are in front
+            node, peer = self.node_bucket, channel.bucket
             now = self._clock.seconds()
             if available(node, now) < n or available(peer, now) < n:
                 return False
@@ -180,7 +185,12 @@ class ReleaseScheduler:
                 self._cancel_timer()
 
     def kick(self) -> None:
-        """A rate changed (or lanes moved): release at the new rates now."""
+        """A rate changed (or lanes moved): release at the new rates now.
+
+        Call it after every change of a bucket's rate in this direction (and
+        :meth:`PeerChannel.rate_changed` for a peer's bucket).
+        """
+        self.node_unlimited = self.node_bucket.rate == UNLIMITED
         self._release()
 
     def has_timer(self) -> bool:

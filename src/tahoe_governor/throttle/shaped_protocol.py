@@ -213,10 +213,13 @@ class ShapedProtocol(ProtocolWrapper):
     def __init__(self, factory: ShapingFactory, wrappedProtocol: Any) -> None:
         ProtocolWrapper.__init__(self, factory, wrappedProtocol)
         self.shaper: Shaper = factory.shaper
+        self._up = self.shaper.up
+        self._down = self.shaper.down
         self.tubid: str | None = None
         self.outbound = OutboundBytes(self)
         self.inbound = InboundBytes(self)
         self.lost = False
+        self._writable = True  # neither lost nor closing
         self._close_when_drained = False
         self._paused_by_protocol = False
         self._reading_paused = False
@@ -234,6 +237,7 @@ class ShapedProtocol(ProtocolWrapper):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.lost = True
+        self._writable = False
         self.outbound.clear()
         held = self.inbound.take_all()
         self.shaper.detach(self, delivered_unshaped=len(held))
@@ -251,16 +255,19 @@ class ShapedProtocol(ProtocolWrapper):
     # -- outbound (we are the wrapped protocol's transport) -------------------
 
     def write(self, data: bytes) -> None:
-        if not data or self.lost or self.disconnecting:
-            return
-        if not isinstance(data, bytes):
-            data = bytes(data)
         out = self.outbound
-        if out.queued == 0 and self.shaper.up.try_pass(out.channel, len(data)):
-            self.transport.write(data)
-            return
-        out.append(data)
-        self.shaper.up.enqueue(out)
+        if not out.queued and self._writable and data.__class__ is bytes:
+            if self._up.try_pass(out.channel, len(data)):  # the hot path: one check
+                self.transport.write(data)
+                return
+        self._queue(data)
+
+    def _queue(self, data: bytes) -> None:
+        if not data or not self._writable:
+            return  # after loseConnection, as a real transport does
+        out = self.outbound
+        out.append(bytes(data))
+        self._up.enqueue(out)
         if self._relay is not None:
             self._relay.backlog_changed(out.queued, self.shaper.high_water_bytes)
 
@@ -271,6 +278,7 @@ class ShapedProtocol(ProtocolWrapper):
         if self.disconnecting or self.lost:
             return
         self.disconnecting = 1
+        self._writable = False
         if self.outbound.queued == 0:
             self.transport.loseConnection()
         else:
@@ -280,7 +288,8 @@ class ShapedProtocol(ProtocolWrapper):
         if self.lost:
             return
         self.disconnecting = 1
-        self.shaper.up.forget(self.outbound)
+        self._writable = False
+        self._up.forget(self.outbound)
         self.outbound.clear()
         self.transport.abortConnection()
 
@@ -339,12 +348,12 @@ class ShapedProtocol(ProtocolWrapper):
 
     def dataReceived(self, data: bytes) -> None:
         held = self.inbound
-        if held.queued == 0 and self.shaper.down.try_pass(held.channel, len(data)):
+        if not held.queued and self._down.try_pass(held.channel, len(data)):
             self._deliver(data)
             return
         held.append(data)
         self._update_reading()
-        self.shaper.down.enqueue(held)
+        self._down.enqueue(held)
 
     def _deliver(self, data: bytes) -> None:
         self.wrappedProtocol.dataReceived(data)

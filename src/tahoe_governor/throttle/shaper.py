@@ -229,8 +229,10 @@ class Shaper:
         now = self.reactor.seconds()
         if up is not KEEP:
             peer.up.bucket.set_rate(_rate_from_limit(f"up limit of peer {tubid}", up), now)
+            peer.up.rate_changed()
         if down is not KEEP:
             peer.down.bucket.set_rate(_rate_from_limit(f"down limit of peer {tubid}", down), now)
+            peer.down.rate_changed()
         self._kick(up is not KEEP, down is not KEEP)
 
     def node_limit(self) -> tuple[float | None, float | None]:
