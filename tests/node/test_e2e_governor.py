@@ -20,8 +20,8 @@ from foolscap.eventual import flushEventualQueue
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
-from tahoe_governor.node import create_governed_client, read_governed_config
 from tahoe_governor.app import govern
+from tahoe_governor.node import create_governed_client, read_governed_config
 from tahoe_governor.throttle import Shaper
 from tests.grid import LocalGrid
 from tests.node.recording_shaper import temp_dir

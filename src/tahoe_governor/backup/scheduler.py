@@ -180,7 +180,7 @@ class BackupScheduler(service.Service):
                     bytes_total=bytes_total,
                     limit_bytes_per_second=jl.rate.bytes_per_second,
                     limit_source=jl.rate.source,
-                    cpu_budget=jl.cpu_budget,
+                    cpu_budget=jl.cpu_budget_in_force,
                     cpu_usage=jl.cpu_used,
                     last_success=last.get(name),
                     next_start=(None if runner.lifecycle.state == "running"

@@ -18,8 +18,9 @@ def add_run_parser(sub: Any) -> None:
         description=(
             "Run the Tahoe-LAFS node in NODEDIR in the foreground, governed: Foolscap "
             "storage connections shaped by [bandwidth], the [backups] jobs run on their "
-            "schedule. SIGINT or SIGTERM stops it cleanly (runs in progress are suspended "
-            "and resume at the next start)."
+            "schedule. SIGINT or SIGTERM stops it cleanly: a run in progress stops and is "
+            "recorded as interrupted, and the next start continues it, skipping every "
+            "file already uploaded."
         ),
     )
     run.add_argument("nodedir", metavar="NODEDIR", help="the node directory (holds tahoe.cfg)")
