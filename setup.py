@@ -31,8 +31,13 @@ setup(
         "tzdata>=2024.1",
     ],
     extras_require={
-        # testtools and fixtures: tahoe-lafs's own test grid (allmydata.test.no_network)
-        "test": ["pytest>=8", "hypothesis>=6.100", "treq>=23.11", "testtools", "fixtures"],
+        # testtools and fixtures: tahoe-lafs's own test grid (allmydata.test.no_network);
+        # selenium drives Debian's chromium/chromedriver in the browser test
+        # (4.52 needs a certifi newer than the registry here serves).
+        "test": [
+            "pytest>=8", "hypothesis>=6.100", "treq>=23.11", "testtools", "fixtures",
+            "selenium>=4.20",
+        ],
     },
     entry_points={
         "console_scripts": ["tahoe-governor = tahoe_governor.cli.main:main"],

@@ -32,3 +32,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 # The session's real local Tahoe-LAFS grid for end-to-end tests (tests/grid.py).
 from tests.grid import grid, local_grid  # noqa: E402, F401
+
+# The real-Prometheus fixture, for any test that scrapes a node.
+from tests.prometheus_harness import prometheus_server  # noqa: E402, F401

@@ -186,7 +186,7 @@ def test_check_on_a_created_client(tmp_path: Path) -> None:
 
 def test_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
     """The zone of allowed times is $TZ when it names a zone, else the system's."""
-    from tahoe_governor.cli.check import local_zone
+    from tahoe_governor.policy.local_zone import local_zone
 
     monkeypatch.setenv("TZ", ":America/New_York")
     assert local_zone().key == "America/New_York"

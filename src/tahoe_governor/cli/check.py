@@ -24,6 +24,7 @@ import yaml
 from tahoe_governor.policy.config import Policy, load_policy, target_problems
 from tahoe_governor.policy.engine import EffectiveLimit, JobLimits, Limits, limits_at
 from tahoe_governor.policy.errors import ConfigError, ConfigProblem
+from tahoe_governor.policy.local_zone import local_zone
 from tahoe_governor.policy.measurements import Measurements
 from tahoe_governor.policy.overrides import Overrides
 from tahoe_governor.policy.peers import KnownPeer, peers_from_servers_yaml
@@ -35,24 +36,6 @@ from tahoe_governor.policy.state_db import (
 )
 from tahoe_governor.policy.units import format_duration, format_rate
 from tahoe_governor.throttle.counters import PsutilCounters, SystemCounters, choose_interfaces
-
-
-def local_zone() -> ZoneInfo:
-    """The machine's zone: ``$TZ``, else ``/etc/localtime``, else UTC."""
-    name = os.environ.get("TZ", "").lstrip(":")
-    if name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    try:
-        target = os.path.realpath("/etc/localtime")
-        if "/zoneinfo/" in target:
-            return ZoneInfo(target.split("/zoneinfo/", 1)[1])
-        with open("/etc/localtime", "rb") as f:
-            return ZoneInfo.from_file(f, key="localtime")
-    except (OSError, ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def _aliases(nodedir: str) -> set[str]:

@@ -7,7 +7,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from tahoe_governor.cli.check import add_check_command
+from tahoe_governor.cli.controls import add_control_commands
 from tahoe_governor.cli.run import add_run_parser
+from tahoe_governor.cli.status import add_status_command
 
 Subcommand = Callable[[argparse.Namespace], int]
 
@@ -31,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_not_yet("demo"))
     add_check_command(sub)
     add_run_parser(sub)
+    add_status_command(sub)
+    add_control_commands(sub)
     return parser
 
 

@@ -17,8 +17,10 @@ def add_run_parser(sub: Any) -> None:
         help="run a governed Tahoe-LAFS node (replaces 'tahoe run')",
         description=(
             "Run the Tahoe-LAFS node in NODEDIR in the foreground, governed: Foolscap "
-            "storage connections shaped, [backups] and [bandwidth] accepted in tahoe.cfg. "
-            "SIGINT or SIGTERM stops it cleanly."
+            "storage connections shaped by [bandwidth], the [backups] jobs run on their "
+            "schedule. SIGINT or SIGTERM stops it cleanly: a run in progress stops and is "
+            "recorded as interrupted, and the next start continues it, skipping every "
+            "file already uploaded."
         ),
     )
     run.add_argument("nodedir", metavar="NODEDIR", help="the node directory (holds tahoe.cfg)")
@@ -27,7 +29,7 @@ def add_run_parser(sub: Any) -> None:
 
 def make_shaper(reactor: Any) -> TubShaper:
     """The shaper installed on every storage Tub of the node (DESIGN.md's ``Shaper``)."""
-    from tahoe_governor.throttle import Shaper  # type: ignore[attr-defined]
+    from tahoe_governor.throttle import Shaper
 
     shaper: TubShaper = Shaper(reactor)
     return shaper
@@ -37,6 +39,10 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the node until a signal stops it; the exit status."""
     from twisted.internet import reactor
 
+    from tahoe_governor.app import govern
     from tahoe_governor.node.process import run_governed_node
 
-    return run_governed_node(args.nodedir, make_shaper, reactor, out=sys.stdout, err=sys.stderr)
+    return run_governed_node(
+        args.nodedir, make_shaper, reactor, out=sys.stdout, err=sys.stderr,
+        on_started=lambda client: govern(reactor, client),
+    )

@@ -32,6 +32,7 @@ from tahoe_governor.node.client import GovernedClient, create_governed_client
 from tahoe_governor.node.config import GovernedConfigError, read_governed_config
 from tahoe_governor.node.logs import begin_process_logging, node_log, node_log_failure
 from tahoe_governor.node.tubs import TubShaper
+from tahoe_governor.policy.errors import ConfigError
 
 #: Called with the started node: where the manager, web pages and metrics attach.
 OnStarted = Callable[[GovernedClient], Any]
@@ -44,6 +45,7 @@ _CONFIGURATION_ERRORS = (
     PortAssignmentRequired,
     PrivacyError,
     MissingPlugin,
+    ConfigError,
     ValueError,
 )
 

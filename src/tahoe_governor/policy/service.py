@@ -148,6 +148,11 @@ class LivePolicy(service.Service):
     def policy(self) -> Policy:
         return self._policy
 
+    @property
+    def last_completed(self) -> dict[str, float]:
+        """Job name -> end of its last completed run (a copy)."""
+        return dict(self._last_completed)
+
     # Outputs.
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:

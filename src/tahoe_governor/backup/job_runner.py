@@ -1,0 +1,328 @@
+"""One backup job over time: its lifecycle, its runs, its throttle, its history.
+
+A :class:`JobRunner` performs what the job's :class:`JobLifecycle` decides:
+it starts a run (a walker made by the injected factory), holds and resumes it
+through the job's :class:`JobThrottle` (kept across runs, so the job's cap and
+CPU gate stay in force), records every run in the state database, and plans
+retries with backoff. It turns the policy's verdict for the job
+(:class:`JobLimits`) into the lifecycle's level inputs in :meth:`apply`.
+
+The storage servers abort an upload that receives nothing for 30 minutes, so
+when a suspension will last longer than :data:`IDLE_ABORT_SECONDS` the files
+in flight are aborted at once; the backupdb makes the next window skip every
+finished file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from tahoe_governor.backup.job_lifecycle import JobLifecycle
+from tahoe_governor.backup.job_throttle import JobThrottle
+from tahoe_governor.backup.progress import BackupProgress
+from tahoe_governor.backup.target import TargetError
+from tahoe_governor.backup.walker import BackupCancelled, BackupFailed, BackupResult, SourceError
+from tahoe_governor.policy.config import Job
+from tahoe_governor.policy.engine import JobLimits
+
+IDLE_ABORT_SECONDS = 25 * 60
+"""Abort in-flight files when a suspension will outlast this (the storage
+server's idle limit is 30 minutes; five are kept as a margin)."""
+
+RETRY_FIRST_SECONDS = 60.0
+RETRY_MAX_SECONDS = 3600.0
+"""A failed run is retried after 1 min, then 2, 4, ... up to 1 h."""
+
+log = Logger()
+
+
+class Walker(Protocol):
+    """What a runner uses of :class:`~tahoe_governor.backup.walker.BackupWalker`."""
+
+    def run(self) -> Deferred[BackupResult]: ...
+
+    def progress(self) -> BackupProgress: ...
+
+    def cancel(self) -> None: ...
+
+
+WalkerFactory = Callable[[Job, JobThrottle], Walker]
+"""Makes the walker of one run of a job, governed by the job's throttle."""
+
+
+class RunHistory(Protocol):
+    """Where runs are recorded (the state database provides this)."""
+
+    def start_run(self, job: str, started: float) -> int: ...
+
+    def finish_run(
+        self,
+        run_id: int,
+        ended: float,
+        outcome: Any,
+        counts: Mapping[str, int] | None = None,
+        detail: str | None = None,
+    ) -> None: ...
+
+
+def failure_summary(failure: Failure) -> str:
+    """What kind of failure ended a run, without its message: messages may hold
+    local paths or capabilities, and this is shown on the public page."""
+    if failure.check(SourceError):
+        return "the source directory could not be read"
+    if failure.check(TargetError):
+        return "the backup target could not be opened"
+    if failure.check(BackupFailed):
+        cause = getattr(failure.value, "cause", None)
+        kind = cause.type.__name__ if isinstance(cause, Failure) else "error"
+        return f"an operation on the grid failed ({kind})"
+    return f"unexpected error ({failure.type.__name__})"
+
+
+def run_counts(progress: BackupProgress) -> dict[str, int]:
+    """The counts the state database keeps for a run."""
+    return {
+        "files_seen": progress.files_seen,
+        "files_uploaded": progress.files_uploaded,
+        "files_reused": progress.files_reused,
+        "files_skipped": progress.files_skipped,
+        "files_failed": progress.files_failed,
+        "bytes_uploaded": progress.bytes_uploaded,
+    }
+
+
+class JobRunner:
+    """Runs one job as its lifecycle decides; see the module documentation.
+
+    :param on_change: called (with no arguments) whenever the runner's state
+        changed in a way the scheduler must react to (a run ended, a retry
+        time came).
+    :param on_success: called with ``(job name, end time, result)`` after a
+        completed run is recorded.
+    """
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        job: Job,
+        make_walker: WalkerFactory,
+        history: RunHistory,
+        on_change: Callable[[], None],
+        on_success: Callable[[str, float, BackupResult], None],
+    ) -> None:
+        self._reactor = reactor
+        self.job = job
+        self._make_walker = make_walker
+        self._history = history
+        self._on_change = on_change
+        self._on_success = on_success
+        self.throttle = JobThrottle(reactor)
+        self.lifecycle = JobLifecycle(self, self)
+        self.walker: Walker | None = None
+        self.last_progress: BackupProgress | None = None
+        self.last_result: BackupResult | None = None
+        self.forced = False
+        self.failure_summary: str | None = None
+        """Why the last run failed, in words safe for the public page (no path, no cap)."""
+        self.retry_at: float | None = None
+        self._failures_in_a_row = 0
+        self._retry_timer: Any = None
+        self._run_id: int | None = None
+        self._suspended_until: float | None = None
+        self.totals: dict[str, int] = {
+            "uploaded": 0, "reused": 0, "skipped": 0, "failed": 0, "bytes": 0,
+        }
+        """Files per outcome and bytes read over every finished run of this process."""
+
+    # -- from the scheduler ----------------------------------------------------
+
+    def apply(self, limits: JobLimits) -> None:
+        """Bring the job in line with the policy's verdict for it, now."""
+        rate = limits.rate.bytes_per_second
+        if rate != self.throttle.wire_rate:
+            self.throttle.set_wire_rate(rate)
+        admission = limits.admission
+        if admission.paused:
+            self._suspended_until = None  # held until resumed by hand: unknown
+            self.lifecycle.pause()
+            return
+        self.lifecycle.resume()
+        if admission.due:
+            self.lifecycle.became_due()
+        if self.retry_at is not None and self._reactor.seconds() >= self.retry_at:
+            self.retry_at = None
+            self.lifecycle.retry_due()
+        # A forced run ignores the windows until it ends.
+        if admission.in_window or self.forced:
+            self.lifecycle.window_open()
+        else:
+            self._suspended_until = admission.next_start
+            self.lifecycle.window_closed()
+
+    def run_now(self, force: bool) -> None:
+        """Make the job due now; ``force`` also ignores its windows for this run."""
+        self.forced = self.forced or force
+        self.retry_at = None
+        self.lifecycle.run_now()
+
+    # -- RunControl ------------------------------------------------------------
+
+    def start_run(self) -> None:
+        now = self._reactor.seconds()
+        self._run_id = self._history.start_run(self.job.name, now)
+        self.throttle.resume()
+        try:
+            walker = self.walker = self._make_walker(self.job, self.throttle)
+            d = walker.run()
+        except Exception as e:  # a bad target or source: the run fails at once
+            self.walker = None
+            self._reactor.callLater(0, self._ended_badly, Failure(e))
+            return
+        # The end is handled in a later reactor turn: never inside this
+        # transition of the lifecycle, even when the run ends at once.
+        d.addBoth(lambda outcome: self._reactor.callLater(0, self._ended, outcome))
+
+    def _ended(self, outcome: BackupResult | Failure) -> None:
+        if isinstance(outcome, Failure):
+            self._ended_badly(outcome)
+        else:
+            self._ended_well(outcome)
+
+    def suspend_run(self) -> None:
+        self.throttle.suspend()
+        now = self._reactor.seconds()
+        resume_at = self._suspended_until
+        if resume_at is not None and resume_at - now > IDLE_ABORT_SECONDS:
+            self._abort_if_held()  # the next window is too far: abort now
+        elif resume_at is None:  # paused by hand: abort if it lasts too long
+            self._cancel(self._idle_timer)
+            self._idle_timer = self._reactor.callLater(IDLE_ABORT_SECONDS, self._abort_if_held)
+
+    def resume_run(self) -> None:
+        self._cancel(self._idle_timer)
+        self.throttle.resume()
+
+    _idle_timer: Any = None
+
+    def _abort_if_held(self) -> None:
+        if not self.throttle.suspended:
+            return
+        aborted = self.throttle.abort_in_flight()
+        if aborted:
+            log.info(
+                "backup job {job}: held longer than the storage servers wait; {n} in-flight "
+                "uploads aborted (the next run skips every finished file)",
+                job=self.job.name, n=aborted,
+            )
+
+    @staticmethod
+    def _cancel(timer: Any) -> None:
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    # -- RunRecorder -----------------------------------------------------------
+
+    def record_success(self) -> None:
+        now = self._reactor.seconds()
+        self._failures_in_a_row = 0
+        self.forced = False
+        result = self.last_result
+        if self._run_id is not None and result is not None:
+            self._history.finish_run(
+                self._run_id, now, "completed", run_counts(result.progress),
+                detail=result.archive_name,
+            )
+        self._run_id = None
+        self._completed_at = now  # reported in _after_run, outside the transition
+
+    def record_failure(self, reason: str) -> None:
+        now = self._reactor.seconds()
+        self._failures_in_a_row += 1
+        self.forced = False
+        if self._run_id is not None:
+            counts = run_counts(self.last_progress) if self.last_progress else None
+            self._history.finish_run(self._run_id, now, "failed", counts, detail=reason)
+        self._run_id = None
+        delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (self._failures_in_a_row - 1))
+        self.retry_at = now + delay
+        self._cancel(self._retry_timer)
+        self._retry_timer = self._reactor.callLater(delay, self._on_change)
+        log.warn("backup job {job} failed: {reason}; retry in {delay:.0f} s",
+                 job=self.job.name, reason=reason, delay=delay)
+
+    # -- status ------------------------------------------------------------------
+
+    def progress(self) -> BackupProgress | None:
+        """The run in progress now, or the last run of this process."""
+        if self.walker is not None:
+            return self.walker.progress()
+        return self.last_progress
+
+    def stop(self) -> Deferred[None] | None:
+        """Cancel a run in progress (node shutdown); the Deferred fires when it has ended."""
+        self._cancel(self._retry_timer)
+        self._cancel(self._idle_timer)
+        walker = self.walker
+        if walker is None:
+            return None
+        ended: Deferred[None] = Deferred()
+        self._stopping = ended
+        walker.cancel()
+        return ended
+
+    _stopping: Deferred[None] | None = None
+
+    # -- internals ---------------------------------------------------------------
+
+    def _finish_walker(self) -> None:
+        if self.walker is not None:
+            self.last_progress = self.walker.progress()
+            self.walker = None
+        if self.last_progress is not None:
+            p = self.last_progress
+            for outcome, n in (("uploaded", p.files_uploaded), ("reused", p.files_reused),
+                               ("skipped", p.files_skipped), ("failed", p.files_failed)):
+                self.totals[outcome] += n
+            self.totals["bytes"] += p.bytes_read
+
+    def _ended_well(self, result: BackupResult) -> None:
+        self.last_result = result
+        self._finish_walker()
+        self.last_progress = result.progress
+        self.lifecycle.run_completed()
+        self._after_run()
+
+    def _ended_badly(self, failure: Failure) -> None:
+        self._finish_walker()
+        if failure.check(BackupCancelled) and self._stopping is not None:
+            # Shut down: the run is interrupted, not failed; the next start resumes it.
+            if self._run_id is not None:
+                counts = run_counts(self.last_progress) if self.last_progress else None
+                self._history.finish_run(
+                    self._run_id, self._reactor.seconds(), "interrupted", counts,
+                    detail="node stopped",
+                )
+                self._run_id = None
+        else:
+            self.failure_summary = failure_summary(failure)
+            self.lifecycle.run_failed(failure.getErrorMessage() or failure.type.__name__)
+        self._after_run()
+
+    _completed_at: float | None = None
+
+    def _after_run(self) -> None:
+        completed_at, self._completed_at = self._completed_at, None
+        if completed_at is not None and self.last_result is not None:
+            self._on_success(self.job.name, completed_at, self.last_result)
+        stopping, self._stopping = self._stopping, None
+        if stopping is not None:
+            stopping.callback(None)
+        else:
+            self._on_change()
+

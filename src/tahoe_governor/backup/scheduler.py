@@ -1,0 +1,199 @@
+"""The backup scheduler: the service that runs every configured job on time.
+
+It keeps one :class:`JobRunner` per ``[backups]`` job and, whenever the live
+policy's limits change (a window edge, a job becoming due, a schedule edge,
+an override, a measurement) or a run ends, hands each runner its verdict
+(:meth:`JobRunner.apply`). It tells the policy which jobs are running (they
+share the node's upload limit by weight) and when a run completed (the job
+is then not due until its frequency has passed). It also carries out the
+controls (pause, resume, run now) and builds the jobs' status snapshots.
+
+Stopping the service cancels the runs in progress and records them as
+interrupted; the next start resumes where the backupdb allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application import service
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import IReactorTime
+
+from tahoe_governor.backup.job_runner import JobRunner, RunHistory, WalkerFactory
+from tahoe_governor.backup.status import ControlError, JobStatus
+from tahoe_governor.backup.walker import BackupResult
+from tahoe_governor.policy.engine import Limits
+from tahoe_governor.policy.service import LivePolicy
+
+
+class BackupScheduler(service.Service):
+    """Runs the jobs of ``live_policy.policy`` as their admissions allow.
+
+    :param make_walker: makes the walker of one run (see :data:`WalkerFactory`).
+    :param history: the state database (runs are recorded there).
+    :param on_completed: optional ``(job, end time, result)`` callback after a
+        completed run is recorded (e.g. to remember the snapshot cap).
+    """
+
+    name = "backup-scheduler"
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        live_policy: LivePolicy,
+        history: RunHistory,
+        make_walker: WalkerFactory,
+        on_completed: Callable[[str, float, BackupResult], None] | None = None,
+    ) -> None:
+        self._reactor = reactor
+        self._live = live_policy
+        self._history = history
+        self._on_completed = on_completed
+        self.runners: dict[str, JobRunner] = {
+            job.name: JobRunner(
+                reactor, job, make_walker, history,
+                on_change=self.reevaluate, on_success=self._completed,
+            )
+            for job in live_policy.policy.jobs
+        }
+        self._unsubscribe: Callable[[], None] | None = None
+        self._applying = False
+        self._again = False
+        self._running_names: frozenset[str] = frozenset()
+
+    # -- service -----------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        mark = getattr(self._history, "mark_interrupted", None)
+        if mark is not None:  # runs left "running" by a crash
+            mark(self._reactor.seconds())
+        self._unsubscribe = self._live.subscribe(self._limits_changed)
+        self.reevaluate()
+
+    def stopService(self) -> Deferred[Any]:
+        super().stopService()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        stopping = [d for r in self.runners.values() if (d := r.stop()) is not None]
+        return DeferredList(stopping)
+
+    # -- scheduling -------------------------------------------------------------
+
+    def reevaluate(self) -> None:
+        """Ask the policy for fresh limits and apply them to every job."""
+        if not self.running:
+            return
+        self._live.reevaluate()  # tells _limits_changed if anything moved
+        self._apply(self._live.current)
+
+    def _limits_changed(self, limits: Limits) -> None:
+        self._apply(limits)
+
+    def _apply(self, limits: Limits) -> None:
+        # Applying may change the running set, which changes the limits,
+        # which calls us again: loop here instead of recursing.
+        if self._applying:
+            self._again = True
+            return
+        self._applying = True
+        try:
+            while True:
+                self._again = False
+                for name, runner in self.runners.items():
+                    runner.apply(limits.job(name))
+                running = frozenset(
+                    n for n, r in self.runners.items() if r.lifecycle.state == "running"
+                )
+                if running != self._running_names:
+                    self._running_names = running
+                    self._live.set_running_jobs(running)
+                if not self._again:
+                    break
+                limits = self._live.current
+        finally:
+            self._applying = False
+
+    def _completed(self, job: str, ended: float, result: BackupResult) -> None:
+        self._live.set_last_completed(job, ended)
+        if self._on_completed is not None:
+            self._on_completed(job, ended, result)
+
+    # -- controls ---------------------------------------------------------------
+
+    def runner(self, job: str) -> JobRunner:
+        """The runner of ``job``; :class:`ControlError` for an unknown name."""
+        try:
+            return self.runners[job]
+        except KeyError:
+            known = ", ".join(sorted(self.runners)) or "none configured"
+            raise ControlError(f"no backup job named {job!r} (jobs: {known})") from None
+
+    def pause(self, job: str) -> None:
+        """Hold ``job`` until resumed (kept in the state database)."""
+        self.runner(job)
+        self._live.set_paused(job, True)
+        self.reevaluate()
+
+    def resume(self, job: str) -> None:
+        """Undo :meth:`pause`."""
+        self.runner(job)
+        self._live.set_paused(job, False)
+        self.reevaluate()
+
+    def run_now(self, job: str, force: bool = False) -> None:
+        """Start ``job`` now regardless of its frequency (inside its windows unless forced)."""
+        runner = self.runner(job)
+        if job in self._live.overrides.paused:
+            raise ControlError(f"backup job {job!r} is paused; resume it first")
+        runner.run_now(force)
+        self.reevaluate()
+
+    # -- status -------------------------------------------------------------------
+
+    def job_statuses(self, latest_caps: dict[str, str] | None = None) -> tuple[JobStatus, ...]:
+        """Every job's status now (``latest_caps``: job -> last snapshot cap, private)."""
+        limits = self._live.current
+        last = self._live.last_completed
+        out = []
+        for name, runner in self.runners.items():
+            jl = limits.job(name)
+            totals = runner.totals
+            progress = runner.progress()
+            files_total = {k: totals[k] for k in ("uploaded", "reused", "skipped", "failed")}
+            bytes_total = totals["bytes"]
+            if runner.walker is not None and progress is not None:  # count the run in progress
+                files_total["uploaded"] += progress.files_uploaded
+                files_total["reused"] += progress.files_reused
+                files_total["skipped"] += progress.files_skipped
+                files_total["failed"] += progress.files_failed
+                bytes_total += progress.bytes_read
+            out.append(
+                JobStatus(
+                    name=name,
+                    state=runner.lifecycle.state,
+                    progress=progress,
+                    files_total=files_total,
+                    bytes_total=bytes_total,
+                    limit_bytes_per_second=jl.rate.bytes_per_second,
+                    limit_source=jl.rate.source,
+                    cpu_budget=jl.cpu_budget_in_force,
+                    cpu_usage=jl.cpu_used,
+                    last_success=last.get(name),
+                    next_start=(None if runner.lifecycle.state == "running"
+                                else jl.admission.next_start),
+                    window_end=jl.admission.until if jl.admission.in_window else None,
+                    last_failure=(runner.failure_summary
+                                  if runner.lifecycle.state == "failed" else None),
+                    retry_at=runner.retry_at,
+                    frequency_seconds=runner.job.frequency,
+                    source=runner.job.source,
+                    target=runner.job.target,
+                    latest_snapshot_cap=(latest_caps or {}).get(name),
+                    last_failure_detail=runner.lifecycle.last_failure,
+                )
+            )
+        return tuple(out)

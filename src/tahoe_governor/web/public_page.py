@@ -1,0 +1,71 @@
+"""``GET /governor``: the public status page, guessable by design, and its JSON.
+
+Shows what anyone who can reach the node's web port may see: job names,
+states, counts, bytes, rates, ETA, last completed run and next start, each
+peer's rate and cap, and the charts of the last minutes. ``?t=json`` gives
+:func:`~tahoe_governor.backup.status.public_dict` of the snapshot. Nothing
+private is read here: no capability, no local path, no token, no control.
+"""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.iweb import IRequest
+from twisted.web.template import tags
+
+from tahoe_governor.backup.status import GovernorControls, public_dict
+from tahoe_governor.web.human_units import format_instant
+from tahoe_governor.web.page_layout import html_body, json_body, page
+from tahoe_governor.web.rate_history import RateHistory
+from tahoe_governor.web.request_errors import GovernorPage, error_body, requested_format
+from tahoe_governor.web.status_sections import (
+    charts_section,
+    jobs_section,
+    link_section,
+    peers_section,
+)
+
+REFRESH_SECONDS = 10
+
+
+class PublicStatusPage(GovernorPage):
+    """The public page (HTML, refreshing every :data:`REFRESH_SECONDS`) and ``?t=json``."""
+
+    def __init__(
+        self,
+        controls: GovernorControls,
+        history: RateHistory,
+        reactor: IReactorTime,
+        tz: tzinfo,
+    ) -> None:
+        super().__init__()
+        self._controls = controls
+        self._history = history
+        self._reactor = reactor
+        self._tz = tz
+
+    def render_GET(self, request: IRequest) -> bytes:
+        fmt = requested_format(request)
+        if fmt is None:
+            return error_body(request, 400, "Unknown t= value: expected t=json or no t.")
+        status = self._controls.status()
+        if fmt == "json":
+            return json_body(request, public_dict(status))
+        title = f"Backups of {status.nickname}" if status.nickname else "Backups"
+        document = page(
+            title,
+            tags.header(
+                tags.h1(title),
+                tags.p(f"As of {format_instant(status.at, status.at, self._tz)}; "
+                       f"refreshes every {REFRESH_SECONDS} s. ",
+                       tags.a("JSON", href="?t=json"), class_="muted"),
+            ),
+            jobs_section(status, self._tz),
+            charts_section(self._history, self._reactor.seconds()),
+            peers_section(status.peers),
+            link_section(status.link),
+            refresh_seconds=REFRESH_SECONDS,
+        )
+        return html_body(request, document)

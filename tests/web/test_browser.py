@@ -1,0 +1,80 @@
+"""A real browser (Debian's headless Chromium) on the pages served over loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.web.served_node import REPO, served_node
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--window-size=1100,2400")
+DOCS_SCREENSHOT = REPO / "docs" / "_static" / "status-page.png"
+
+
+@pytest.fixture
+def browser():
+    """Chromium driven by chromedriver, both from Debian (nothing downloaded)."""
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium and chromium-driver (.ci/run)")
+        pytest.skip("needs Debian's chromium and chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="governor-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.mark.e2e
+def test_public_and_private_pages_and_pause_in_a_browser(browser, tmp_path: Path) -> None:
+    """The public page renders with its charts; on the private page, pressing Pause for a
+    job makes the job paused in the JSON. Screenshots go to the test's folder."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with served_node(tmp_path / "node") as node:
+        browser.get(node.url + "governor")
+        assert browser.title == "Backups of alice-laptop"
+        assert len(browser.find_elements(By.CSS_SELECTOR, "figure.chart svg polyline")) == 6
+        assert browser.find_element(By.ID, "job-photos").get_attribute("data-state") == "running"
+        assert not browser.find_elements(By.TAG_NAME, "form")
+        browser.save_screenshot(str(tmp_path / "public.png"))
+
+        browser.get(node.private_url)
+        assert browser.title == "Backups of alice-laptop (private)"
+        browser.save_screenshot(str(tmp_path / "private-before.png"))
+        browser.find_element(
+            By.CSS_SELECTOR, "#job-photos form[action='pause'] button").click()
+        WebDriverWait(browser, 20).until(
+            lambda d: d.find_element(By.ID, "job-photos").get_attribute("data-state")
+            == "paused")
+        assert browser.current_url == node.private_url  # the 303 led back to the page
+        browser.save_screenshot(str(tmp_path / "private-after.png"))
+        assert {j["name"]: j["state"] for j in node.public_json()["jobs"]}["photos"] == "paused"
+        assert "POST /governor/[CENSORED]/pause 303" in node.log_text()
+        assert node.token not in node.log_text()
+
+    for name in ("public.png", "private-before.png", "private-after.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("TAHOE_GOVERNOR_UPDATE_SCREENSHOTS"):
+        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copy(tmp_path / "public.png", DOCS_SCREENSHOT)
+        shutil.copy(tmp_path / "private-after.png", DOCS_SCREENSHOT.with_name("private-page.png"))
