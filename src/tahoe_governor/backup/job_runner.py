@@ -131,6 +131,8 @@ class JobRunner:
         self.failure_summary: str | None = None
         """Why the last run failed, in words safe for the public page (no path, no cap)."""
         self.retry_at: float | None = None
+        self.retry_first_seconds = RETRY_FIRST_SECONDS
+        """The first retry's delay (seconds); it doubles per failure in a row."""
         self._failures_in_a_row = 0
         self._retry_timer: Any = None
         self._run_id: int | None = None
@@ -249,7 +251,8 @@ class JobRunner:
             counts = run_counts(self.last_progress) if self.last_progress else None
             self._history.finish_run(self._run_id, now, "failed", counts, detail=reason)
         self._run_id = None
-        delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (self._failures_in_a_row - 1))
+        delay = min(RETRY_MAX_SECONDS,
+                    self.retry_first_seconds * 2 ** (self._failures_in_a_row - 1))
         self.retry_at = now + delay
         self._cancel(self._retry_timer)
         self._retry_timer = self._reactor.callLater(delay, self._on_change)
