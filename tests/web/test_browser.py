@@ -47,6 +47,7 @@ def browser():
 def test_public_and_private_pages_and_pause_in_a_browser(browser, tmp_path: Path) -> None:
     """The public page renders with its charts; on the private page, pressing Pause for a
     job makes the job paused in the JSON. Screenshots go to the test's folder."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -63,7 +64,8 @@ def test_public_and_private_pages_and_pause_in_a_browser(browser, tmp_path: Path
         browser.save_screenshot(str(tmp_path / "private-before.png"))
         browser.find_element(
             By.CSS_SELECTOR, "#job-photos form[action='pause'] button").click()
-        WebDriverWait(browser, 20).until(
+        # The POST's redirect replaces the page: an element found just before may go stale.
+        WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,)).until(
             lambda d: d.find_element(By.ID, "job-photos").get_attribute("data-state")
             == "paused")
         assert browser.current_url == node.private_url  # the 303 led back to the page
