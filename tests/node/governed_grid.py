@@ -43,12 +43,14 @@ async def get_body(url: str) -> bytes:
     return body
 
 
-async def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    """Poll ``predicate`` on the reactor every 0.1 s until true, or fail after ``timeout``."""
+async def wait_for(predicate: Any, timeout: float, what: str, state: Any = None) -> None:
+    """Poll ``predicate`` on the reactor every 0.1 s until true, or fail after
+    ``timeout`` (with ``state()`` in the message, when given)."""
     waited = 0.0
     while not predicate():
         if waited >= timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            seen = f"; saw {state()}" if state is not None else ""
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}{seen}")
         await task.deferLater(reactor, 0.1, lambda: None)
         waited += 0.1
 

@@ -113,7 +113,7 @@ class Governor:
             job = runner.job
             if job.cpu is not None:
                 idle = UNLIMITED if job.cpu_idle is None else job.cpu_idle
-                runner.throttle.set_cpu_gate(self.budgets.add_job(name, job.cpu, idle))
+                runner.throttle.set_cpu_gate(self.budgets.add_job(name, job.cpu, idle).gate)
         self._work_seen: dict[str, int] = {}
         self._latest_caps: dict[str, str] = {}
         self._peer_addresses: frozenset[str] = frozenset()
