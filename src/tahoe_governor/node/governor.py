@@ -19,7 +19,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from allmydata.util import base32
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -57,6 +57,8 @@ PEER_REFRESH_SECONDS = 2.0
 """How often the known storage servers are re-read from the storage broker."""
 CAPACITY_SAVE_SECONDS = 600.0
 """How often an ``auto`` capacity estimate is saved to the state database."""
+GRID_WAIT_SECONDS = 120.0
+"""Jobs start once ``shares.happy`` servers are connected, or after this long."""
 
 
 def _none_if_unlimited(rate: float) -> float | None:
@@ -135,7 +137,31 @@ class Governor:
         self.meters.start()
         self._peer_loop.start(PEER_REFRESH_SECONDS, now=True)
         self._save_loop.start(CAPACITY_SAVE_SECONDS, now=False)
-        self.scheduler.startService()
+        self._start_jobs_when_connected()
+
+    def _start_jobs_when_connected(self) -> None:
+        """Start the scheduler once enough storage servers are connected for an
+        upload to succeed (``shares.happy``), or after :data:`GRID_WAIT_SECONDS`:
+        a job started before the node has met its grid fails its first run."""
+        broker = getattr(self.client, "storage_broker", None)
+        if broker is None:
+            self._start_jobs()
+            return
+        happy = int(self.client.encoding_params.get("happy", 1))
+        self._grid_wait = broker.when_connected_enough(happy)
+        self._grid_wait.addCallbacks(self._start_jobs, lambda f: f.trap(CancelledError))
+        self._grid_timer = self._reactor.callLater(GRID_WAIT_SECONDS, self._start_jobs)
+
+    _grid_wait: Deferred[Any] | None = None
+    _grid_timer: Any = None
+
+    def _start_jobs(self, _: object = None) -> None:
+        if self._grid_timer is not None and self._grid_timer.active():
+            self._grid_timer.cancel()
+        if self._grid_wait is not None and not self._grid_wait.called:
+            self._grid_wait.cancel()
+        if not self.scheduler.running:
+            self.scheduler.startService()
 
     token: str | None = None
     """The private page's token, once the web layer has mounted the pages."""
@@ -167,7 +193,12 @@ class Governor:
         return ensureDeferred(self._stop_parts())
 
     async def _stop_parts(self) -> None:
-        await self.scheduler.stopService()
+        if self._grid_timer is not None and self._grid_timer.active():
+            self._grid_timer.cancel()
+        if self._grid_wait is not None and not self._grid_wait.called:
+            self._grid_wait.cancel()
+        if self.scheduler.running:
+            await self.scheduler.stopService()
         for loop in (self._peer_loop, self._save_loop):
             if loop.running:
                 loop.stop()
