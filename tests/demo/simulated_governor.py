@@ -3,7 +3,8 @@
 :class:`SimulatedGovernor` offers what the demo calls (``status``,
 ``run_now``, ``pause``, ``resume``, ``stop``, ``web_url``, ``private_url``)
 and behaves like a governed node running the one job of its ``tahoe.cfg``:
-the job runs at once (it never ran), walks its source directory, uploads the
+the job runs at once (it never ran) unless the state database holds it
+paused, then at ``resume``; a run walks its source directory, uploads the
 files its own small "backupdb" (path -> size, mtime) does not know and
 reuses the others, and sends each peer one share of ``size / 2`` per
 uploaded file. A capped peer receives at ``pace`` times its cap (from
@@ -24,6 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tahoe_governor.policy.state_db import StateDatabase, state_db_path
 from tahoe_governor.policy.units import parse_absolute_rate
 from tests.demo.status_doubles import UNLIMITED, Job, Peer, Progress, Status
 
@@ -43,6 +45,7 @@ class SimulatedGovernor:
         pace: float = 0.98,
         fault: str | None = None,
         fault_after_status_calls: int = 3,
+        uncapped_peers: tuple[str, ...] = ("home-nas", "friends-office"),
     ) -> None:
         self._reactor = reactor
         self._pace = pace
@@ -62,8 +65,7 @@ class SimulatedGovernor:
             if key.startswith("peer.") and key.endswith(".up")
         }
         self._peers = [(f"tub-{name}", name, float(cap)) for name, cap in caps.items()] + [
-            ("tub-fast-1", "fast-1", UNLIMITED),
-            ("tub-fast-2", "fast-2", UNLIMITED),
+            (f"tub-{name}", name, UNLIMITED) for name in uncapped_peers
         ]
         self._sent = {tubid: 0 for tubid, _, _ in self._peers}
         self._known: dict[str, tuple[int, int]] = {}
@@ -72,7 +74,10 @@ class SimulatedGovernor:
         self.web_url = "http://127.0.0.1:1/"
         self.private_url = "http://127.0.0.1:1/governor/TOKEN/"
         self.stopped = False
-        self._start_run()
+        with StateDatabase(state_db_path(nodedir)) as database:
+            self.paused = self.job_name in database.overrides().paused
+        if not self.paused:
+            self._start_run()
 
     # -- the contract ----------------------------------------------------------------
 
@@ -82,7 +87,9 @@ class SimulatedGovernor:
             raise RuntimeError("simulated failure while reading the status")
         now = self._reactor.seconds()
         run = self._run
-        assert run is not None
+        if run is None:  # held before its first run
+            peers = tuple(Peer(tubid=t, nickname=n, limit_up=c) for t, n, c in self._peers)
+            return Status(at=now, jobs=(Job(name=self.job_name, state="paused"),), peers=peers)
         fraction = 1.0 if run["duration"] == 0 else min((now - run["start"]) / run["duration"], 1)
         state = "running"
         failure = None
@@ -129,15 +136,19 @@ class SimulatedGovernor:
 
     def run_now(self, job: str, force: bool = False) -> None:
         self.calls.append(f"run_now {job}")
-        if job != self.job_name:
-            raise KeyError(job)
+        if job != self.job_name or self.paused:
+            raise RuntimeError(f"cannot run {job!r} now (paused: {self.paused})")
         self._start_run()
 
     def pause(self, job: str) -> None:
         self.calls.append(f"pause {job}")
+        self.paused = True
 
     def resume(self, job: str) -> None:
         self.calls.append(f"resume {job}")
+        if self.paused and self._run is None:
+            self._start_run()
+        self.paused = False
 
     async def stop(self) -> None:
         self.calls.append("stop")

@@ -3,7 +3,7 @@
 The real classes come with the metrics layer; these carry the same names for
 exactly the fields the demo reads (``GovernorStatus.at/.peers/.jobs/.job()``,
 ``JobStatus.name/.state/.progress/.last_success/.last_failure``,
-``PeerStatus.tubid/.nickname/.sent_bytes/.rate_up/.limit_up`` and the
+``PeerStatus.tubid/.nickname/.sent_bytes/.rate_up/.limit_up/.connected`` and the
 ``BackupProgress`` counts), so a test built on them reads like one built on
 the real snapshots.
 """
@@ -55,6 +55,7 @@ class Peer:
     sent_bytes: int = 0
     rate_up: float = 0.0
     limit_up: float = UNLIMITED
+    connected: bool = True
 
 
 @attrs.frozen(kw_only=True)

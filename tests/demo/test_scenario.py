@@ -22,6 +22,7 @@ from tahoe_governor.demo.scenario import (
     exit_status,
     final_checks,
     governed_cfg,
+    hold_job,
     share_bytes_per_server,
     sized_cap,
     write_alias,
@@ -51,6 +52,8 @@ def demo_node(tmp_path: Path) -> tuple[SampleTree, Path]:
     nodedir.mkdir()
     cap = sized_cap(share_bytes_per_server(tree, 2), seconds=10)
     (nodedir / "tahoe.cfg").write_text(governed_cfg(tree.root, cap))
+    (nodedir / "private").mkdir()
+    hold_job(nodedir, at=0.0)
     return tree, nodedir
 
 
@@ -80,7 +83,7 @@ def test_two_runs_measured_from_snapshots(demo_node: tuple[SampleTree, Path]) ->
     tree, nodedir = demo_node
     record, governor, out = run_both(tree, nodedir)
     assert [r.label for r in record.runs] == ["full", "incremental"]
-    assert governor.calls == [f"run_now {JOB}"]
+    assert governor.calls == [f"resume {JOB}", f"run_now {JOB}"]
     full, incremental = record.runs
     dsl = next(p for p in full.peers if p.nickname == DSL_NICKNAME)
     assert dsl.sent_bytes == share_bytes_per_server(tree, 2)

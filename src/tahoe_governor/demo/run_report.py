@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 if TYPE_CHECKING:  # the status module is the metrics layer's; read, never built, here
-    from tahoe_governor.backup.status import GovernorStatus, JobStatus
+    from tahoe_governor.backup.status import GovernorStatus, JobStatus, PeerStatus
 
 #: A capped peer passes when its achieved rate is at most this many times its cap.
 MAX_CAP_RATIO = 1.03
@@ -120,9 +120,14 @@ def peer_usage(snapshots: Sequence[GovernorStatus]) -> tuple[PeerUsage, ...]:
             begin = first_growth - 1
             end = next(i for i in range(len(sent)) if sent[i] == sent[-1])
         usage.append(
-            PeerUsage(tubid, last.nickname, total, times[end] - times[begin], last.limit_up)
+            PeerUsage(tubid, peer_name(last), total, times[end] - times[begin], last.limit_up)
         )
     return tuple(sorted(usage, key=lambda u: (u.nickname, u.tubid)))
+
+
+def peer_name(peer: PeerStatus) -> str:
+    """A peer's nickname, or the start of its TubID while it has none (the introducer)."""
+    return peer.nickname or f"tub {peer.tubid[:8]}"
 
 
 def _sent_to(status: GovernorStatus, tubid: str) -> int:
@@ -312,10 +317,10 @@ def render_live(status: GovernorStatus, job_name: str, label: str, width: int = 
             + share
             + f"   ETA {format_seconds(eta) if eta is not None else '?'}"
         )
-    for peer in sorted(status.peers, key=lambda p: p.nickname):
+    for peer in sorted(status.peers, key=peer_name):
         if math.isinf(peer.limit_up):
             lines.append(
-                f"  {peer.nickname:<14} {format_rate(peer.rate_up):>11}  (no cap)"
+                f"  {peer_name(peer):<14} {format_rate(peer.rate_up):>11}  (no cap)"
                 + " " * (width + 14)
                 + f"sent {format_bytes(peer.sent_bytes)}"
             )
@@ -323,7 +328,7 @@ def render_live(status: GovernorStatus, job_name: str, label: str, width: int = 
             fill = min(max(peer.rate_up / peer.limit_up, 0.0), 1.0)
             bar = "#" * round(fill * width) + "-" * (width - round(fill * width))
             lines.append(
-                f"  {peer.nickname:<14} {format_rate(peer.rate_up):>11}  of "
+                f"  {peer_name(peer):<14} {format_rate(peer.rate_up):>11}  of "
                 f"{format_rate(peer.limit_up):>11} [{bar}]  sent {format_bytes(peer.sent_bytes)}"
             )
     return lines

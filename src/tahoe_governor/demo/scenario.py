@@ -5,7 +5,7 @@ directory: a local grid of three storage servers on 127.0.0.1, one of them
 playing the parents' DSL server (nickname :data:`DSL_NICKNAME`); a sample
 tree; a governed client node whose ``tahoe.cfg`` holds a ``[backups]`` job of
 that tree and a ``[bandwidth]`` cap on the DSL peer. It starts the governor
-in this process (``tahoe_governor.node.governor.start_governor``), shows each
+in this process (``tahoe_governor.app.start_governor``), shows each
 run live, modifies a few files and runs the job again (``run_now``) to show
 the reuse, then prints the summary and the checks that make the exit status.
 
@@ -22,7 +22,8 @@ import math
 import shutil
 import signal
 import tempfile
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -67,6 +68,7 @@ SHARES = (2, 3, 3)
 
 #: Seconds the governor may take to start, and a run beyond its expected time.
 START_TIMEOUT = 120.0
+CONNECT_TIMEOUT = 60.0
 RUN_SLACK = 90.0
 
 #: ``start_governor(reactor, nodedir)``: a Deferred or coroutine giving the governor.
@@ -190,6 +192,41 @@ async def watch_run(
         await task.deferLater(reactor, refresh_seconds, lambda: None)
 
 
+def hold_job(nodedir: Path, at: float) -> None:
+    """Pause the demo's job in the node's state database before the node starts.
+
+    A job that never ran is due at once; started before the node has met its
+    storage servers, its first grid operation would fail. Paused, it waits
+    until :func:`backup_runs` resumes it, as ``tahoe-governor resume`` would.
+    """
+    from tahoe_governor.policy.state_db import StateDatabase, state_db_path
+
+    with StateDatabase(state_db_path(str(nodedir))) as database:
+        database.set_paused(JOB, True, at)
+
+
+async def wait_for_servers(
+    reactor: Any,
+    governor: Any,
+    nicknames: Sequence[str],
+    refresh_seconds: float,
+    timeout: float = CONNECT_TIMEOUT,
+) -> None:
+    """Return once the governor's status shows a connection to every server in ``nicknames``."""
+    deadline = reactor.seconds() + timeout
+    wanted = set(nicknames)
+    while True:
+        connected = {p.nickname for p in governor.status().peers if p.connected} & wanted
+        if connected == wanted:
+            return
+        if reactor.seconds() > deadline:
+            missing = ", ".join(sorted(wanted - connected))
+            raise DemoFailed(
+                f"the governed node did not connect to {missing} within {timeout:.0f} s"
+            )
+        await task.deferLater(reactor, refresh_seconds, lambda: None)
+
+
 async def backup_runs(
     reactor: Any,
     governor: Any,
@@ -199,9 +236,21 @@ async def backup_runs(
     out: IO[str],
     record: DemoRecord,
 ) -> None:
-    """The full run (started by the governor itself: the job has never run), then the
-    incremental one after modifying ``options.modify`` files; fills ``record``."""
+    """The full run, then the incremental one after modifying ``options.modify`` files;
+    fills ``record``.
+
+    The job starts paused (see :func:`hold_job`): it is resumed once the node is
+    connected to every storage server, and being due (it never ran) it starts then.
+    """
     timeout = options.run_seconds * 4 + RUN_SLACK
+    await wait_for_servers(reactor, governor, SERVER_NICKNAMES, options.refresh_seconds)
+    print(
+        f"Connected to {', '.join(SERVER_NICKNAMES)}; resuming job {JOB!r} "
+        f"(governor.resume({JOB!r})): it never ran, so it starts now.\n",
+        file=out,
+        flush=True,
+    )
+    governor.resume(JOB)
     snapshots = await watch_run(
         reactor, governor, "full", None, view, options.refresh_seconds, timeout
     )
@@ -248,10 +297,10 @@ def run_demo(
 ) -> int:
     """Run the demo with ``reactor`` (not yet running); the exit status.
 
-    ``start_governor`` defaults to ``tahoe_governor.node.governor.start_governor``.
+    ``start_governor`` defaults to ``tahoe_governor.app.start_governor``.
     """
     if start_governor is None:
-        from tahoe_governor.node.governor import start_governor  # type: ignore[import-not-found]
+        from tahoe_governor.app import start_governor  # type: ignore[import-not-found]
     record = DemoRecord()
     with _interruptions_raise(), ExitStack() as cleanup:
         workdir = Path(tempfile.mkdtemp(prefix="tahoe-governor-demo-"))
@@ -309,6 +358,7 @@ def _prepare(
     record.log = _begin_node_log(nodedir)
     with open(nodedir / "tahoe.cfg", "a", encoding="utf-8") as f:
         f.write("\n" + governed_cfg(tree.root, dsl_up))
+    hold_job(nodedir, time.time())
     print(
         f"Governed node: {nodedir}\n"
         f"  [backups]   {JOB}: {tree.root} -> {ALIAS}:{JOB}\n"
