@@ -3,8 +3,8 @@
 With the simulated governor (a test double) the demo's own work is proven on a
 real local grid: the summary and exit status, and that an error or a Ctrl-C
 at any point still stops every process it started and removes its directory.
-The real ``tahoe-governor demo --quick`` runs once ``tahoe_governor.node.governor``
-exists.
+The real ``tahoe-governor demo --quick`` runs once ``tahoe_governor.app``
+(``start_governor``) is on the branch.
 """
 
 from __future__ import annotations
@@ -133,8 +133,8 @@ def test_interrupt_stops_governor_then_grid(tmp_path: Path, sig: signal.Signals)
 def test_real_demo_quick(tmp_path: Path) -> None:
     """``tahoe-governor demo --quick``: the real governor backs up twice on the local grid,
     the DSL peer stays within 3 % of its cap, the second run reuses every unmodified file."""
-    if importlib.util.find_spec("tahoe_governor.node.governor") is None:
-        pytest.skip("tahoe_governor.node.governor (start_governor) is not on this branch yet")
+    if importlib.util.find_spec("tahoe_governor.app") is None:
+        pytest.skip("tahoe_governor.app (start_governor) is not on this branch yet")
     process = subprocess.Popen(
         [sys.executable, "-m", "tahoe_governor.cli.main", "demo", "--quick"],
         cwd=tmp_path,

@@ -177,3 +177,20 @@ def test_governed_cfg_is_a_valid_policy(tmp_path: Path) -> None:
     (peer,) = policy.peers
     assert DSL_NICKNAME in str(peer.selector)
     assert peer.up is not None and peer.up.bytes_per_second == 100_000
+
+
+def test_waiting_for_servers_gives_up_naming_the_missing(
+    demo_node: tuple[SampleTree, Path],
+) -> None:
+    """A node that never meets one of its servers fails the demo, naming that server."""
+    from tahoe_governor.demo.scenario import wait_for_servers
+
+    _, nodedir = demo_node
+    clock = task.Clock()
+    governor = SimulatedGovernor(clock, str(nodedir), uncapped_peers=("home-nas",))
+    d = defer.ensureDeferred(
+        wait_for_servers(clock, governor, ("home-nas", "parents-dsl", "friends-office"), 0.5, 10)
+    )
+    with pytest.raises(DemoFailed, match="did not connect to friends-office within 10 s"):
+        drive(clock, d)
+    assert governor.calls == [] and governor.paused  # held, never resumed
