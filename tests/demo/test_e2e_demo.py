@@ -73,24 +73,6 @@ def assert_cleaned_up(tmp_path: Path, output: str) -> None:
 
 
 @pytest.mark.e2e
-def test_simulated_governor_passes_and_cleans_up(tmp_path: Path) -> None:
-    """On a real grid with a well-behaved governor: both runs, the summary, every check ok,
-    exit status 0, and nothing left behind."""
-    status, output = finish(spawn_simulated(tmp_path, "none"))
-    assert status == 0, output
-    assert "Peers (bytes the node sent to each storage server" in output
-    assert re.search(r"\[ok\] full run, peer parents-dsl: achieved .* = 0\.9\d\d ≤ 1\.03", output)
-    assert re.search(
-        r"\[ok\] incremental run reused (\d+) of \1 unmodified files and "
-        r"uploaded 3 of 3 modified",
-        output,
-    )
-    assert "[FAIL]" not in output and output.rstrip().endswith("Demo passed.")
-    assert "tahoe-governor status " in output
-    assert_cleaned_up(tmp_path, output)
-
-
-@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("fault", "reason"),
     [
@@ -112,16 +94,16 @@ def test_error_mid_demo_still_stops_everything(tmp_path: Path, fault: str, reaso
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_stops_governor_then_grid(tmp_path: Path, sig: signal.Signals) -> None:
-    """Ctrl-C (or SIGTERM) during a run: the governor is stopped, then the grid; status 130."""
+def test_sigterm_mid_run_stops_governor_then_grid(tmp_path: Path) -> None:
+    """SIGTERM (as Ctrl-C, tested with --keep below) during a run: the governor is stopped,
+    then the grid; status 130."""
     process = spawn_simulated(tmp_path, "hang")
     deadline = time.monotonic() + DEMO_BUDGET
     while not (tmp_path / "children.json").exists():
         assert process.poll() is None and time.monotonic() < deadline, "demo never started"
         time.sleep(0.1)
     time.sleep(1.0)  # let it get into the run
-    process.send_signal(sig)
+    process.send_signal(signal.SIGTERM)
     status, output = finish(process)
     assert status == 130, output
     assert output.index("Stopping the governed node") < output.index("Stopping the local grid")
@@ -154,3 +136,38 @@ def test_real_demo_quick(tmp_path: Path) -> None:
     assert "[FAIL]" not in output and output.rstrip().endswith("Demo passed.")
     workdir = Path(re.search(r"Working in (\S+) \(removed at exit\)", output).group(1))  # type: ignore[union-attr]
     assert not workdir.exists()
+
+
+@pytest.mark.e2e
+def test_simulated_governor_passes_keeps_until_ctrl_c(tmp_path: Path) -> None:
+    """On a real grid with a well-behaved governor, --keep: both runs, the summary with every
+    check ok, where to look, still running until Ctrl-C, then exit status 0 and nothing
+    left behind."""
+    process = spawn_simulated(tmp_path, "none", "--keep")
+    assert process.stdout is not None
+    seen = []
+    deadline = time.monotonic() + DEMO_BUDGET
+    for line in process.stdout:  # the demo flushes each block it prints
+        seen.append(line)
+        if line.startswith("Press Ctrl-C") or time.monotonic() > deadline:
+            break
+    head = "".join(seen)
+    assert "Peers (bytes the node sent to each storage server" in head
+    assert re.search(r"\[ok\] full run, peer parents-dsl: achieved .* = 0\.9\d\d ≤ 1\.03", head)
+    assert re.search(
+        r"\[ok\] incremental run reused (\d+) of \1 unmodified files and uploaded 3 of 3 modified",
+        head,
+    )
+    assert "[FAIL]" not in head
+    assert "public page   http://127.0.0.1:1/governor\n" in head
+    assert "private page  http://127.0.0.1:1/governor/TOKEN/\n" in head
+    assert "metrics       http://127.0.0.1:1/metrics\n" in head
+    assert re.search(r"command       tahoe-governor status \S+/governed\n", head)
+    time.sleep(1.0)
+    assert process.poll() is None, "still running until Ctrl-C"
+    process.send_signal(signal.SIGINT)
+    status, rest = finish(process)
+    output = head + rest
+    assert status == 0, output
+    assert output.rstrip().endswith("Demo passed.")
+    assert_cleaned_up(tmp_path, output)

@@ -300,7 +300,10 @@ def run_demo(
     ``start_governor`` defaults to ``tahoe_governor.app.start_governor``.
     """
     if start_governor is None:
-        from tahoe_governor.app import start_governor  # type: ignore[import-not-found]
+        from tahoe_governor.app import start_governor as default_start_governor
+
+        start_governor = default_start_governor
+    starter: StartGovernor = start_governor
     record = DemoRecord()
     with _interruptions_raise(), ExitStack() as cleanup:
         workdir = Path(tempfile.mkdtemp(prefix="tahoe-governor-demo-"))
@@ -310,7 +313,7 @@ def run_demo(
             grid = LocalGrid(workdir / "grid", SERVER_NICKNAMES)
             cleanup.callback(_stop_grid, grid, out, record)
             nodedir = _prepare(workdir, grid, options, out, record)
-            _run_reactor(reactor, start_governor, nodedir, options, out, record)
+            _run_reactor(reactor, starter, nodedir, options, out, record)
         except KeyboardInterrupt:
             record.interrupted = True
             record.fail("interrupted")
@@ -469,12 +472,11 @@ def _report(record: DemoRecord, checks: tuple[Check, ...], out: IO[str]) -> None
 
 def _begin_node_log(nodedir: Path) -> Path:
     """Send this process's Twisted log (the in-process node's) to a file in ``nodedir``."""
-    from twisted.logger import globalLogBeginner, textFileLogObserver
+    from tahoe_governor.node.logs import begin_process_logging
 
     path = nodedir / "logs" / "governor.log"
     path.parent.mkdir(exist_ok=True)
-    stream = open(path, "a", encoding="utf-8")  # noqa: SIM115 (open until the process ends)
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(stream)], redirectStandardIO=False)
+    begin_process_logging(open(path, "a", encoding="utf-8"))  # open until the process ends
     return path
 
 
