@@ -111,7 +111,7 @@ def add_demo_command(sub: Any) -> None:
     demo.add_argument(
         "--run-seconds",
         type=positive_seconds,
-        help="how long the first run should take when the cap is sized "
+        help="how long the first run's bytes should take at a sized cap "
         "(default 45; 8 with --quick)",
     )
     demo.set_defaults(func=demo_command)

@@ -87,7 +87,8 @@ class DemoOptions:
     dsl_up: str | None = None
     """``peer.parents-dsl.up`` as written in tahoe.cfg; ``None``: sized to ``run_seconds``."""
     run_seconds: float = 45.0
-    """How long the first run should take when the cap is sized from the tree."""
+    """How long the first run's bytes should take at the cap, when it is sized from the
+    tree (the work each file costs besides its bytes comes on top)."""
     keep: bool = False
     refresh_seconds: float = 0.5
 
