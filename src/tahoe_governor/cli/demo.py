@@ -86,19 +86,28 @@ def add_demo_command(sub: Any) -> None:
         help="after the summary, keep the grid and the node running until Ctrl-C",
     )
     demo.add_argument(
-        "--files", type=positive_int, help=f"files in the sample tree (default {DEFAULT_FILES})"
+        "--files",
+        type=positive_int,
+        metavar="N",
+        help=f"files in the sample tree (default {DEFAULT_FILES})",
     )
     demo.add_argument(
         "--size",
         type=parse_size,
+        metavar="SIZE",
         help=f"total size of the sample tree, e.g. 50MB (default {DEFAULT_TOTAL_BYTES // 10**6}MB)",
     )
     demo.add_argument(
-        "--seed", type=int, default=DEFAULT_SEED, help="seed of the sample tree's names and bytes"
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        metavar="N",
+        help="seed of the sample tree's names and bytes",
     )
     demo.add_argument(
         "--modify",
         type=int,
+        metavar="N",
         help="files changed before the incremental run (default 5; 3 with --quick)",
     )
     demo.add_argument(
@@ -111,6 +120,7 @@ def add_demo_command(sub: Any) -> None:
     demo.add_argument(
         "--run-seconds",
         type=positive_seconds,
+        metavar="S",
         help="how long the first run's bytes should take at a sized cap "
         "(default 45; 8 with --quick)",
     )
