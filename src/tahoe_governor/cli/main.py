@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from tahoe_governor.cli.check import add_check_command
 from tahoe_governor.cli.controls import add_control_commands
+from tahoe_governor.cli.demo import add_demo_command
 from tahoe_governor.cli.run import add_run_parser
 from tahoe_governor.cli.status import add_status_command
-
-Subcommand = Callable[[argparse.Namespace], int]
-
-
-def _not_yet(name: str) -> Subcommand:
-    def run(args: argparse.Namespace) -> int:
-        print(f"tahoe-governor {name}: not yet available in this version", file=sys.stderr)
-        return 2
-
-    return run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,8 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scheduled, governed backups inside a Tahoe-LAFS node.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = sub.add_parser("demo", help="back up a sample tree on a throwaway local grid")
-    demo.set_defaults(func=_not_yet("demo"))
+    add_demo_command(sub)
     add_check_command(sub)
     add_run_parser(sub)
     add_status_command(sub)
