@@ -68,7 +68,7 @@ class GovernorOnGridTests(TestCase):
         client, governor = await start_governed_node(nodedir)
         try:
             runner = governor.scheduler.runners["b1"]
-            await wait_for(lambda: runner.lifecycle.state == "done", 90, "the first run")
+            await wait_for(lambda: done_runs(governor) == ["completed"], 90, "the first run")
             first = runner.last_result
             assert first is not None
             self.assertEqual(first.progress.files_uploaded, 12)
@@ -141,7 +141,8 @@ class GovernorOnGridTests(TestCase):
             self.assertIsNotNone(governor.status().job("b1").last_failure)
             self.grid.start_server(1)
             stopped = False
-            await wait_for(lambda: runner.lifecycle.state == "done", 120, "a retry to complete")
+            await wait_for(lambda: done_runs(governor)[-1:] == ["completed"], 120,
+                           "a retry to complete")
             outcomes = done_runs(governor)
             self.assertEqual(outcomes[0], "failed")
             self.assertEqual(outcomes[-1], "completed")
@@ -189,7 +190,8 @@ class GovernorOnGridTests(TestCase):
         client, governor = await start_governed_node(nodedir, aliases=())
         try:
             runner = governor.scheduler.runners["b1"]
-            await wait_for(lambda: runner.lifecycle.state == "done", 90, "the resumed run")
+            await wait_for(lambda: done_runs(governor) == ["interrupted", "completed"], 90,
+                           "the resumed run")
             result = runner.last_result
             assert result is not None
             self.assertGreaterEqual(result.progress.files_reused, 3)

@@ -79,7 +79,7 @@ class DashboardOnRealNodeTests(TestCase):
         prometheus: PrometheusServer | None = None
         try:
             runners = governor.scheduler.runners
-            await wait_for(lambda: runners["documents"].lifecycle.state == "done", 60,
+            await wait_for(lambda: runners["documents"].last_result is not None, 60,
                            "the small job to complete")
             photos = runners["photos"]
             await wait_for(
