@@ -42,12 +42,12 @@ import numpy as np
 from twisted.internet import defer, protocol, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
 
+from tahoe_governor.policy.engine import busy_limit
 from tahoe_governor.throttle.counters import PsutilCounters, choose_interfaces
 from tahoe_governor.throttle.meters import Meters, MeterTick
 from tahoe_governor.throttle.testing import (
     YieldScenario,
     YieldTrace,
-    busy_limit,
     run_gated_hashing,
     simulate_yield,
 )
@@ -101,7 +101,7 @@ def yield_figures() -> dict[str, object]:
     figures: dict[str, object] = {}
     for noise in (0.0, 0.2, 0.4):
         scenario = YieldScenario(competing_noise=noise)
-        figures[f"competing_noise_{noise:.0%}"] = simulate_yield(scenario).figures()
+        figures[f"competing_noise_{noise:.0%}"] = simulate_yield(busy_limit, scenario).figures()
     s = YieldScenario()
     figures["scenario"] = {
         "capacity_bytes_per_second": s.capacity,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tahoe_governor.policy.engine import busy_limit
 from tahoe_governor.throttle.other_traffic import OtherTrafficEstimate
-from tahoe_governor.throttle.testing import YieldScenario, busy_limit, simulate_yield
+from tahoe_governor.throttle.testing import YieldScenario, simulate_yield
 
 TICK = 0.25
 
@@ -66,7 +67,7 @@ def test_busy_limit_rule():
 
 def test_step_response_meets_the_targets():
     """Closed loop: down within 2 s, back up within 5 s, steady wobble within ±10 %."""
-    figures = simulate_yield(YieldScenario(competing_noise=0.2)).figures()
+    figures = simulate_yield(busy_limit, YieldScenario(competing_noise=0.2)).figures()
     assert figures["down_seconds"] <= 2.0
     assert figures["up_seconds"] <= 5.0
     for phase in ("steady_alone", "steady_competing"):
@@ -77,7 +78,7 @@ def test_step_response_meets_the_targets():
 
 def test_loop_is_stable_with_a_steady_competitor():
     """With a constant competing flow the loop settles with no oscillation of its own."""
-    figures = simulate_yield(YieldScenario(competing_noise=0.0)).figures()
+    figures = simulate_yield(busy_limit, YieldScenario(competing_noise=0.0)).figures()
     assert figures["steady_competing"]["max_deviation_per_tick"] <= 0.02
     assert figures["steady_competing"]["mean_over_target"] == pytest.approx(1.0, abs=0.01)
     assert figures["link_total_over_busy_threshold_max_1s"] <= 1.01
@@ -86,7 +87,7 @@ def test_loop_is_stable_with_a_steady_competitor():
 def test_competitor_above_the_busy_share_leaves_the_floor():
     """A competing flow above 80 % of the link pushes the governed flow to its floor."""
     scenario = YieldScenario(competing=110_000, competing_noise=0.0)
-    trace = simulate_yield(scenario)
+    trace = simulate_yield(busy_limit, scenario)
     during = (trace.times > scenario.starts_at + 3) & (trace.times <= scenario.stops_at)
     assert trace.limit[during] == pytest.approx(scenario.floor)
     assert trace.governed[during] == pytest.approx(scenario.floor, rel=0.01)

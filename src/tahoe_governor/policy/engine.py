@@ -42,6 +42,19 @@ BUSY_FLOOR_BYTES = 1000.0
 """... nor less than this many bytes/s (both capped at the busy share itself)."""
 
 
+def busy_floor(capacity: float, busy_fraction: float) -> float:
+    """The least ``busy.*`` leaves the governed traffic (bytes/s): 5 % of the
+    capacity or 1 kB/s, whichever is more, but never above the busy share."""
+    share = busy_fraction * capacity
+    return min(share, max(BUSY_FLOOR_FRACTION * capacity, BUSY_FLOOR_BYTES))
+
+
+def busy_limit(capacity: float, busy_fraction: float, other: float, floor: float) -> float:
+    """The yield rule (bytes/s): governed traffic gets what ``other`` traffic
+    leaves of ``busy_fraction`` of the ``capacity``, never less than ``floor``."""
+    return max(floor, busy_fraction * capacity - other)
+
+
 @attrs.frozen
 class EffectiveLimit:
     """One effective cap.
@@ -247,11 +260,10 @@ def _node_limit(
         if capacity is None:
             caps.unapplied.append(f"busy.{direction} = {link.busy * 100:g}%")
         else:
-            share = link.busy * capacity
-            floor = min(share, max(BUSY_FLOOR_FRACTION * capacity, BUSY_FLOOR_BYTES))
             other = measurements.other(direction) or 0.0
             caps.add_value(
-                max(floor, share - other), f"busy.{direction}", f"{link.busy * 100:g}%"
+                busy_limit(capacity, link.busy, other, busy_floor(capacity, link.busy)),
+                f"busy.{direction}", f"{link.busy * 100:g}%",
             )
     return caps.smallest()
 

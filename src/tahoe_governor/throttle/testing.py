@@ -105,14 +105,6 @@ class FakeCounters:
 # The yield loop, simulated
 
 
-def busy_limit(capacity: float, busy_fraction: float, other: float, floor: float) -> float:
-    """The yield rule, as the policy engine states it: ``max(floor, busy * capacity - other)``.
-
-    A local copy for the simulation; the policy engine owns the real rule.
-    """
-    return max(floor, busy_fraction * capacity - other)
-
-
 @attrs.frozen
 class YieldScenario:
     """A link, a busy threshold, and a competing flow that starts and stops (bytes/s, s)."""
@@ -230,8 +222,8 @@ class YieldTrace:
 
 
 def simulate_yield(
+    rule: Callable[[float, float, float, float], float],
     scenario: YieldScenario = YieldScenario(),
-    rule: Callable[[float, float, float, float], float] = busy_limit,
     other_traffic: OtherTrafficEstimate | None = None,
 ) -> YieldTrace:
     """Run ``scenario`` with the real meters on a ``task.Clock``; return the trace.
@@ -253,7 +245,7 @@ def simulate_yield(
         other_traffic=other_traffic or OtherTrafficEstimate(s.tick_seconds),
     )
     rng = random.Random(s.seed)
-    limit = [busy_limit(s.capacity, s.busy_fraction, 0.0, s.floor)]
+    limit = [rule(s.capacity, s.busy_fraction, 0.0, s.floor)]
     rows: list[tuple[float, float, float, float, float]] = []
 
     def on_tick(tick: MeterTick) -> None:
