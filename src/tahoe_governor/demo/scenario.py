@@ -414,7 +414,13 @@ def _run_reactor(
         nonlocal governor
         try:
             governor = await start()
-            print(f"Governor running; its status page: {governor.web_url}governor\n", file=out)
+            print(
+                "Governor running:\n"
+                f"  public page   {governor.web_url}governor\n"
+                f"  private page  {governor.private_url}\n"
+                f"  metrics       {governor.web_url}metrics\n",
+                file=out,
+            )
             assert record.tree is not None
             view = LiveView.for_stream(out)
             await backup_runs(reactor, governor, record.tree, options, view, out, record)
