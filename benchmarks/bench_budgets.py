@@ -6,9 +6,8 @@ Prints JSON.
   backup) gated at 10 %, 25 % and 50 % of one core on the real reactor and
   psutil; the measured process CPU share is reported as a ratio to the
   budget (target 0.9-1.05). The baseline, measured in the same run, is the
-  same loop ungated: the share of a core this machine gives it. (The full
-  version, a backup of a local tree into a local grid, comes with the backup
-  walker.)
+  same loop ungated: the share of a core this machine gives it. (The same
+  measure on a real backup into a local grid: bench_budgets_backup.py.)
 - Cost of one meter tick with the real psutil reader, as a ratio to reading
   the process's CPU time once (the cheapest psutil call).
 - Yield: the closed loop simulated on a task.Clock (real meters and
