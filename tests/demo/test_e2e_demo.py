@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
+
+from tests.signals import restore_default_sigint
 
 REPO = Path(__file__).resolve().parents[2]
 #: Seconds a demo (quick, or simulated) may take here; a hang fails rather than blocks.
@@ -44,7 +49,48 @@ def spawn_simulated(tmp_path: Path, fault: str, *demo_args: str) -> subprocess.P
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=restore_default_sigint,
     )
+
+
+class DemoOutput:
+    """The demo's output read on a thread, so that no read can outlive a deadline."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self.process = process
+        self.seen: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(process.stdout,), daemon=True).start()
+
+    def _pump(self, stream: Any) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _next(self, deadline: float, waiting_for: str) -> str | None:
+        try:
+            return self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            self.process.kill()
+            pytest.fail(f"timed out waiting for {waiting_for}:\n" + "".join(self.seen))
+
+    def until(self, marker: str, seconds: float) -> str:
+        """Everything up to the first line starting with ``marker``."""
+        deadline = time.monotonic() + seconds
+        while (line := self._next(deadline, repr(marker))) is not None:
+            self.seen.append(line)
+            if line.startswith(marker):
+                return "".join(self.seen)
+        pytest.fail(f"the demo ended before {marker!r}:\n" + "".join(self.seen))
+
+    def rest(self, seconds: float) -> tuple[int, str]:
+        """The exit status and what was printed after the last :meth:`until`."""
+        start = len(self.seen)
+        deadline = time.monotonic() + seconds
+        while (line := self._next(deadline, "the demo to end")) is not None:
+            self.seen.append(line)
+        return self.process.wait(max(1.0, deadline - time.monotonic())), "".join(self.seen[start:])
 
 
 def finish(process: subprocess.Popen[str]) -> tuple[int, str]:
@@ -144,14 +190,8 @@ def test_simulated_governor_passes_keeps_until_ctrl_c(tmp_path: Path) -> None:
     check ok, where to look, still running until Ctrl-C, then exit status 0 and nothing
     left behind."""
     process = spawn_simulated(tmp_path, "none", "--keep")
-    assert process.stdout is not None
-    seen = []
-    deadline = time.monotonic() + DEMO_BUDGET
-    for line in process.stdout:  # the demo flushes each block it prints
-        seen.append(line)
-        if line.startswith("Press Ctrl-C") or time.monotonic() > deadline:
-            break
-    head = "".join(seen)
+    output_reader = DemoOutput(process)
+    head = output_reader.until("Press Ctrl-C", DEMO_BUDGET)
     assert "Peers (bytes the node sent to each storage server" in head
     assert re.search(r"\[ok\] full run, peer parents-dsl: achieved .* = 0\.9\d\d ≤ 1\.03", head)
     assert re.search(
@@ -166,7 +206,7 @@ def test_simulated_governor_passes_keeps_until_ctrl_c(tmp_path: Path) -> None:
     time.sleep(1.0)
     assert process.poll() is None, "still running until Ctrl-C"
     process.send_signal(signal.SIGINT)
-    status, rest = finish(process)
+    status, rest = output_reader.rest(DEMO_BUDGET)
     output = head + rest
     assert status == 0, output
     assert output.rstrip().endswith("Demo passed.")

@@ -52,19 +52,26 @@ class GovernorOnGridTests(TestCase):
     grid: LocalGrid
     timeout = 150
 
+    def capped_node_dir(self, files: int, size: int, capped: int) -> tuple[Any, Any]:
+        """A client node dir whose job backs up a fresh tree of ``files`` files of
+        ``size`` bytes, with storage server ``capped`` capped at 800 kbit/s up."""
+        base = temp_dir(self)
+        source = base / "source"
+        make_tree(source, files=files, size=size)
+        server = self.grid.servers[capped]
+        nodedir = self.grid.make_client_dir(
+            base / "client",
+            extra_cfg=job_config(source, f"[bandwidth]\npeer.{server.nickname}.up = 800kbps\n"),
+        )
+        return source, nodedir
+
     def test_backup_job_runs_capped_and_reuses(self) -> defer.Deferred[None]:
         """The job uploads the tree under the DSL peer's cap; a second run reuses every file."""
         return defer.ensureDeferred(self._backup_job_runs_capped_and_reuses())
 
     async def _backup_job_runs_capped_and_reuses(self) -> None:
-        base = temp_dir(self)
-        source = base / "source"
-        make_tree(source, files=12, size=40_000)
+        source, nodedir = self.capped_node_dir(files=12, size=40_000, capped=0)
         dsl = self.grid.servers[0]
-        nodedir = self.grid.make_client_dir(
-            base / "client",
-            extra_cfg=job_config(source, f"[bandwidth]\npeer.{dsl.nickname}.up = 800kbps\n"),
-        )
         client, governor = await start_governed_node(nodedir)
         try:
             runner = governor.scheduler.runners["b1"]
@@ -118,14 +125,7 @@ class GovernorOnGridTests(TestCase):
         return defer.ensureDeferred(self._storage_server_lost_mid_run_is_retried())
 
     async def _storage_server_lost_mid_run_is_retried(self) -> None:
-        base = temp_dir(self)
-        source = base / "source"
-        make_tree(source, files=16, size=30_000)
-        slow = self.grid.servers[1]
-        nodedir = self.grid.make_client_dir(
-            base / "client",
-            extra_cfg=job_config(source, f"[bandwidth]\npeer.{slow.nickname}.up = 800kbps\n"),
-        )
+        _, nodedir = self.capped_node_dir(files=16, size=30_000, capped=1)
         client, governor = await start_governed_node(nodedir)
         stopped = False
         try:
@@ -164,14 +164,7 @@ class GovernorOnGridTests(TestCase):
         return defer.ensureDeferred(self._node_stopped_mid_run_and_restarted_completes())
 
     async def _node_stopped_mid_run_and_restarted_completes(self) -> None:
-        base = temp_dir(self)
-        source = base / "source"
-        make_tree(source, files=16, size=30_000)
-        dsl = self.grid.servers[0]
-        nodedir = self.grid.make_client_dir(
-            base / "client",
-            extra_cfg=job_config(source, f"[bandwidth]\npeer.{dsl.nickname}.up = 800kbps\n"),
-        )
+        _, nodedir = self.capped_node_dir(files=16, size=30_000, capped=0)
         client, governor = await start_governed_node(nodedir)
         try:
             runner = governor.scheduler.runners["b1"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.grid import STARTUP_BUDGET, LocalGrid, poll
+from tests.signals import restore_default_sigint
 
 #: Seconds a governed node may take to stop (its stop hooks may take 30 s each).
 STOP_BUDGET = 45.0
@@ -23,7 +24,8 @@ def spawn(*argv: str, log: Path) -> subprocess.Popen[bytes]:
     """Start ``python argv...`` from the repository root, output to ``log``."""
     with open(log, "wb") as out:
         return subprocess.Popen(
-            [sys.executable, *argv], cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+            [sys.executable, *argv], cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            preexec_fn=restore_default_sigint,
         )
 
 
