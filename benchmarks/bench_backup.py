@@ -116,9 +116,10 @@ class GovernedNode:
     child's RSS meanwhile.
     """
 
-    def __init__(self, nodedir: Path, workdir: Path) -> None:
+    def __init__(self, nodedir: Path, workdir: Path, profile: Path | None = None) -> None:
         self.nodedir = nodedir
         self.workdir = workdir
+        self.profile = profile
         self.process: subprocess.Popen[str] | None = None
         self._log: IO[bytes] | None = None
 
@@ -140,12 +141,18 @@ class GovernedNode:
             node = psutil.Process(self.process.pid)
             sampler = RssSampler(node)
             baseline = node.memory_info().rss
+            profiler = self._start_profiler(self.process.pid)
             sampler.start()
+            cpu_before = sum(node.cpu_times()[:2])
             assert self.process.stdin is not None
             self.process.stdin.write("go\n")
             self.process.stdin.flush()
             report = self._read_report("result")
+            report["cpu_seconds"] = sum(node.cpu_times()[:2]) - cpu_before
             sampler.stop()
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                profiler.wait(60)
             self.process.wait(60)
         finally:
             self.stop()
@@ -158,6 +165,18 @@ class GovernedNode:
             "max_per_10s_bytes": sampler.max_per(10.0),
         }
         return report
+
+    def _start_profiler(self, pid: int) -> subprocess.Popen[bytes] | None:
+        """py-spy sampling the node (``--profile``), collapsed stacks to a file."""
+        if self.profile is None:
+            return None
+        py_spy = Path(sys.executable).parent / "py-spy"
+        out = self.profile.with_suffix(".folded")
+        return subprocess.Popen(
+            [str(py_spy), "record", "--pid", str(pid), "--rate", "100", "--format", "raw",
+             "--threads", "--output", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
 
     def _read_report(self, kind: str) -> dict[str, Any]:
         assert self.process is not None and self.process.stdout is not None
@@ -324,7 +343,8 @@ class PlainClient:
         url_file = self.nodedir / "node.url"
         while not (url_file.exists() and self._connected_servers() >= 3):
             if self.process.poll() is not None:
-                raise RuntimeError(f"tahoe run {self.nodedir} exited with {self.process.returncode}")
+                raise RuntimeError(
+                    f"tahoe run {self.nodedir} exited with {self.process.returncode}")
             if time.monotonic() > deadline:
                 raise RuntimeError("the plain client did not connect to 3 servers within 60 s")
             time.sleep(0.1)
@@ -352,8 +372,16 @@ class PlainClient:
         return elapsed, done.stdout + done.stderr
 
     def backup(self, source: Path) -> dict[str, Any]:
+        node = psutil.Process(self.process.pid) if self.process else None
+        node_cpu = sum(node.cpu_times()[:2]) if node else 0.0
+        command_cpu = _children_cpu()
         seconds, output = self.tahoe("backup", str(source), f"{ALIAS}:bench")
-        return {"wall_seconds": seconds, "output": output.strip().splitlines()[-3:]}
+        return {
+            "wall_seconds": seconds,
+            "node_cpu_seconds": (sum(node.cpu_times()[:2]) if node else 0.0) - node_cpu,
+            "command_cpu_seconds": _children_cpu() - command_cpu,
+            "output": output.strip().splitlines()[-2:],
+        }
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -370,6 +398,11 @@ class PlainClient:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # -- the figures ------------------------------------------------------------------
@@ -403,6 +436,12 @@ class Bench:
                        f"{JOB}.target = {ALIAS}:bench\n{JOB}.frequency = 1week\n{extra}"),
         )
 
+    def tahoe_backup(self, client: PlainClient, source: Path) -> dict[str, Any]:
+        servers = self.servers_cpu()
+        result = client.backup(source)
+        result["servers_cpu_seconds"] = self.servers_cpu() - servers
+        return result
+
     def plain_client(self, name: str) -> PlainClient:
         nodedir = self.grid.make_client_dir(self.root / name, nickname=name)
         self._grid_module.set_tahoe_cfg(nodedir, {("client", "force_foolscap"): "true"})
@@ -411,10 +450,18 @@ class Bench:
         client.start()
         return client
 
-    def governed(self, nodedir: Path, **kw: Any) -> dict[str, Any]:
-        node = GovernedNode(nodedir, self.root)
+    def servers_cpu(self) -> float:
+        """CPU seconds (user + system) the storage servers have used so far."""
+        return sum(sum(psutil.Process(s.process.pid).cpu_times()[:2])
+                   for s in self.grid.servers)
+
+    def governed(self, nodedir: Path, figure: str, **kw: Any) -> dict[str, Any]:
+        profile = self.args.profile and Path(self.args.profile).resolve() / figure
+        node = GovernedNode(nodedir, self.root, profile)
         self._started.append(node)
+        servers = self.servers_cpu()
         report = node.run(**kw)
+        report["servers_cpu_seconds"] = self.servers_cpu() - servers
         if report["state"] not in ("done", "running"):
             raise RuntimeError(f"our run ended {report['state']}: {report['failure']}\n"
                                f"{node.log_tail()}")
@@ -431,8 +478,8 @@ class Bench:
         theirs = self.plain_client("plain-small")
         ours_dir = self.governed_dir("governed-small", source)
 
-        t_first = theirs.backup(source)
-        o_first = self.governed(ours_dir)
+        t_first = self.tahoe_backup(theirs, source)
+        o_first = self.governed(ours_dir, "files")
         out: dict[str, Any] = {}
         if "files" in want:
             t_rate = a.small_files / t_first["wall_seconds"]
@@ -445,8 +492,8 @@ class Bench:
             }
         if "rescan" in want:
             startup, _ = theirs.tahoe("list-aliases")
-            t_again = theirs.backup(source)
-            o_again = self.governed(ours_dir, run_now=True)
+            t_again = self.tahoe_backup(theirs, source)
+            o_again = self.governed(ours_dir, "rescan", run_now=True)
             t, o = t_again["wall_seconds"], o_again["wall_seconds"]
             out["rescan"] = {
                 "tree": tree,
@@ -466,8 +513,8 @@ class Bench:
         total = make_big_tree(source, a.big_files, a.big_mb * MB)
         theirs = self.plain_client("plain-big")
         ours_dir = self.governed_dir("governed-big", source)
-        t_run = theirs.backup(source)
-        o_run = self.governed(ours_dir)
+        t_run = self.tahoe_backup(theirs, source)
+        o_run = self.governed(ours_dir, "throughput")
         t_rate = total / t_run["wall_seconds"]
         o_rate = total / o_run["wall_seconds"]
         return {
@@ -488,7 +535,7 @@ class Bench:
             "governed-capped", source,
             extra=f"[bandwidth]\npeer.{capped}.up = 256KiB/s\n",
         )
-        run = self.governed(ours_dir, seconds=a.memory_seconds)
+        run = self.governed(ours_dir, "memory", seconds=a.memory_seconds)
         growth = run["rss"]["peak_growth_bytes"]
         return {
             "tree": {"files": 1, "total_bytes": total},
@@ -508,6 +555,8 @@ def _brief(report: dict[str, Any]) -> dict[str, Any]:
     rss = report["rss"]
     return {
         "state": report["state"], "wall_seconds": report["wall_seconds"],
+        "node_cpu_seconds": report["cpu_seconds"],
+        "servers_cpu_seconds": report["servers_cpu_seconds"],
         "progress": {k: p.get(k) for k in keep},
         "rss_baseline_mb": rss["baseline_bytes"] / MB,
         "rss_peak_growth_mb": rss["peak_growth_bytes"] / MB,
@@ -529,6 +578,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--big-mb", type=int, help="size of each big file, MB")
     p.add_argument("--memory-file-mb", type=int)
     p.add_argument("--memory-seconds", type=float)
+    p.add_argument("--profile", metavar="DIR",
+                   help="py-spy our node during each figure; collapsed stacks to DIR/FIGURE.folded")
     p.add_argument("--governed-node", help=argparse.SUPPRESS)
     p.add_argument("--run-now", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--stop-after", type=float, help=argparse.SUPPRESS)
