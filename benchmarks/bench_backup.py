@@ -185,17 +185,21 @@ class GovernedNode:
         )
 
     def _read_report(self, kind: str) -> dict[str, Any]:
-        assert self.process is not None and self.process.stdout is not None
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                raise RuntimeError(f"governed node exited before {kind!r}:\n{self.log_tail()}")
-            if line.startswith("{"):
-                report: dict[str, Any] = json.loads(line)
-                if report.get("kind") == kind:
-                    return report
-        raise RuntimeError(f"governed node gave no {kind!r} within {TIMEOUT} s")
+        """The child's next report of ``kind``; it is killed if none comes within TIMEOUT."""
+        process = self.process
+        assert process is not None and process.stdout is not None
+        watchdog = threading.Timer(TIMEOUT, process.kill)  # readline then sees the end
+        watchdog.start()
+        try:
+            for line in process.stdout:
+                if line.startswith("{"):
+                    report: dict[str, Any] = json.loads(line)
+                    if report.get("kind") == kind:
+                        return report
+        finally:
+            watchdog.cancel()
+        raise RuntimeError(f"governed node exited (or was killed after {TIMEOUT} s) "
+                           f"before {kind!r}:\n{self.log_tail()}")
 
     def log_tail(self) -> str:
         return (self.nodedir / "bench-node.log").read_text(errors="replace")[-3000:]
