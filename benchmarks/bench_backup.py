@@ -39,7 +39,7 @@ the second tool to upload a file finds none of the first tool's shares.
     python benchmarks/bench_backup.py [--quick] [--figures files,rescan,throughput,memory]
         [--small-files N --small-dirs N] [--profile DIR]
 
-At the issue's sizes a run takes about 20 minutes on a shared 2-core machine
+At the issue's sizes a run takes about 16 minutes on a shared 2-core machine
 (10,000 small files, twice: `tahoe backup` manages about 20 files/s there);
 ``--small-files 2000 --small-dirs 20`` takes about 7, ``--quick`` about 2.
 Every size used is in the JSON (``tree``). See docs/benchmarks.md, "Backup".
