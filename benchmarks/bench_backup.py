@@ -307,7 +307,9 @@ async def _governed_node(
         runner = governor.scheduler.runners[JOB]
         if run_now:
             governor.run_now(JOB)
-        while runner.lifecycle.state not in ("done", "failed"):
+        # Until a run of this process ends (jobs start once the grid is there,
+        # so the lifecycle's initial "done" is no answer).
+        while runner.last_result is None and runner.lifecycle.state != "failed":
             if stop_after is not None and time.monotonic() - started >= stop_after:
                 break
             await task.deferLater(reactor, 0.01, lambda: None)
