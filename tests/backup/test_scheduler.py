@@ -259,3 +259,14 @@ def test_controls_reject_unknown_jobs(harness):
     harness.scheduler.pause("b1")
     with pytest.raises(ControlError, match="paused"):
         harness.scheduler.run_now("b1")
+
+
+def test_due_job_shows_waiting_before_the_scheduler_starts(tmp_path):
+    """Until the jobs start (the node is still meeting its grid) a due job is
+    shown waiting, not done."""
+    clock = Clock()
+    clock.advance(MIDNIGHT + HOUR)
+    db = StateDatabase(str(tmp_path / "governor.sqlite"))
+    live = LivePolicy.from_database(clock, parse_policy_text(CONFIG, UTC), db)
+    scheduler = BackupScheduler(clock, live, db, lambda job, throttle: None)
+    assert scheduler.job_statuses()[0].state == "waiting"

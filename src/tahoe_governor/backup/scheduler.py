@@ -171,10 +171,13 @@ class BackupScheduler(service.Service):
                 files_total["skipped"] += progress.files_skipped
                 files_total["failed"] += progress.files_failed
                 bytes_total += progress.bytes_read
+            state = runner.lifecycle.state
+            if not self.running and jl.admission.due:
+                state = "waiting"  # due, but the jobs have not started (the node meets its grid)
             out.append(
                 JobStatus(
                     name=name,
-                    state=runner.lifecycle.state,
+                    state=state,
                     progress=progress,
                     files_total=files_total,
                     bytes_total=bytes_total,
