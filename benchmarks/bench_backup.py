@@ -5,7 +5,12 @@ Prints JSON. One run of each tool per figure, on the same loopback grid
 2-of-3, Foolscap storage) and the same source tree:
 
 - ``files``: first upload of many small files (10,000 of 1 KiB in 100
-  directories): our files/s / ``tahoe backup``'s (target >= 3);
+  directories): our files/s / ``tahoe backup``'s (target >= 3). With it, the
+  ceiling any walker could reach here (``tahoe_uploader_alone``): a third node
+  uploading the same files with Tahoe's uploader and nothing else,
+  ``--ceiling-in-flight`` (32) at once, its files/s, the CPU per file of it
+  and of the storage servers, and the files/s those costs allow with every
+  core busy;
 - ``rescan``: a second run over the same, unchanged tree: ``tahoe backup``
   time / ours (target >= 5);
 - ``throughput``: first upload of 200 MB in 20 files, uncapped: our bytes/s /
@@ -37,9 +42,10 @@ each its own random convergence secret (made by ``tahoe create-client``), so
 the second tool to upload a file finds none of the first tool's shares.
 
     python benchmarks/bench_backup.py [--quick] [--figures files,rescan,throughput,memory]
-        [--small-files N --small-dirs N] [--profile DIR]
+        [--small-files N --small-dirs N] [--profile DIR] [--only-ours]
 
-At the issue's sizes a run takes about 16 minutes on a shared 2-core machine
+``--only-ours`` runs our two small-file runs alone (no ratios), for profiling.
+At the issue's sizes a run takes about 20 minutes on a shared 2-core machine
 (10,000 small files, twice: `tahoe backup` manages about 20 files/s there);
 ``--small-files 2000 --small-dirs 20`` takes about 7, ``--quick`` about 2.
 Every size used is in the JSON (``tree``). See docs/benchmarks.md, "Backup".
@@ -129,11 +135,18 @@ class GovernedNode:
         self.process: subprocess.Popen[str] | None = None
         self._log: IO[bytes] | None = None
 
-    def run(self, run_now: bool = False, seconds: float | None = None) -> dict[str, Any]:
-        """One run of the job; the child's report plus RSS figures."""
+    def run(self, run_now: bool = False, seconds: float | None = None,
+            bare_in_flight: int | None = None) -> dict[str, Any]:
+        """One run of the job; the child's report plus RSS figures.
+
+        ``bare_in_flight``: instead of the job, upload every file of its source
+        with Tahoe's own uploader alone, that many at once (the ceiling figure).
+        """
         self._log = open(self.nodedir / "bench-node.log", "ab")
         argv = [sys.executable, str(Path(__file__).resolve()),
                 "--governed-node", str(self.nodedir)]
+        if bare_in_flight is not None:
+            argv += ["--bare-in-flight", str(bare_in_flight)]
         if run_now:
             argv.append("--run-now")
         if seconds is not None:
@@ -261,18 +274,50 @@ class RssSampler:
         return [buckets[k] for k in sorted(buckets)]
 
 
-def governed_node_main(nodedir: str, run_now: bool, stop_after: float | None) -> None:
+def governed_node_main(nodedir: str, run_now: bool, stop_after: float | None,
+                       bare_in_flight: int | None) -> None:
     """The child: run the governed node, one run of the job, report it (see GovernedNode)."""
     from twisted.internet import task
     from twisted.internet.defer import ensureDeferred
 
     # react() exits the process: 0, or 1 after printing the failure.
     task.react(lambda reactor: ensureDeferred(
-        _governed_node(reactor, Path(nodedir), run_now, stop_after)))
+        _governed_node(reactor, Path(nodedir), run_now, stop_after, bare_in_flight)))
+
+
+class _NoShaping:
+    """A shaper that installs nothing: the node's Tubs stay Foolscap's own."""
+
+    def install(self, tub: Any) -> None:
+        pass
+
+
+async def _bare_uploads(client: Any, nodedir: Path, in_flight: int) -> dict[str, Any]:
+    """Upload every file of the job's source with Tahoe's uploader alone, ``in_flight`` at once.
+
+    No walker, backupdb, directories, throttle or governor: the cost of the
+    uploads themselves, the ceiling for any walker on this node and grid.
+    """
+    import configparser
+
+    from allmydata.immutable.upload import FileName
+    from twisted.internet.defer import DeferredSemaphore, gatherResults
+
+    cfg = configparser.ConfigParser()
+    cfg.read(nodedir / "tahoe.cfg")
+    source = cfg["backups"][f"{JOB}.source"]
+    paths = sorted(str(p) for p in Path(source).rglob("*") if p.is_file())
+    slots = DeferredSemaphore(in_flight)
+    await gatherResults([slots.run(client.upload, FileName(path, client.convergence))
+                         for path in paths])
+    size = sum(os.path.getsize(p) for p in paths)
+    return {"phase": "finished", "files_seen": len(paths), "files_uploaded": len(paths),
+            "bytes_uploaded": size}
 
 
 async def _governed_node(
-    reactor: Any, nodedir: Path, run_now: bool, stop_after: float | None
+    reactor: Any, nodedir: Path, run_now: bool, stop_after: float | None,
+    bare_in_flight: int | None,
 ) -> None:
     from zoneinfo import ZoneInfo
 
@@ -287,9 +332,8 @@ async def _governed_node(
         maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
         print(json.dumps({"kind": kind, "ru_maxrss_bytes": maxrss, **fields}), flush=True)
 
-    client = await create_governed_client(
-        read_governed_config(str(nodedir)), Shaper(reactor), reactor
-    )
+    shaper = Shaper(reactor) if bare_in_flight is None else _NoShaping()
+    client = await create_governed_client(read_governed_config(str(nodedir)), shaper, reactor)
     client.startService()
     try:
         connected = client.storage_broker.when_connected_enough(3)
@@ -303,6 +347,11 @@ async def _governed_node(
         await threads.deferToThread(sys.stdin.readline)
 
         started = time.monotonic()
+        if bare_in_flight is not None:
+            fields = await _bare_uploads(client, nodedir, bare_in_flight)
+            report("result", state="done", wall_seconds=time.monotonic() - started,
+                   failure=None, progress=fields)
+            return
         governor = govern(reactor, client, ZoneInfo("UTC"))
         runner = governor.scheduler.runners[JOB]
         if run_now:
@@ -487,12 +536,17 @@ class Bench:
         total = make_small_tree(source, a.small_files, a.small_dirs, a.small_size)
         tree = {"files": a.small_files, "directories": a.small_dirs,
                 "file_bytes": a.small_size, "total_bytes": total}
-        theirs = self.plain_client("plain-small")
         ours_dir = self.governed_dir("governed-small", source)
-
+        out: dict[str, Any] = {}
+        if a.only_ours:  # for profiling: our two runs, no ratios
+            out["ours_only"] = {"tree": tree, "files": _brief(self.governed(ours_dir, "files"))}
+            if "rescan" in want:
+                out["ours_only"]["rescan"] = _brief(
+                    self.governed(ours_dir, "rescan", run_now=True))
+            return out
+        theirs = self.plain_client("plain-small")
         t_first = self.tahoe_backup(theirs, source)
         o_first = self.governed(ours_dir, "files")
-        out: dict[str, Any] = {}
         if "files" in want:
             t_rate = a.small_files / t_first["wall_seconds"]
             o_rate = a.small_files / o_first["wall_seconds"]
@@ -502,6 +556,9 @@ class Bench:
                 "ours": {**_brief(o_first), "files_per_second": o_rate},
                 "ratio": o_rate / t_rate, "target": ">= 3",
             }
+            if a.ceiling_in_flight:
+                out["files"]["tahoe_uploader_alone"] = self.uploader_alone(
+                    source, a.small_files, t_first, t_rate)
         if "rescan" in want:
             startup, _ = theirs.tahoe("list-aliases")
             t_again = self.tahoe_backup(theirs, source)
@@ -516,6 +573,36 @@ class Bench:
                 "target": ">= 5",
             }
         return out
+
+    def uploader_alone(self, source: Path, files: int, t_first: dict[str, Any],
+                       t_rate: float) -> dict[str, Any]:
+        """The ceiling: Tahoe's uploader alone on the same tree, many files at once.
+
+        A third node (its own convergence secret, so every share is new) uploads
+        each file with ``client.upload`` and nothing else (no walker, backupdb,
+        directories, shaping or governor), ``--ceiling-in-flight`` at once.
+        Also the CPU per file of the node and of the storage servers, and the
+        files/s those costs would allow with every core of the machine busy.
+        """
+        in_flight = self.args.ceiling_in_flight
+        nodedir = self.governed_dir("uploader-alone", source)
+        run = self.governed(nodedir, "ceiling", bare_in_flight=in_flight)
+        rate = files / run["wall_seconds"]
+        cpu_per_file = (run["cpu_seconds"] + run["servers_cpu_seconds"]) / files
+        t_cpu_per_file = (t_first["node_cpu_seconds"] + t_first["command_cpu_seconds"]
+                          + t_first["servers_cpu_seconds"]) / files
+        cpus = os.cpu_count() or 1
+        return {
+            "in_flight": in_flight,
+            "wall_seconds": run["wall_seconds"],
+            "files_per_second": rate,
+            "ratio_to_tahoe_backup": rate / t_rate,
+            "node_cpu_ms_per_file": 1000 * run["cpu_seconds"] / files,
+            "servers_cpu_ms_per_file": 1000 * run["servers_cpu_seconds"] / files,
+            "tahoe_backup_cpu_ms_per_file": 1000 * t_cpu_per_file,
+            "files_per_second_if_all_cpus_busy": cpus / cpu_per_file,
+            "ratio_if_all_cpus_busy": cpus / cpu_per_file / t_rate,
+        }
 
     # -- big files: uncapped throughput ------------------------------------------
 
@@ -592,8 +679,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--memory-seconds", type=float)
     p.add_argument("--profile", metavar="DIR",
                    help="py-spy our node during each figure; collapsed stacks to DIR/FIGURE.folded")
+    p.add_argument("--ceiling-in-flight", type=int, default=32, metavar="N",
+                   help="files: also time Tahoe's uploader alone with N uploads at once "
+                        "(0: skip)")
+    p.add_argument("--only-ours", action="store_true",
+                   help="small files: our first run and rescan only, no tahoe backup, no ratios "
+                        "(for profiling)")
     p.add_argument("--governed-node", help=argparse.SUPPRESS)
     p.add_argument("--run-now", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--bare-in-flight", type=int, help=argparse.SUPPRESS)
     p.add_argument("--stop-after", type=float, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     defaults = ({"small_files": 1000, "small_dirs": 10, "big_mb": 1,
@@ -615,7 +709,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
     if args.governed_node:
-        governed_node_main(args.governed_node, args.run_now, args.stop_after)
+        governed_node_main(args.governed_node, args.run_now, args.stop_after,
+                           args.bare_in_flight)
         return
     # SIGTERM cleans up like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
