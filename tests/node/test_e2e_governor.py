@@ -90,15 +90,18 @@ class GovernorOnGridTests(TestCase):
             self.assertLessEqual(peer.sent_bytes, CAP_BYTES_PER_SECOND * elapsed * 1.03 + 8192)
             self.assertGreater(peer.sent_bytes, 0)
 
+            (source / "new.bin").write_bytes(b"n" * 1000)
             governor.run_now("b1")
             await wait_for(lambda: done_runs(governor) == ["completed", "completed"]
                            and runner.lifecycle.state == "done", 60, "the second run")
             second = runner.last_result
             assert second is not None
-            self.assertEqual(second.progress.files_uploaded, 0)
+            self.assertEqual(second.progress.files_uploaded, 1)
             self.assertEqual(second.progress.files_reused, 12)
+            # Its ETA worked from the first run's figures, not from a second walk.
+            self.assertEqual(second.progress.estimated_files, 12)
             job_status = governor.status().job("b1")
-            self.assertEqual(job_status.files_total["uploaded"], 12)
+            self.assertEqual(job_status.files_total["uploaded"], 13)
             self.assertEqual(job_status.files_total["reused"], 12)
             assert job_status.latest_snapshot_cap is not None
 

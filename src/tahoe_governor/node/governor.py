@@ -33,6 +33,7 @@ from tahoe_governor.backup.status import (
     PeerStatus,
 )
 from tahoe_governor.backup.target import resolve_target_in_nodedir
+from tahoe_governor.backup.tree import TreeEstimate
 from tahoe_governor.backup.walker import BackupResult, BackupWalker
 from tahoe_governor.policy.config import Job, Policy, parse_policy_text
 from tahoe_governor.policy.engine import Limits
@@ -118,6 +119,7 @@ class Governor:
                 runner.throttle.set_cpu_gate(self.budgets.add_job(name, job.cpu, idle).gate)
         self._work_seen: dict[str, int] = {}
         self._latest_caps: dict[str, str] = {}
+        self._last_trees: dict[str, TreeEstimate] = {}
         self._peer_addresses: frozenset[str] = frozenset()
         self._nicknames: dict[str, str] = {}
         self._limited_peers: set[str] = set()
@@ -216,10 +218,16 @@ class Governor:
         return BackupWalker(
             reactor=self._reactor, client=self.client, source=job.source, target=target,
             backupdb=backupdb, throttle=throttle, exclude=job.exclude,
+            # The last completed run's figures, when there is one, instead of an
+            # estimate walk: a nightly run would otherwise walk the tree twice.
+            estimate=self._last_trees.get(job.name),
         )
 
     def _completed(self, job: str, ended: float, result: BackupResult) -> None:
         self._latest_caps[job] = _text(result.private_snapshot_cap)
+        progress = result.progress
+        self._last_trees[job] = TreeEstimate(files=progress.files_seen,
+                                             bytes=progress.bytes_done)
 
     def _apply_limits(self, limits: Limits) -> None:
         """Make the shaper's limits the policy's."""
