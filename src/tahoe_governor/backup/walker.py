@@ -25,7 +25,8 @@ What differs is how the work is governed:
   (its bucket, suspension, abort and CPU-gate seam); immutable directories are
   uploaded through the same governed uploadable, so they count against the
   job's cap too;
-- up to ``concurrency`` uploads (files and directories) are in flight at once;
+- up to ``concurrency`` uploads (files and directories) are in flight at once,
+  a large file counting as several (:mod:`~tahoe_governor.backup.upload_slots`);
   while a directory's last files finish, the walk goes on to its siblings;
 - the hash pass runs in the thread pool, in pieces.
 
@@ -49,7 +50,7 @@ from allmydata import uri
 from allmydata.dirnode import pack_children
 from allmydata.monitor import Monitor
 from allmydata.util.fileutil import abspath_expanduser_unicode
-from twisted.internet.defer import Deferred, DeferredSemaphore, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
@@ -68,6 +69,7 @@ from tahoe_governor.backup.tree import (
     list_directory,
     local_metadata,
 )
+from tahoe_governor.backup.upload_slots import UploadSlots
 from tahoe_governor.backup.uploadable import (
     ByteSource,
     BytesSource,
@@ -76,8 +78,8 @@ from tahoe_governor.backup.uploadable import (
     RunBlocking,
 )
 
-DEFAULT_CONCURRENCY = 8
-"""Uploads in flight per job unless told otherwise."""
+DEFAULT_CONCURRENCY = 32
+"""Upload slots per job unless told otherwise: 32 small files in flight, or 8 large ones."""
 
 Child = tuple[str, bytes, dict[str, Any]]
 """A directory entry as ``tahoe backup`` builds it: ("filenode"|"dirnode", cap, metadata)."""
@@ -158,7 +160,8 @@ class BackupWalker:
         caller, who suspends, resumes, aborts and sets its rate); None for an
         unlimited one of the walker's own.
     :param exclude: glob patterns, as ``tahoe backup --exclude``.
-    :param concurrency: uploads in flight at once (>= 1).
+    :param concurrency: upload slots (>= 1): small uploads in flight at once; a
+        large one takes :data:`~tahoe_governor.backup.upload_slots.LARGE_UPLOAD_WEIGHT`.
     :param estimate: what the tree holds, if known (e.g. the last run's
         figures); None starts a cheap estimate walk in the thread pool.
     :param ignore_timestamps: as ``tahoe backup --ignore-timestamps``.
@@ -201,7 +204,7 @@ class BackupWalker:
         """The job's throttle: suspend, resume, abort_in_flight and set_wire_rate go here."""
         self._exclude = (exclude if isinstance(exclude, ExcludePatterns)
                          else ExcludePatterns(exclude))
-        self._slots = DeferredSemaphore(concurrency)
+        self._slots = UploadSlots(concurrency)
         self._estimate = estimate
         self._use_timestamps = not ignore_timestamps
         self._run_blocking = run_blocking
@@ -340,12 +343,11 @@ class BackupWalker:
             self._counters.reused_file(st.st_size, self._reactor.seconds())
             job.add(name, ("filenode", cap, metadata))
             return
-        await self._slots.acquire()
+        slots = await self._slots.acquire(st.st_size)
         if self._final_error is not None:
-            self._slots.release()
+            self._slots.release(slots)
             self._raise_if_stopped()
-        self._start(job, name, self._file_task(path, st.st_size, decision, metadata),
-                    release_slot=True)
+        self._start(job, name, self._file_task(path, st.st_size, decision, metadata), slots)
 
     async def _file_task(self, path: str, size: int, decision: Any,
                          metadata: dict[str, Any]) -> Child | None:
@@ -421,11 +423,11 @@ class BackupWalker:
             for name, (_kind, cap, metadata) in children.items()
         }
         packed = pack_children(nodes, None, deep_immutable=True)
-        await self._slots.acquire()
+        slots = await self._slots.acquire(len(packed))
         try:
             filecap = await self._upload(partial(BytesSource, packed), None)
         finally:
-            self._slots.release()
+            self._slots.release(slots)
         dircap: bytes = uri.wrap_dirnode_cap(uri.from_string(filecap)).to_string()
         return dircap
 
@@ -480,14 +482,14 @@ class BackupWalker:
 
     # -- task bookkeeping ------------------------------------------------------
 
-    def _start(self, job: _DirectoryJob, name: str, work: Any, release_slot: bool) -> None:
+    def _start(self, job: _DirectoryJob, name: str, work: Any, slots: int) -> None:
         self._active += 1
         job.outstanding += 1
-        Deferred.fromCoroutine(work).addBoth(self._child_done, job, name, release_slot)
+        Deferred.fromCoroutine(work).addBoth(self._child_done, job, name, slots)
 
-    def _child_done(self, result: Any, job: _DirectoryJob, name: str, release_slot: bool) -> None:
-        if release_slot:
-            self._slots.release()
+    def _child_done(self, result: Any, job: _DirectoryJob, name: str, slots: int) -> None:
+        if slots:
+            self._slots.release(slots)
         if isinstance(result, Failure):
             self._task_failed(result)
         elif result is not None:
