@@ -27,7 +27,7 @@ from typing import Any
 
 from tahoe_governor.policy.state_db import StateDatabase, state_db_path
 from tahoe_governor.policy.units import parse_absolute_rate
-from tests.demo.status_doubles import UNLIMITED, Job, Peer, Progress, Status
+from tests.demo.status_builders import UNLIMITED, Job, Peer, Progress, Status
 
 SHARE_NEEDED = 2
 LITERAL_MAX_BYTES = 55

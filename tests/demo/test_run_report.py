@@ -20,7 +20,7 @@ from tahoe_governor.demo.run_report import (
     render_summary,
     run_completed,
 )
-from tests.demo.status_doubles import UNLIMITED, Job, Peer, Progress, Status
+from tests.demo.status_builders import UNLIMITED, Job, Peer, Progress, Status
 
 DSL = "tub-dsl"
 
