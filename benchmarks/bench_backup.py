@@ -326,6 +326,7 @@ async def _governed_node(
 
     from tahoe_governor.app import govern
     from tahoe_governor.node import create_governed_client, read_governed_config
+    from tahoe_governor.status import public_dict
     from tahoe_governor.throttle import Shaper
 
     def report(kind: str, **fields: Any) -> None:
@@ -368,7 +369,7 @@ async def _governed_node(
             progress = runner.last_result.progress
         else:
             progress = runner.progress()
-        fields = progress.public() if progress is not None else {}
+        fields = public_dict(progress) if progress is not None else {}
         report("result", state=state, wall_seconds=wall,
                failure=runner.failure_summary if state == "failed" else None,
                progress=fields)

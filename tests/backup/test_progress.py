@@ -5,8 +5,8 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from tahoe_governor.backup import BackupProgress, SkipCounts
 from tahoe_governor.backup.progress import ProgressCounters
+from tahoe_governor.status import BackupProgress, SkipCounts, is_private, public_dict
 
 
 def test_snapshot_is_frozen_and_detached():
@@ -20,15 +20,15 @@ def test_snapshot_is_frozen_and_detached():
 
 
 def test_public_fields_leave_out_every_private_one():
-    """public() drops the fields marked private; every private field is named private_."""
+    """public_dict drops the fields marked private; every private field is named private_."""
     counters = ProgressCounters(now=0.0)
     counters.start_file("/home/me/secret.txt")
     snapshot = counters.snapshot(1.0, suspended=True)
-    public = snapshot.public()
+    public = public_dict(snapshot)
     assert "/home/me" not in repr(public)
     assert public["files_in_flight"] == 1 and public["suspended"] is True
     assert public["skipped"] == {"unreadable": 0, "special": 0, "symlink": 0, "undecodable": 0}
-    private = {f.name for f in attrs.fields(BackupProgress) if f.metadata.get("private")}
+    private = {f.name for f in attrs.fields(BackupProgress) if is_private(f)}
     assert private == {"private_current_paths"}
     assert all(name.startswith("private_") == (name in private)
                for name in attrs.fields_dict(BackupProgress))

@@ -17,11 +17,11 @@ from twisted.python.failure import Failure
 from tahoe_governor.backup.job_runner import IDLE_ABORT_SECONDS, RETRY_FIRST_SECONDS
 from tahoe_governor.backup.progress import ProgressCounters
 from tahoe_governor.backup.scheduler import BackupScheduler
-from tahoe_governor.backup.status import ControlError
 from tahoe_governor.backup.walker import BackupFailed, BackupResult
 from tahoe_governor.policy.config import parse_policy_text
 from tahoe_governor.policy.service import LivePolicy
 from tahoe_governor.policy.state_db import StateDatabase
+from tahoe_governor.status import ControlError
 
 UTC = ZoneInfo("UTC")
 HOUR = 3600.0

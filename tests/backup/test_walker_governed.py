@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred
 from twisted.trial import unittest
 
 from tahoe_governor.backup import BackupCancelled, JobThrottle
+from tahoe_governor.status import public_dict
 from tahoe_governor.throttle import UNLIMITED
 
 from .grid import START, WalkerGridMixin, local_tree, read_tree, spin, write_tree
@@ -93,7 +94,7 @@ class GovernedWalkerTests(WalkerGridMixin, unittest.TestCase):
         assert p.eta_seconds is not None and p.eta_seconds > 0
         assert p.files_in_flight == 1
         assert p.private_current_paths == (os.path.join(self.source, "a.bin"),)
-        public = p.public()
+        public = public_dict(p)
         assert "private_current_paths" not in public
         assert self.source not in repr(public)
         await self.drive(walker, run)

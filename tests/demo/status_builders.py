@@ -1,4 +1,4 @@
-"""Builders of the real status snapshots (``tahoe_governor.backup.status``) for the demo's tests.
+"""Builders of the real status snapshots (``tahoe_governor.status``) for the demo's tests.
 
 The demo reads ``GovernorStatus.at/.peers/.jobs/.job()``,
 ``JobStatus.name/.state/.progress/.last_success/.last_failure``,
@@ -10,8 +10,14 @@ to them and still hand the demo the very classes a governed node produces.
 
 from __future__ import annotations
 
-from tahoe_governor.backup.progress import BackupProgress, SkipCounts
-from tahoe_governor.backup.status import GovernorStatus, JobStatus, LinkStatus, PeerStatus
+from tahoe_governor.status import (
+    BackupProgress,
+    GovernorStatus,
+    JobStatus,
+    LinkStatus,
+    PeerStatus,
+    SkipCounts,
+)
 from tahoe_governor.throttle import UNLIMITED
 
 __all__ = ["UNLIMITED", "Job", "Peer", "Progress", "Status"]

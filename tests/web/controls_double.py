@@ -13,17 +13,18 @@ import math
 
 import attrs
 
-from tahoe_governor.backup.progress import BackupProgress, SkipCounts
-from tahoe_governor.backup.status import (
+from tahoe_governor.policy.errors import ValueSyntaxError
+from tahoe_governor.policy.overrides import LimitKey
+from tahoe_governor.policy.units import RATE_EXPECTED, parse_rate
+from tahoe_governor.status import (
+    BackupProgress,
     ControlError,
     GovernorStatus,
     JobStatus,
     LinkStatus,
     PeerStatus,
+    SkipCounts,
 )
-from tahoe_governor.policy.errors import ValueSyntaxError
-from tahoe_governor.policy.overrides import LimitKey
-from tahoe_governor.policy.units import RATE_EXPECTED, parse_rate
 
 UNLIMITED = math.inf
 

@@ -3,8 +3,14 @@ in every private field so a test can prove none of them is exported."""
 
 from __future__ import annotations
 
-from tahoe_governor.backup.progress import BackupProgress, SkipCounts
-from tahoe_governor.backup.status import GovernorStatus, JobStatus, LinkStatus, PeerStatus
+from tahoe_governor.status import (
+    BackupProgress,
+    GovernorStatus,
+    JobStatus,
+    LinkStatus,
+    PeerStatus,
+    SkipCounts,
+)
 from tahoe_governor.throttle import UNLIMITED
 
 DSL_TUBID = "v2wrn6mqxdnc6qmeigpm4kp5iy6gqm3p"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tahoe_governor.backup.status import public_dict
 from tahoe_governor.cli.main import build_parser
 from tahoe_governor.cli.status import status_lines
+from tahoe_governor.status import public_dict
 from tahoe_governor.web.control_actions import ACTIONS
 from tests.web.controls_double import InMemoryControls
 

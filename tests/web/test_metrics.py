@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from treq.testing import StubTreq
 from twisted.trial.unittest import SynchronousTestCase
 
-from tahoe_governor.backup.status import JOB_STATES, GovernorStatus
+from tahoe_governor.status import JOB_STATES, GovernorStatus
 from tahoe_governor.web.metrics import (
     METRIC_NAMES,
     METRICS,

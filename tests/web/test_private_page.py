@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tahoe_governor.backup.status import private_dict
+from tahoe_governor.status import private_dict
 from tahoe_governor.web.access_tokens import CsrfTokens
 from tahoe_governor.web.control_actions import MAX_BODY_BYTES
 from tests.web.controls_double import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tahoe_governor.backup.status import public_dict
+from tahoe_governor.status import private_dict, public_dict
 from tests.web.controls_double import FRIEND_TUBID, PARENTS_TUBID, SECRETS
 from tests.web.web_client import TOKEN, GovernorTestCase
 
@@ -61,6 +61,14 @@ class PublicPageTests(GovernorTestCase):
             for secret in SECRETS + (TOKEN, "csrf", "<form", "private_current_paths",
                                      "latest_snapshot_cap"):
                 self.assertNotIn(secret, text, f"{secret!r} on {path}")
+
+    def test_overrides_in_force_are_private(self) -> None:
+        """The owner's live overrides (selectors and rates) are on the private JSON only."""
+        self.controls.set_limit("job", "photos", "up", "123kbps")
+        public = self.get("/governor?t=json").json()
+        self.assertNotIn("overrides", public)
+        self.assertNotIn("123kbps", json.dumps(public))
+        self.assertIn("overrides", private_dict(self.controls.status()))
 
     def test_unknown_format_is_refused(self) -> None:
         """?t=xml gets 400 naming what is accepted."""

@@ -14,7 +14,7 @@ One public import surface::
         throttle=throttle, exclude=["*.tmp"],
     )
     d = walker.run()            # -> BackupResult, or BackupCancelled / BackupFailed / ...
-    walker.progress()           # frozen BackupProgress
+    walker.progress()           # a frozen tahoe_governor.status.BackupProgress
     throttle.suspend(); throttle.resume(); throttle.abort_in_flight(); walker.cancel()
 """
 
@@ -25,7 +25,6 @@ from tahoe_governor.backup.backupdb import (
     open_backupdb,
 )
 from tahoe_governor.backup.job_throttle import CpuGate, InFlightAborted, JobThrottle, Lease
-from tahoe_governor.backup.progress import PHASES, PRIVATE, BackupProgress, SkipCounts
 from tahoe_governor.backup.target import (
     BackupTarget,
     TargetError,
@@ -49,7 +48,6 @@ __all__ = [
     "BackupCancelled",
     "BackupDBError",
     "BackupFailed",
-    "BackupProgress",
     "BackupResult",
     "BackupTarget",
     "BackupWalker",
@@ -60,9 +58,6 @@ __all__ = [
     "InFlightAborted",
     "JobThrottle",
     "Lease",
-    "PHASES",
-    "PRIVATE",
-    "SkipCounts",
     "SourceError",
     "TargetError",
     "TreeEstimate",

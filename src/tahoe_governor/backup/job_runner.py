@@ -25,11 +25,11 @@ from twisted.python.failure import Failure
 
 from tahoe_governor.backup.job_lifecycle import JobLifecycle
 from tahoe_governor.backup.job_throttle import JobThrottle
-from tahoe_governor.backup.progress import BackupProgress
 from tahoe_governor.backup.target import TargetError
 from tahoe_governor.backup.walker import BackupCancelled, BackupFailed, BackupResult, SourceError
 from tahoe_governor.policy.config import Job
 from tahoe_governor.policy.engine import JobLimits
+from tahoe_governor.status import BackupProgress
 
 IDLE_ABORT_SECONDS = 25 * 60
 """Abort in-flight files when a suspension will outlast this (the storage

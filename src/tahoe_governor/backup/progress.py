@@ -1,122 +1,18 @@
-"""A backup run's progress: frozen snapshots for the status page, metrics and commands.
+"""A backup run's progress counters: the mutable counts a run keeps while it goes.
 
-:class:`BackupProgress` is a value: the walker builds a new one on each
-:meth:`~tahoe_governor.backup.walker.BackupWalker.progress` call, and holding
-one never changes it.
-
-Public and private fields
--------------------------
-Every field is public — fit for the guessable ``/governor`` page and for
-metric labels' values — *except* those whose name starts with ``private_``
-and which carry ``{"private": True}`` in their attrs metadata. Public fields
-hold counts, byte totals, rates, times and the phase: never a capability and
-never a local path. :meth:`BackupProgress.public` gives the public fields
-alone, as a plain dict; private pages may use :func:`attrs.asdict`.
-
-Counting, as ``tahoe backup`` reports it
-----------------------------------------
-``files_uploaded`` (its "files uploaded"), ``files_reused`` (skipped because
-the backupdb knows them), ``files_skipped`` (not backed up: unreadable,
-special, symlink, undecodable — by reason in ``skipped``, which counts
-directories too), and the same for directories; ``files_checked`` and
-``directories_checked`` count the backupdb's periodic re-checks of old caps.
-``files_failed`` counts uploads that failed on the grid (the run then fails).
+:class:`ProgressCounters` counts as ``tahoe backup`` reports (see
+:mod:`tahoe_governor.status.backup_progress` for what each count means) and
+freezes them into a :class:`~tahoe_governor.status.backup_progress.BackupProgress`
+snapshot on each :meth:`ProgressCounters.snapshot`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 import numpy as np
 
+from tahoe_governor.status.backup_progress import BackupProgress, SkipCounts
 from tahoe_governor.throttle import WindowRate
-
-PRIVATE: dict[str, bool] = {"private": True}
-"""attrs metadata marking a field that may hold a local path or a capability."""
-
-PHASES = ("preparing", "walking", "linking", "finished", "failed", "cancelled")
-"""A run's phases: opening the target, walking the tree, linking the new
-snapshot under ``Archives/`` and ``Latest``, then one of the three ends."""
-
-
-@attrs.frozen
-class SkipCounts:
-    """Entries (files and directories) not backed up, by reason."""
-
-    unreadable: int = 0
-    """Could not be listed, opened or read (permissions, I/O errors, vanished)."""
-    special: int = 0
-    """Neither a regular file nor a directory: FIFO, socket, device."""
-    symlink: int = 0
-    """Symbolic links, never followed."""
-    undecodable: int = 0
-    """Names not valid in the filesystem encoding."""
-
-    @property
-    def total(self) -> int:
-        """All skipped entries."""
-        return self.unreadable + self.special + self.symlink + self.undecodable
-
-
-@attrs.frozen(kw_only=True)
-class BackupProgress:
-    """One moment of a backup run (see the module doc for public and private fields)."""
-
-    phase: str
-    """One of :data:`PHASES`."""
-    suspended: bool
-    """True while the job's throttle holds all work."""
-    elapsed_seconds: float
-    """Seconds since the run started (reactor time, suspensions included)."""
-
-    files_seen: int
-    """Non-excluded, non-directory entries met so far."""
-    files_uploaded: int
-    files_reused: int
-    files_skipped: int
-    files_failed: int
-    files_checked: int
-    files_in_flight: int
-    """Files being hashed or uploaded now."""
-    files_restarted: int
-    """Uploads aborted in flight and started again."""
-    directories_created: int
-    directories_reused: int
-    directories_skipped: int
-    directories_checked: int
-    skipped: SkipCounts
-    excluded: int
-    """Entries (files or directories) left out by an exclude pattern."""
-
-    bytes_read: int
-    """Bytes read from local files: the key pass and the encoder's reads."""
-    bytes_uploaded: int
-    """Plaintext bytes handed to Tahoe's encoder (times N/k on the wire)."""
-    bytes_reused: int
-    """Sizes of the files the backupdb let us reuse."""
-    bytes_done: int
-    """Bytes of the tree accounted for: reused, skipped and finished files,
-    and what in-flight files have handed to the encoder."""
-    estimated_files: int | None
-    """Files the run expects (the estimate walk, or the caller's figure); None until known."""
-    estimated_bytes: int | None
-    """Bytes the run expects; None until known."""
-
-    rate_bytes_per_second: float
-    """Plaintext bytes handed to the encoder per second, mean over the last 30 s."""
-    progress_bytes_per_second: float
-    """``bytes_done`` per second over the last 30 s: the pace the ETA assumes."""
-    eta_seconds: float | None
-    """Seconds until done if the rest goes at ``progress_bytes_per_second``;
-    None when there is no estimate or no pace yet."""
-
-    private_current_paths: tuple[str, ...] = attrs.field(default=(), metadata=PRIVATE)
-    """PRIVATE: local paths of the files in flight."""
-
-    def public(self) -> dict[str, Any]:
-        """The public fields as a plain dict (nested :class:`SkipCounts` too)."""
-        return attrs.asdict(self, filter=lambda a, _v: not a.metadata.get("private", False))
 
 
 class ProgressCounters:

@@ -22,10 +22,10 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 
 from tahoe_governor.backup.job_runner import JobRunner, RunHistory, WalkerFactory
-from tahoe_governor.backup.status import ControlError, JobStatus
 from tahoe_governor.backup.walker import BackupResult
 from tahoe_governor.policy.engine import Limits
 from tahoe_governor.policy.service import LivePolicy
+from tahoe_governor.status import ControlError, JobStatus
 
 
 class BackupScheduler(service.Service):

@@ -26,6 +26,8 @@ from allmydata.interfaces import IDirectoryNode, NoSuchChildError
 from allmydata.scripts.common import DEFAULT_ALIAS, UnknownAliasError, get_alias, get_aliases
 from allmydata.util import time_format
 
+from tahoe_governor.status import private_field
+
 ARCHIVES = "Archives"
 LATEST = "Latest"
 
@@ -38,8 +40,8 @@ class TargetError(Exception):
 class BackupTarget:
     """A resolved target: a directory cap (private) and a path of names below it."""
 
-    private_rootcap: bytes = attrs.field(repr=False, metadata={"private": True})
-    """PRIVATE: the directory cap the path starts from."""
+    private_rootcap: bytes = private_field(repr=False)
+    """Private: the directory cap the path starts from."""
     path: tuple[str, ...]
     """Directory names from the root to the target (may be empty)."""
     label: str

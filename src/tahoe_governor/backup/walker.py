@@ -57,7 +57,7 @@ from twisted.python.failure import Failure
 
 from tahoe_governor.backup.backupdb import certain_reuse, recorded_children
 from tahoe_governor.backup.job_throttle import InFlightAborted, JobThrottle, Lease
-from tahoe_governor.backup.progress import PRIVATE, BackupProgress, ProgressCounters
+from tahoe_governor.backup.progress import ProgressCounters
 from tahoe_governor.backup.target import BackupTarget, archive_name, link_snapshot, open_target
 from tahoe_governor.backup.tree import (
     EntryKind,
@@ -77,6 +77,7 @@ from tahoe_governor.backup.uploadable import (
     GovernedUploadable,
     RunBlocking,
 )
+from tahoe_governor.status import BackupProgress, private_field
 
 DEFAULT_CONCURRENCY = 32
 """Upload slots per job unless told otherwise: 32 small files in flight, or 8 large ones."""
@@ -116,8 +117,8 @@ class BackupResult:
     archive_name: str
     """The ``Archives/`` entry, e.g. ``2026-11-26_22:00:05Z`` (public)."""
     progress: BackupProgress
-    private_snapshot_cap: bytes = attrs.field(repr=False, metadata=PRIVATE)
-    """PRIVATE: the read-only cap of the new snapshot (also linked as ``Latest``)."""
+    private_snapshot_cap: bytes = private_field(repr=False)
+    """Private: the read-only cap of the new snapshot (also linked as ``Latest``)."""
 
     @property
     def skipped_any(self) -> bool:

@@ -1,6 +1,6 @@
 """What the demo shows: the live view of a run and the summary, computed from status snapshots.
 
-Everything here is a pure function of :class:`~tahoe_governor.backup.status.GovernorStatus`
+Everything here is a pure function of :class:`~tahoe_governor.status.GovernorStatus`
 snapshots (or of the values computed from them): no clock, no I/O. A peer's
 achieved rate is measured, not configured: the bytes the shaper counted
 towards it between two snapshots (``PeerStatus.sent_bytes``) divided by the
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 if TYPE_CHECKING:  # the status module is the metrics layer's; read, never built, here
-    from tahoe_governor.backup.status import GovernorStatus, JobStatus, PeerStatus
+    from tahoe_governor.status import GovernorStatus, JobStatus, PeerStatus
 
 #: A capped peer passes when its achieved rate is at most this many times its cap.
 MAX_CAP_RATIO = 1.03

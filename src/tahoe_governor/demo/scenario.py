@@ -56,7 +56,7 @@ from tahoe_governor.demo.sample_tree import (
 )
 
 if TYPE_CHECKING:
-    from tahoe_governor.backup.status import GovernorStatus
+    from tahoe_governor.status import GovernorStatus
 
 DSL_NICKNAME = "parents-dsl"
 """The storage server behind the parents' slow line: the capped peer."""

@@ -6,7 +6,7 @@ the meters and CPU budgets, and the backup scheduler; it keeps the shaper's
 node-wide and per-peer limits equal to the policy's, tells the policy which
 storage servers are known (so nickname and server-id selectors resolve) and
 what the meters measure, and answers the status and control requests of the
-web pages and the command (:class:`~tahoe_governor.backup.status.GovernorControls`).
+web pages and the command (:class:`~tahoe_governor.status.GovernorControls`).
 
 Everything receives the reactor it is given; only :func:`start_governor`
 touches the node directory.
@@ -26,12 +26,6 @@ from twisted.logger import Logger
 from tahoe_governor.backup.backupdb import open_backupdb
 from tahoe_governor.backup.job_throttle import JobThrottle
 from tahoe_governor.backup.scheduler import BackupScheduler
-from tahoe_governor.backup.status import (
-    ControlError,
-    GovernorStatus,
-    LinkStatus,
-    PeerStatus,
-)
 from tahoe_governor.backup.target import resolve_target_in_nodedir
 from tahoe_governor.backup.tree import TreeEstimate
 from tahoe_governor.backup.walker import BackupResult, BackupWalker
@@ -44,6 +38,12 @@ from tahoe_governor.policy.overrides import SCOPES, LimitKey
 from tahoe_governor.policy.peers import KnownPeer
 from tahoe_governor.policy.service import LivePolicy
 from tahoe_governor.policy.state_db import CAPACITY_ESTIMATE_KEYS, StateDatabase, state_db_path
+from tahoe_governor.status import (
+    ControlError,
+    GovernorStatus,
+    LinkStatus,
+    PeerStatus,
+)
 from tahoe_governor.throttle import UNLIMITED
 from tahoe_governor.throttle.counters import PsutilCounters, SystemCounters, choose_interfaces
 from tahoe_governor.throttle.cpu_budget import JobCpuBudgets

@@ -16,7 +16,7 @@ limit      ``scope`` (node, peer, job), ``name`` (not for node), ``direction``
 clear      ``scope``, ``name``, ``direction``: drop that override
 =========  ===================================================================
 
-Malformed fields raise :class:`~tahoe_governor.backup.status.ControlError`
+Malformed fields raise :class:`~tahoe_governor.status.ControlError`
 before the controls are called, so a refused request changes nothing.
 """
 
@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl
 import attrs
 from twisted.web.iweb import IRequest
 
-from tahoe_governor.backup.status import ControlError, GovernorControls
+from tahoe_governor.status import ControlError, GovernorControls
 
 MAX_BODY_BYTES = 64 * 1024
 """Control requests are a few fields; a larger body is refused (413)."""

@@ -20,7 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
-from tahoe_governor.backup.status import GovernorControls
+from tahoe_governor.status import GovernorControls
 from tahoe_governor.web.access_log import install_access_log_censoring
 from tahoe_governor.web.access_tokens import CsrfTokens, tokens_equal
 from tahoe_governor.web.private_page import PrivateTree

@@ -2,7 +2,7 @@
 
 :class:`GovernorCollector` is a custom prometheus-client collector: on every
 scrape it asks its *status source* (a zero-argument callable returning a
-:class:`~tahoe_governor.backup.status.GovernorStatus`) for a snapshot and
+:class:`~tahoe_governor.status.GovernorStatus`) for a snapshot and
 turns it into metric families (:func:`metric_families`). Nothing is copied
 into long-lived counters, so the exposition is never staler than the scrape.
 
@@ -39,14 +39,15 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from tahoe_governor.backup.progress import PHASES, SkipCounts
-from tahoe_governor.backup.status import (
+from tahoe_governor.status import (
     FILE_OUTCOMES,
     JOB_STATES,
+    PHASES,
     GovernorStatus,
     JobStatus,
     LinkStatus,
     PeerStatus,
+    SkipCounts,
 )
 
 StatusSource = Callable[[], GovernorStatus]

@@ -3,7 +3,7 @@
 ``GET /governor/<token>/`` shows everything the public page shows plus the
 details (sources, targets, latest snapshot caps, files in flight, overrides)
 and the control forms. ``?t=json`` gives
-:func:`~tahoe_governor.backup.status.private_dict` of the snapshot plus a
+:func:`~tahoe_governor.status.private_dict` of the snapshot plus a
 fresh ``csrf`` token, for the command.
 
 ``POST /governor/<token>/<action>`` carries out a control (see
@@ -35,7 +35,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.template import Tag, tags
 
-from tahoe_governor.backup.status import (
+from tahoe_governor.status import (
     ControlError,
     GovernorControls,
     GovernorStatus,

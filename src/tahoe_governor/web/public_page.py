@@ -3,7 +3,7 @@
 Shows what anyone who can reach the node's web port may see: job names,
 states, counts, bytes, rates, ETA, last completed run and next start, each
 peer's rate and cap, and the charts of the last minutes. ``?t=json`` gives
-:func:`~tahoe_governor.backup.status.public_dict` of the snapshot. Nothing
+:func:`~tahoe_governor.status.public_dict` of the snapshot. Nothing
 private is read here: no capability, no local path, no token, no control.
 """
 
@@ -15,7 +15,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 from twisted.web.template import tags
 
-from tahoe_governor.backup.status import GovernorControls, public_dict
+from tahoe_governor.status import GovernorControls, public_dict
 from tahoe_governor.web.human_units import format_instant
 from tahoe_governor.web.page_layout import html_body, json_body, page
 from tahoe_governor.web.rate_history import RateHistory

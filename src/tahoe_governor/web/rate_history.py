@@ -19,7 +19,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.python import log
 
-from tahoe_governor.backup.status import GovernorStatus, PeerStatus
+from tahoe_governor.status import GovernorStatus, PeerStatus
 
 DEFAULT_INTERVAL_SECONDS = 5.0
 DEFAULT_SPAN_SECONDS = 15 * 60.0

@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.web.template import Tag, tags
 
-from tahoe_governor.backup.status import GovernorStatus, JobStatus, LinkStatus, PeerStatus
+from tahoe_governor.status import GovernorStatus, JobStatus, LinkStatus, PeerStatus
 from tahoe_governor.web.human_units import (
     format_bytes,
     format_instant,

@@ -1,27 +1,25 @@
-"""Status snapshots of a governed node, and the controls it offers.
+"""Status snapshots of a governed node: its jobs, its peers and its link at one instant.
 
 What the web pages, ``/metrics`` and the command read: frozen values built at
-one instant (:class:`GovernorStatus`), never live objects. Fields are split
-into *public* ones — safe for the guessable ``/governor`` page and metrics:
-no capabilities, no local paths, no tokens — and *private* ones, marked with
-``metadata={"private": True}``; :func:`public_dict` drops them.
+one instant (:class:`GovernorStatus`), never live objects. Fields that may hold
+a capability, a local path or the owner's settings are declared with
+:func:`~tahoe_governor.status.privacy.private_field`; everything else is fit
+for the public page. Every rate is bytes per second; ``UNLIMITED``
+(``math.inf``) means no cap; times are seconds since the epoch.
 
-:class:`GovernorControls` is what the private page and the command may ask of
-the running node. Every rate is bytes per second; ``UNLIMITED`` (``math.inf``)
-means no cap; times are seconds since the epoch.
+A job's status is kind-agnostic (state, caps, schedule, failures); only
+``progress`` is the kind's own snapshot (:class:`BackupProgress` for a backup
+job), so another kind of job fills the same :class:`JobStatus`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
 
 import attrs
 
-from tahoe_governor.backup.progress import BackupProgress
-
-PRIVATE = {"private": True}
+from tahoe_governor.status.backup_progress import BackupProgress
+from tahoe_governor.status.privacy import private_field
 
 JOB_STATES = ("done", "waiting", "running", "suspended", "paused", "failed")
 """Every user-visible job state (see docs/job-lifecycle.md)."""
@@ -63,13 +61,13 @@ class JobStatus:
     retry_at: float | None
     """When a failed job is retried."""
     frequency_seconds: float
-    source: str = attrs.field(default="", metadata=PRIVATE)
+    source: str = private_field(default="")
     """The local directory backed up (private)."""
-    target: str = attrs.field(default="", metadata=PRIVATE)
+    target: str = private_field(default="")
     """``alias:path`` or directory cap the job backs up to (private)."""
-    latest_snapshot_cap: str | None = attrs.field(default=None, metadata=PRIVATE)
+    latest_snapshot_cap: str | None = private_field(default=None)
     """Read-only cap of the last completed snapshot (private)."""
-    last_failure_detail: str | None = attrs.field(default=None, metadata=PRIVATE)
+    last_failure_detail: str | None = private_field(default=None)
     """The full error message of the last failure (private: it may name paths)."""
 
 
@@ -127,78 +125,12 @@ class GovernorStatus:
     jobs: tuple[JobStatus, ...]
     peers: tuple[PeerStatus, ...]
     link: LinkStatus
-    overrides: tuple[str, ...] = ()
-    """Overrides in force, as ``"peer dsl up = 100kbps"`` (shown on the private page)."""
+    overrides: tuple[str, ...] = private_field(default=())
+    """Private: overrides in force, as ``"peer dsl up = 100kbps"`` (the owner's
+    selectors and rates; the private page shows them, ``/metrics`` only their count)."""
 
     def job(self, name: str) -> JobStatus:
         for job in self.jobs:
             if job.name == name:
                 return job
         raise KeyError(name)
-
-
-def public_dict(value: Any) -> Any:
-    """``value`` as JSON-ready data with every private field removed.
-
-    ``UNLIMITED`` becomes ``None`` (JSON has no infinity).
-    """
-    return _as_data(value, include_private=False)
-
-
-def private_dict(value: Any) -> Any:
-    """``value`` as JSON-ready data, private fields included (private page only)."""
-    return _as_data(value, include_private=True)
-
-
-def _as_data(value: Any, include_private: bool) -> Any:
-    if attrs.has(type(value)):
-        out = {}
-        for field in attrs.fields(type(value)):
-            if field.metadata.get("private") and not include_private:
-                continue
-            out[field.name] = _as_data(getattr(value, field.name), include_private)
-        return out
-    if isinstance(value, Mapping):
-        return {str(k): _as_data(v, include_private) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_as_data(v, include_private) for v in value]
-    if isinstance(value, float) and math.isinf(value):
-        return None
-    return value
-
-
-class ControlError(Exception):
-    """A control request that cannot be carried out; the message says why and
-    what was expected (e.g. an unknown job, a malformed rate)."""
-
-
-class GovernorControls(Protocol):
-    """What the private page and the command may ask of the running node.
-
-    Each method raises :class:`ControlError` for bad input and changes nothing
-    then. Limits are rates as written in tahoe.cfg (``"200kbps"``,
-    ``"unlimited"``); they are kept as overrides until cleared.
-    """
-
-    def status(self) -> GovernorStatus:
-        """A snapshot now."""
-
-    def pause(self, job: str) -> None:
-        """Hold ``job`` in any window until :meth:`resume`."""
-
-    def resume(self, job: str) -> None:
-        """Undo :meth:`pause`."""
-
-    def run_now(self, job: str, force: bool = False) -> None:
-        """Start ``job`` regardless of its frequency; inside its windows unless ``force``."""
-
-    def set_limit(
-        self,
-        scope: Literal["node", "peer", "job"],
-        name: str,
-        direction: Literal["up", "down"],
-        rate: str | None,
-    ) -> None:
-        """Override a cap (``rate=None`` clears the override). ``name`` is the
-        job name, the peer selector (TubID, server id or nickname), or "" for
-        the node."""

@@ -1,0 +1,39 @@
+"""The status model: what the node shows of itself, and what its owner may ask of it.
+
+Frozen snapshots built at one instant (:mod:`.snapshots`, with a backup run's
+progress in :mod:`.backup_progress`), one way to mark a field private and one
+filter that drops private fields (:mod:`.privacy`), and the controls the
+private page and the command use (:mod:`.controls`). The jobs build the
+snapshots and the web pages, ``/metrics`` and the command read them: both
+depend on this package, and it depends on nothing of theirs.
+"""
+
+from tahoe_governor.status.backup_progress import PHASES, BackupProgress, SkipCounts
+from tahoe_governor.status.controls import ControlError, GovernorControls
+from tahoe_governor.status.privacy import is_private, private_dict, private_field, public_dict
+from tahoe_governor.status.snapshots import (
+    FILE_OUTCOMES,
+    JOB_STATES,
+    GovernorStatus,
+    JobStatus,
+    LinkStatus,
+    PeerStatus,
+)
+
+__all__ = [
+    "FILE_OUTCOMES",
+    "JOB_STATES",
+    "PHASES",
+    "BackupProgress",
+    "ControlError",
+    "GovernorControls",
+    "GovernorStatus",
+    "JobStatus",
+    "LinkStatus",
+    "PeerStatus",
+    "SkipCounts",
+    "is_private",
+    "private_dict",
+    "private_field",
+    "public_dict",
+]
