@@ -1,10 +1,18 @@
-"""The application: a governed node with its governor, status pages and metrics.
+"""The application: the one place that builds a governed node's parts and wires them.
 
-The one place that puts every layer together, as ``tahoe-governor run`` and
-the demo start it: the node integration makes the governed client node,
-:func:`~tahoe_governor.node.governor.attach_governor` wires the policy,
-shaper, meters and backup scheduler around it, and the web layer mounts
-``/governor`` (public and private pages) and ``/metrics`` on its web server.
+As magic-wormhole's ``_boss`` does, every collaborator is made here and handed
+to the pieces that use it; no part builds another or reaches into one:
+
+- :func:`make_shaper`: the shaper every storage Tub of the node is shaped by
+  (``tahoe-governor run`` and :func:`start_governor` both take it from here);
+- :func:`build_governor`: around a governed client node, the live policy, the
+  meters and CPU budgets, each job's throttle, the backup scheduler with its
+  walker factory, peer watching, status assembly and the owner's controls,
+  handed to a :class:`~tahoe_governor.node.governor.Governor`;
+- :func:`govern`: reads the node's policy and state database, builds and
+  starts the governor, and mounts ``/governor`` (public and private pages) and
+  ``/metrics`` on the node's web server;
+- :func:`start_governor`: the whole node in this process (the demo, tests).
 """
 
 from __future__ import annotations
@@ -12,25 +20,121 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tahoe_governor.node.governor import Governor, attach_governor
+from tahoe_governor.backup.job_throttle import JobThrottle
+from tahoe_governor.backup.scheduler import BackupScheduler
+from tahoe_governor.node.backup_walkers import BackupWalkers
+from tahoe_governor.node.controls import NodeControls
+from tahoe_governor.node.governor import TICK_SECONDS, Governor
+from tahoe_governor.node.status_assembly import NodeStatusAssembly
+from tahoe_governor.node.storage_peers import StoragePeerWatch, shaped_peer_addresses, text
+from tahoe_governor.policy.config import Policy, parse_policy_text
+from tahoe_governor.policy.local_zone import local_zone
+from tahoe_governor.policy.service import LivePolicy
+from tahoe_governor.policy.state_db import StateDatabase, state_db_path
+from tahoe_governor.throttle import UNLIMITED, Shaper
+from tahoe_governor.throttle.counters import PsutilCounters, SystemCounters
+from tahoe_governor.throttle.cpu_budget import JobCpuBudgets
+from tahoe_governor.throttle.link_capacity import LinkCapacityEstimate
+from tahoe_governor.throttle.meters import Meters
+from tahoe_governor.throttle.reactor_clock import ReactorClock
 from tahoe_governor.web.access_tokens import load_or_create_token
 from tahoe_governor.web.governor_tree import mount_governor_pages
 from tahoe_governor.web.metrics import metrics_resource
 
+DEFAULT_CAPACITY = (125_000.0, 1_000_000.0)
+"""Where an ``auto`` link capacity estimate starts (bytes/s up, down): 1 and 8 Mbit/s."""
+
+
+def make_shaper(reactor: Any) -> Shaper:
+    """The shaper installed on every storage Tub of the node (DESIGN.md's ``Shaper``)."""
+    return Shaper(reactor)
+
+
+def build_governor(
+    reactor: ReactorClock,
+    client: Any,
+    nodedir: str,
+    policy: Policy,
+    database: StateDatabase,
+    *,
+    counters: SystemCounters | None = None,
+    web: Any = None,
+    token: str | None = None,
+) -> Governor:
+    """Build (not start) the governor of a governed client node and every part it uses.
+
+    :param client: the governed client (its ``shaper``, ``storage_broker``,
+        ``encoding_params``, ``nickname``; the walkers upload through it).
+    :param policy: the parsed ``[backups]``/``[bandwidth]`` sections.
+    :param database: the state database (runs, overrides, estimates).
+    :param counters: the system counters the meters read (psutil by default).
+    :param web: the node's web server, ``token`` its private page's token.
+    """
+    shaper: Shaper = client.shaper
+    counters = counters or PsutilCounters()
+    live = LivePolicy.from_database(reactor, policy, database)
+    start = live.current
+    meters = Meters(
+        reactor, counters, (), own_bytes=lambda: _own_bytes(shaper),
+        tick_seconds=TICK_SECONDS,
+        capacity=LinkCapacityEstimate(
+            TICK_SECONDS,
+            start=(start.capacity_up or DEFAULT_CAPACITY[0],
+                   start.capacity_down or DEFAULT_CAPACITY[1]),
+        ),
+    )
+    budgets = JobCpuBudgets(reactor, TICK_SECONDS)
+    throttles = {
+        job.name: JobThrottle(reactor, cpu_gate=budgets.add_job(
+            job.name, job.cpu, UNLIMITED if job.cpu_idle is None else job.cpu_idle).gate)
+        for job in policy.jobs if job.cpu is not None
+    }
+    walkers = BackupWalkers(reactor, client, nodedir)
+    scheduler = BackupScheduler(
+        reactor, live, database, walkers, on_completed=walkers.completed, throttles=throttles,
+    )
+    peers = StoragePeerWatch(
+        reactor, getattr(client, "storage_broker", None), live, meters, counters,
+        peer_addresses=lambda: shaped_peer_addresses(shaper),
+    )
+    assembly = NodeStatusAssembly(
+        reactor, text(getattr(client, "nickname", "")), shaper, meters, live, scheduler,
+        peer_nickname=peers.nickname, latest_caps=walkers.latest_caps,
+    )
+    return Governor(
+        reactor, client, shaper=shaper, live=live, database=database, meters=meters,
+        budgets=budgets, scheduler=scheduler, peers=peers,
+        controls=NodeControls(scheduler, live, assembly.status), web=web, token=token,
+    )
+
+
+def _own_bytes(shaper: Shaper) -> tuple[int, int]:
+    stats = shaper.node_stats()
+    return stats.sent_bytes, stats.received_bytes
+
 
 def govern(reactor: Any, client: Any, tz: ZoneInfo | None = None) -> Governor:
-    """Attach the governor to a started governed client and mount its web pages.
+    """Build and start the governor of a started governed client; mount its web pages.
 
-    Without a web port the node still runs governed; only the pages are missing.
+    The policy comes from the node's ``[backups]``/``[bandwidth]`` text (a
+    :class:`~tahoe_governor.policy.errors.ConfigError` lists every problem),
+    in the local time zone unless ``tz`` is given; the state database lives
+    in ``NODEDIR/private/governor.sqlite``. Stopping the node stops the
+    governor first. Without a web port the node still runs governed; only the
+    pages are missing.
     """
-    governor = attach_governor(reactor, client, tz)
-    if client.has_web_server:
-        governor.token = load_or_create_token(governor.nodedir)
-        mount_governor_pages(
-            client.getServiceNamed("webish"), governor, governor.token, reactor,
-            tz=governor.live.policy.tz,
-        )
-        client.mount("metrics", metrics_resource(governor.status))
+    nodedir = client.config.get_config_path()
+    policy = parse_policy_text(client.sections.text, tz or local_zone())
+    web = client.getServiceNamed("webish") if client.has_web_server else None
+    governor = build_governor(
+        reactor, client, nodedir, policy, StateDatabase(state_db_path(nodedir)),
+        web=web, token=load_or_create_token(nodedir) if web is not None else None,
+    )
+    client.add_stop_hook("backup jobs", governor.stop_parts)
+    governor.start()
+    if web is not None and governor.token is not None:
+        mount_governor_pages(web, governor.controls, governor.token, reactor, tz=policy.tz)
+        client.mount("metrics", metrics_resource(governor.controls.status))
     return governor
 
 
@@ -42,9 +146,8 @@ async def start_governor(reactor: Any, nodedir: str, tz: ZoneInfo | None = None)
     """
     from tahoe_governor.node.client import create_governed_client
     from tahoe_governor.node.config import read_governed_config
-    from tahoe_governor.throttle import Shaper
 
     config = read_governed_config(nodedir)
-    client = await create_governed_client(config, Shaper(reactor), reactor)
+    client = await create_governed_client(config, make_shaper(reactor), reactor)
     client.startService()
     return govern(reactor, client, tz)

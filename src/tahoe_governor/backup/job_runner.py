@@ -105,6 +105,8 @@ class JobRunner:
         time came).
     :param on_success: called with ``(job name, end time, result)`` after a
         completed run is recorded.
+    :param throttle: the job's throttle, kept across runs (its cap and CPU
+        gate); a new unlimited one if not given.
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class JobRunner:
         history: RunHistory,
         on_change: Callable[[], None],
         on_success: Callable[[str, float, BackupResult], None],
+        throttle: JobThrottle | None = None,
     ) -> None:
         self._reactor = reactor
         self.job = job
@@ -122,7 +125,7 @@ class JobRunner:
         self._history = history
         self._on_change = on_change
         self._on_success = on_success
-        self.throttle = JobThrottle(reactor)
+        self.throttle = throttle if throttle is not None else JobThrottle(reactor)
         self.lifecycle = JobLifecycle(self, self)
         self.walker: Walker | None = None
         self.last_progress: BackupProgress | None = None

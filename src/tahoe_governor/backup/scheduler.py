@@ -14,7 +14,7 @@ interrupted; the next start resumes where the backupdb allows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application import service
@@ -22,6 +22,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 
 from tahoe_governor.backup.job_runner import JobRunner, RunHistory, WalkerFactory
+from tahoe_governor.backup.job_throttle import JobThrottle
 from tahoe_governor.backup.walker import BackupResult
 from tahoe_governor.policy.engine import Limits
 from tahoe_governor.policy.service import LivePolicy
@@ -35,6 +36,8 @@ class BackupScheduler(service.Service):
     :param history: the state database (runs are recorded there).
     :param on_completed: optional ``(job, end time, result)`` callback after a
         completed run is recorded (e.g. to remember the snapshot cap).
+    :param throttles: each job's throttle by name (e.g. with its CPU gate);
+        a job not named gets a new unlimited one.
     """
 
     name = "backup-scheduler"
@@ -46,6 +49,7 @@ class BackupScheduler(service.Service):
         history: RunHistory,
         make_walker: WalkerFactory,
         on_completed: Callable[[str, float, BackupResult], None] | None = None,
+        throttles: Mapping[str, JobThrottle] | None = None,
     ) -> None:
         self._reactor = reactor
         self._live = live_policy
@@ -55,6 +59,7 @@ class BackupScheduler(service.Service):
             job.name: JobRunner(
                 reactor, job, make_walker, history,
                 on_change=self.reevaluate, on_success=self._completed,
+                throttle=(throttles or {}).get(job.name),
             )
             for job in live_policy.policy.jobs
         }

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # importing Tahoe takes seconds: only when running
-    from tahoe_governor.node.tubs import TubShaper
+from typing import Any
 
 
 def add_run_parser(sub: Any) -> None:
@@ -27,19 +24,12 @@ def add_run_parser(sub: Any) -> None:
     run.set_defaults(func=run_command)
 
 
-def make_shaper(reactor: Any) -> TubShaper:
-    """The shaper installed on every storage Tub of the node (DESIGN.md's ``Shaper``)."""
-    from tahoe_governor.throttle import Shaper
-
-    shaper: TubShaper = Shaper(reactor)
-    return shaper
-
-
 def run_command(args: argparse.Namespace) -> int:
     """Run the node until a signal stops it; the exit status."""
     from twisted.internet import reactor
 
-    from tahoe_governor.app import govern
+    # Importing Tahoe takes seconds: only when running.
+    from tahoe_governor.app import govern, make_shaper
     from tahoe_governor.node.process import run_governed_node
 
     return run_governed_node(

@@ -1,0 +1,91 @@
+"""The node's status snapshot, assembled at one instant from the parts that know each piece.
+
+:class:`NodeStatusAssembly` reads the shaper (each peer's traffic and caps),
+the meters and the live policy (the link), the scheduler (each job) and what
+the node has learnt of its peers and runs (nicknames, latest snapshot caps),
+and freezes them into a :class:`~tahoe_governor.status.GovernorStatus`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from tahoe_governor.backup.scheduler import BackupScheduler
+from tahoe_governor.policy.service import LivePolicy
+from tahoe_governor.status import GovernorStatus, LinkStatus, PeerStatus
+from tahoe_governor.throttle import UNLIMITED, Shaper
+from tahoe_governor.throttle.meters import Meters
+from tahoe_governor.throttle.reactor_clock import ReactorClock
+
+
+class NodeStatusAssembly:
+    """Builds the node's :class:`GovernorStatus` on each :meth:`status` call.
+
+    :param nickname: the node's own nickname.
+    :param peer_nickname: a peer's announced nickname by TubID ("" if unknown).
+    :param latest_caps: job name -> cap of its last completed snapshot (read at each call).
+    """
+
+    def __init__(
+        self,
+        reactor: ReactorClock,
+        nickname: str,
+        shaper: Shaper,
+        meters: Meters,
+        live: LivePolicy,
+        scheduler: BackupScheduler,
+        peer_nickname: Callable[[str], str],
+        latest_caps: Mapping[str, str],
+    ) -> None:
+        self._reactor = reactor
+        self._nickname = nickname
+        self._shaper = shaper
+        self._meters = meters
+        self._live = live
+        self._scheduler = scheduler
+        self._peer_nickname = peer_nickname
+        self._latest_caps = latest_caps
+
+    def status(self) -> GovernorStatus:
+        """A snapshot of jobs, peers and the link now."""
+        return GovernorStatus(
+            at=self._reactor.seconds(),
+            nickname=self._nickname,
+            jobs=self._scheduler.job_statuses(dict(self._latest_caps)),
+            peers=tuple(self._peer(tubid) for tubid in self._shaper.peers()),
+            link=self._link(),
+            overrides=tuple(
+                f"{key} = {rate}" for key, rate in sorted(
+                    self._live.overrides.limits.items(), key=lambda kv: str(kv[0]))
+            ),
+        )
+
+    def _peer(self, tubid: str) -> PeerStatus:
+        s = self._shaper.peer_stats(tubid)
+        return PeerStatus(
+            tubid=tubid, nickname=self._peer_nickname(tubid),
+            sent_bytes=s.sent_bytes, received_bytes=s.received_bytes,
+            rate_up=s.rate_up, rate_down=s.rate_down,
+            limit_up=UNLIMITED if s.limit_up is None else s.limit_up,
+            limit_down=UNLIMITED if s.limit_down is None else s.limit_down,
+            queued_up=s.queued_up, queued_down=s.queued_down,
+            waited_up_seconds=s.waited_up_seconds, waited_down_seconds=s.waited_down_seconds,
+            connections=s.connections, connected=s.connections > 0,
+        )
+
+    def _link(self) -> LinkStatus:
+        limits = self._live.current
+        readings = self._meters.readings()
+        policy = self._live.policy
+        busy = {d: policy.link(d).busy for d in ("up", "down")}
+        return LinkStatus(
+            rate_up=readings.link_up, rate_down=readings.link_down,
+            own_up=readings.own_up, own_down=readings.own_down,
+            capacity_up=limits.capacity_up, capacity_down=limits.capacity_down,
+            busy_up=(busy["up"] * limits.capacity_up
+                     if busy["up"] is not None and limits.capacity_up else None),
+            busy_down=(busy["down"] * limits.capacity_down
+                       if busy["down"] is not None and limits.capacity_down else None),
+            node_limit_up=limits.node_up.bytes_per_second,
+            node_limit_down=limits.node_down.bytes_per_second,
+        )
