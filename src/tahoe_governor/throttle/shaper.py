@@ -27,7 +27,7 @@ Tub makes and accepts (see :mod:`.foolscap_shaping` and ``docs/shaping.md``).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 import attrs
 from twisted.internet.interfaces import IReactorTime
@@ -36,13 +36,11 @@ from twisted.internet.task import LoopingCall
 from tahoe_governor.throttle.estimators import ChannelCounts, EwmaRate, WindowRate
 from tahoe_governor.throttle.release_scheduler import (
     ByteObserver,
+    HeldBytes,
     PeerChannel,
     ReleaseScheduler,
 )
 from tahoe_governor.throttle.token_bucket import UNLIMITED, TokenBucket, check_rate
-
-if TYPE_CHECKING:
-    from tahoe_governor.throttle.shaped_protocol import ShapedProtocol
 
 TICK_SECONDS = 0.25
 """How often the smoothed rates are updated (seconds)."""
@@ -65,6 +63,31 @@ KEEP: Final[Any] = _Keep()
 """Default of the limit setters' arguments: leave that direction's limit as it is."""
 
 _NODE = None  # the node's own channel key in the rate estimators (TubIDs are str)
+
+
+class ShapedConnection(Protocol):
+    """One connection as the shaper sees it (:class:`~.shaped_protocol.ShapedProtocol` is one).
+
+    The shaper puts the connection's two queues on its channels (when the
+    connection calls ``attach``, ``identified`` and ``detach``) and reads how
+    much they hold; it needs nothing else of a connection.
+    """
+
+    @property
+    def tubid(self) -> str | None:
+        """The remote peer's TubID once known, else ``None``."""
+
+    @property
+    def outbound(self) -> HeldBytes:
+        """What the connection's protocol wrote that may not leave yet."""
+
+    @property
+    def inbound(self) -> HeldBytes:
+        """What was read from the socket that may not be delivered yet."""
+
+    @property
+    def transport(self) -> Any:
+        """The real transport (the Governor reads ``getPeer().host`` from it)."""
 
 
 def check_tubid(tubid: object) -> str:
@@ -154,7 +177,7 @@ class _Peer:
         self.tubid = tubid
         self.up = PeerChannel(tubid, TokenBucket(UNLIMITED, now=now))
         self.down = PeerChannel(tubid, TokenBucket(UNLIMITED, now=now))
-        self.connections: set[ShapedProtocol] = set()
+        self.connections: set[ShapedConnection] = set()
         self._ticked_up = 0
         self._ticked_down = 0
 
@@ -190,7 +213,7 @@ class Shaper:
         self.up = ReleaseScheduler(reactor, TokenBucket(UNLIMITED, now=now), "up")
         self.down = ReleaseScheduler(reactor, TokenBucket(UNLIMITED, now=now), "down")
         self._peers: dict[str, _Peer] = {}
-        self._connections: set[ShapedProtocol] = set()
+        self._connections: set[ShapedConnection] = set()
         self._unshaped_down = 0
         self._counts = {
             direction: ChannelCounts(
@@ -335,42 +358,29 @@ class Shaper:
 
     # -- connections (called by ShapedProtocol) ------------------------------
 
-    def attach(self, conn: ShapedProtocol) -> None:
+    def attach(self, conn: ShapedConnection) -> None:
         """A shaped connection was made: it passes the node buckets only,
         until :meth:`identified` tells its peer."""
         now = self.reactor.seconds()
         for held in (conn.outbound, conn.inbound):
-            held.channel = PeerChannel(None, TokenBucket(UNLIMITED, now=now))
-            held.channel.lanes.add(held)
+            # the connection's own unlimited channel: counts its bytes until identified
+            PeerChannel(None, TokenBucket(UNLIMITED, now=now)).add_lane(held)
         self._connections.add(conn)
         if not self._ticker.running:
             self._ticker.start(TICK_SECONDS, now=False)
 
-    def identified(self, conn: ShapedProtocol, tubid: str) -> None:
+    def identified(self, conn: ShapedConnection, tubid: str) -> None:
         """``conn``'s peer is now known: move it onto that peer's buckets."""
         peer = self._peer(tubid)
         peer.connections.add(conn)
-        for held, scheduler, channel in (
-            (conn.outbound, self.up, peer.up),
-            (conn.inbound, self.down, peer.down),
-        ):
-            old = held.channel
-            if old is channel:
-                continue
-            scheduler.forget(held)
-            old.lanes.discard(held)
-            channel.passed_bytes += old.passed_bytes  # e.g. negotiation, before we knew
-            held.channel = channel
-            channel.lanes.add(held)
-            if held.queued:
-                scheduler.enqueue(held)
+        self.up.move(conn.outbound, peer.up)
+        self.down.move(conn.inbound, peer.down)
 
-    def detach(self, conn: ShapedProtocol, delivered_unshaped: int = 0) -> None:
+    def detach(self, conn: ShapedConnection, delivered_unshaped: int = 0) -> None:
         """``conn`` was lost; ``delivered_unshaped`` held inbound bytes were
         handed over without waiting for tokens (it is closing)."""
-        for held, scheduler in ((conn.outbound, self.up), (conn.inbound, self.down)):
-            scheduler.forget(held)
-            held.channel.lanes.discard(held)
+        self.up.remove(conn.outbound)
+        self.down.remove(conn.inbound)
         if delivered_unshaped:
             conn.inbound.channel.passed_bytes += delivered_unshaped
             self._unshaped_down += delivered_unshaped
@@ -388,7 +398,7 @@ class Shaper:
                 for key in counts.keys():
                     ewma.reset(counts.channel(key))
 
-    def connections(self) -> list[ShapedProtocol]:
+    def connections(self) -> list[ShapedConnection]:
         """The shaped connections open now."""
         return list(self._connections)
 
