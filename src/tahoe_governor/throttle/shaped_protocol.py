@@ -38,7 +38,7 @@ from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
 from tahoe_governor.throttle.release_scheduler import HeldBytes
-from tahoe_governor.throttle.shaper import Shaper
+from tahoe_governor.throttle.shaper import ConnectionShaper
 
 RemoteIdentifier = Callable[[Any], "str | None"]
 """Given the wrapped protocol, its remote peer's key (a TubID) once known."""
@@ -114,7 +114,7 @@ class ShapedProtocol(ProtocolWrapper):
 
     def __init__(self, factory: ShapingFactory, wrappedProtocol: Any) -> None:
         ProtocolWrapper.__init__(self, factory, wrappedProtocol)
-        self.shaper: Shaper = factory.shaper
+        self.shaper: ConnectionShaper = factory.shaper
         self._up = self.shaper.up
         self._down = self.shaper.down
         self.tubid: str | None = None
@@ -277,7 +277,10 @@ class ShapingFactory(WrappingFactory[ShapedProtocol]):
     protocol = ShapedProtocol
 
     def __init__(
-        self, shaper: Shaper, wrappedFactory: Any, identify: RemoteIdentifier | None = None
+        self,
+        shaper: ConnectionShaper,
+        wrappedFactory: Any,
+        identify: RemoteIdentifier | None = None,
     ) -> None:
         WrappingFactory.__init__(self, wrappedFactory)  # type: ignore[arg-type]
         self.shaper = shaper

@@ -1,6 +1,6 @@
-"""The Shaper: node-wide and per-peer bandwidth caps on real connections.
+"""The shaper's core: node-wide and per-peer bandwidth caps on real connections.
 
-A :class:`Shaper` holds, for each direction ("up": bytes we send, "down":
+A :class:`ConnectionShaper` holds, for each direction ("up": bytes we send, "down":
 bytes we receive), one node-wide token bucket and one bucket per peer (keyed
 by the remote TubID, a base32 string). Every connection it shapes
 (:class:`~.shaped_protocol.ShapedProtocol`) passes its bytes through the node
@@ -20,8 +20,11 @@ time spent waiting for tokens, and rates smoothed over ticks of
 :data:`TICK_SECONDS` on the injected reactor (EWMA with a 2 s half-life and
 the mean over the last 10 s). The tick runs only while connections exist.
 
-For Foolscap, :meth:`Shaper.install` puts the shaper under every connection a
-Tub makes and accepts (see :mod:`.foolscap_shaping` and ``docs/shaping.md``).
+It knows nothing of Foolscap: connections reach it as :class:`ShapedConnection`
+objects. The Foolscap application's ``Shaper`` (a subclass with ``install``
+and ``listen_on``) is in :mod:`.foolscap_shaping`; see ``docs/shaping.md``.
+The modules import one way only: token_bucket, release_scheduler, shaper,
+shaped_protocol, foolscap_shaping (each imports only those before it).
 """
 
 from __future__ import annotations
@@ -188,7 +191,7 @@ class _Peer:
         return deltas
 
 
-class Shaper:
+class ConnectionShaper:
     """Node-wide and per-peer caps for every connection it shapes.
 
     ``reactor`` provides ``IReactorTime``: all timing (release timers, the
@@ -356,7 +359,7 @@ class Shaper:
         for counts in self._counts.values():
             counts.tick()
 
-    # -- connections (called by ShapedProtocol) ------------------------------
+    # -- connections (called by each ShapedConnection) -----------------------
 
     def attach(self, conn: ShapedConnection) -> None:
         """A shaped connection was made: it passes the node buckets only,
@@ -407,26 +410,3 @@ class Shaper:
         if peer is None:
             peer = self._peers[tubid] = _Peer(tubid, self.reactor.seconds())
         return peer
-
-    # -- Foolscap ------------------------------------------------------------
-
-    def install(self, tub: Any) -> Any:
-        """Shape every connection ``tub`` makes and accepts; returns ``tub``.
-
-        See :func:`.foolscap_shaping.install` for what is wrapped and when it
-        must be called (before the Tub starts listening).
-        """
-        from tahoe_governor.throttle.foolscap_shaping import install
-
-        return install(self, tub)
-
-    def listen_on(self, tub: Any, what: Any) -> Any:
-        """``tub.listenOn(what)`` with every accepted connection shaped.
-
-        ``what`` is an endpoint description string or an
-        ``IStreamServerEndpoint``; returns Foolscap's ``Listener``.
-        """
-        from tahoe_governor.throttle.foolscap_shaping import listen_on
-
-        return listen_on(self, tub, what)
-
