@@ -29,7 +29,7 @@ import re
 from typing import Any
 
 from foolscap.ipb import IConnectionHintHandler
-from twisted.internet import defer
+from twisted.internet import defer, endpoints
 from twisted.internet.interfaces import IStreamClientEndpoint, IStreamServerEndpoint
 from zope.interface import implementer
 
@@ -144,17 +144,17 @@ def shaped_server_endpoint(shaper: ConnectionShaper, what: Any) -> ShapedServerE
     """A shaped server endpoint for ``what``: an ``IStreamServerEndpoint`` or a
     description string as ``Tub.listenOn`` takes (``"tcp:3456"``; a bare port
     number is read as ``tcp:PORT`` like Foolscap does). Strings are parsed
-    with the global reactor, as Foolscap's ``Listener`` parses them."""
+    with the shaper's reactor, which must then also provide ``IReactorTCP``
+    (or whatever the description's endpoint listens with); Foolscap's own
+    ``Listener`` would use the global reactor, which this layer never imports."""
     if isinstance(what, ShapedServerEndpoint):
         return what
     if isinstance(what, bytes):
         what = what.decode("utf-8")
     if isinstance(what, str):
-        from twisted.internet import endpoints, reactor
-
         if re.fullmatch(r"\d+", what):
             what = f"tcp:{what}"
-        what = endpoints.serverFromString(reactor, what)
+        what = endpoints.serverFromString(shaper.reactor, what)
     if not IStreamServerEndpoint.providedBy(what):
         raise TypeError(
             f"expected an IStreamServerEndpoint or an endpoint description string, got {what!r}"
@@ -166,7 +166,9 @@ def listen_on(shaper: ConnectionShaper, tub: Any, what: Any) -> Any:
     """``tub.listenOn(what)``, with every accepted connection shaped by ``shaper``.
 
     Needed only for listeners added without :func:`install` (after it,
-    ``tub.listenOn`` itself is shaped). Returns Foolscap's ``Listener``.
+    ``tub.listenOn`` itself is shaped). Returns Foolscap's ``Listener``. A
+    description string is parsed with ``shaper.reactor`` (see
+    :func:`shaped_server_endpoint`).
     """
     listen = getattr(tub, "_tahoe_governor_listenOn", tub.listenOn)
     return listen(shaped_server_endpoint(shaper, what))
@@ -179,7 +181,8 @@ def install(shaper: ConnectionShaper, tub: Any) -> Any:
       one registered later with ``tub.addConnectionHintHandler`` (Tahoe's
       ``create_tub`` registers tcp, tor and i2p after removing the defaults);
     - ``tub.listenOn(what)`` is replaced by one that listens through the
-      shaper, and listeners created earlier have their endpoint wrapped.
+      shaper (description strings are parsed with ``shaper.reactor``), and
+      listeners created earlier have their endpoint wrapped.
 
     Call it after the Tub is built and before it starts (before
     ``tub.startService()``, or before it is given a running parent): a
@@ -241,7 +244,8 @@ class Shaper(ConnectionShaper):
     def listen_on(self, tub: Any, what: Any) -> Any:
         """``tub.listenOn(what)`` with every accepted connection shaped.
 
-        ``what`` is an endpoint description string or an
+        ``what`` is an endpoint description string (parsed with this
+        shaper's reactor, which must then provide ``IReactorTCP``) or an
         ``IStreamServerEndpoint``; returns Foolscap's ``Listener``.
         """
         return listen_on(self, tub, what)
