@@ -30,13 +30,14 @@ shaped_protocol, foolscap_shaping (each imports only those before it).
 from __future__ import annotations
 
 import re
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 import attrs
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
 from tahoe_governor.throttle.estimators import ChannelCounts, EwmaRate, WindowRate
+from tahoe_governor.throttle.reactor_clock import ReactorClock
 from tahoe_governor.throttle.release_scheduler import (
     ByteObserver,
     HeldBytes,
@@ -194,14 +195,15 @@ class _Peer:
 class ConnectionShaper:
     """Node-wide and per-peer caps for every connection it shapes.
 
-    ``reactor`` provides ``IReactorTime``: all timing (release timers, the
-    statistics tick) uses it, never the wall clock. ``high_water_bytes`` is
+    ``reactor`` provides ``IReactorTime`` (a :class:`~.reactor_clock.ReactorClock`):
+    all timing (release timers, the statistics tick) uses it, never the wall
+    clock. ``high_water_bytes`` is
     the outbound backlog of one connection above which a producer registered
     on it is paused.
     """
 
     def __init__(
-        self, reactor: Any, *, high_water_bytes: int = DEFAULT_HIGH_WATER_BYTES
+        self, reactor: ReactorClock, *, high_water_bytes: int = DEFAULT_HIGH_WATER_BYTES
     ) -> None:
         if not IReactorTime.providedBy(reactor) and not hasattr(reactor, "callLater"):
             raise TypeError(f"reactor must provide IReactorTime, got {reactor!r}")
@@ -210,7 +212,7 @@ class ConnectionShaper:
         ):
             raise ValueError(
                 f"high_water_bytes must be a whole number >= 1, got {high_water_bytes!r}")
-        self.reactor = reactor  # IReactorTime
+        self.reactor = reactor
         self.high_water_bytes = high_water_bytes
         now = self.reactor.seconds()
         self.up = ReleaseScheduler(reactor, TokenBucket(UNLIMITED, now=now), "up")
@@ -227,7 +229,7 @@ class ConnectionShaper:
         }
         self._ticked_node = (0, 0)
         self._ticker = LoopingCall(self._tick)
-        self._ticker.clock = reactor
+        self._ticker.clock = cast(IReactorTime, reactor)  # a zope interface: mypy cannot see it
 
     # -- limits --------------------------------------------------------------
 
