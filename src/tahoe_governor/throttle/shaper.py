@@ -197,9 +197,8 @@ class ConnectionShaper:
 
     ``reactor`` provides ``IReactorTime`` (a :class:`~.reactor_clock.ReactorClock`):
     all timing (release timers, the statistics tick) uses it, never the wall
-    clock. ``high_water_bytes`` is
-    the outbound backlog of one connection above which a producer registered
-    on it is paused.
+    clock. ``high_water_bytes`` is the outbound backlog of one connection
+    above which a producer registered on it is paused.
     """
 
     def __init__(
