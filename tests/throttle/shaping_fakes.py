@@ -6,7 +6,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from tahoe_governor.throttle import ShapedProtocol, Shaper, ShapingFactory
+from tahoe_governor.throttle import ConnectionShaper, ShapedProtocol, ShapingFactory
 
 TUBID_A = "a" * 32
 TUBID_B = "b" * 32
@@ -56,7 +56,7 @@ class RecordingProtocol(Protocol):
 
 
 def connect(
-    shaper: Shaper, clock: Clock, peer: str | None = TUBID_A
+    shaper: ConnectionShaper, clock: Clock, peer: str | None = TUBID_A
 ) -> tuple[ShapedProtocol, RecordingProtocol, TimedTransport]:
     """A shaped connection to ``peer`` over a TimedTransport."""
     inner = RecordingProtocol(peer)

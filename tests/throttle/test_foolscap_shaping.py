@@ -16,7 +16,7 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial import unittest
 from zope.interface import implementer
 
@@ -27,7 +27,7 @@ from tahoe_governor.throttle import (
     ShapedServerEndpoint,
     Shaper,
 )
-from tahoe_governor.throttle.foolscap_shaping import remote_tubid
+from tahoe_governor.throttle.foolscap_shaping import remote_tubid, shaped_server_endpoint
 
 from .shaping_fakes import TUBID_A, RecordingProtocol
 
@@ -126,7 +126,7 @@ def test_install_wraps_handlers_now_and_later_and_listeners():
     """install() wraps registered handlers, handlers added afterwards (as
     Tahoe's create_tub adds them), listeners created before it, and later
     listenOn calls; installing again with the same shaper changes nothing."""
-    shaper = Shaper(Clock())
+    shaper = Shaper(MemoryReactorClock())  # parses "tcp:..." strings: needs IReactorTCP
     tub = Tub()
     early = tub.listenOn(TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1"))
     shaper.install(tub)
@@ -141,6 +141,21 @@ def test_install_wraps_handlers_now_and_later_and_listeners():
     assert not isinstance(tub._connectionHandlers["tcp"].handler, ShapedHintHandler)
     with pytest.raises(ValueError, match="another Shaper"):
         Shaper(Clock()).install(tub)
+
+
+def test_description_strings_listen_with_the_shapers_reactor():
+    """A description string (or bare port number) becomes an endpoint on the
+    shaper's own reactor, not the global one."""
+    memory = MemoryReactorClock()
+    shaper = Shaper(memory)
+    for what in ("tcp:4567:interface=127.0.0.1", b"4568"):
+        endpoint = shaped_server_endpoint(shaper, what)
+        assert isinstance(endpoint, ShapedServerEndpoint)
+        endpoint.listen(Factory.forProtocol(RecordingProtocol))
+    assert [(port, interface) for port, _, _, interface in memory.tcpServers] == [
+        (4567, "127.0.0.1"),
+        (4568, ""),
+    ]
 
 
 class _Echo(Referenceable):

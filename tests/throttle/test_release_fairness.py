@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from twisted.internet.task import Clock, LoopingCall
 
-from tahoe_governor.throttle import Shaper
+from tahoe_governor.throttle import ConnectionShaper
 
 from .shaping_fakes import TUBID_A, TUBID_B, TUBID_C, connect, run
 
@@ -19,7 +19,7 @@ def shares(demand_a: float | None, cap_a: float | None, seconds: float = 10.0):
     have its own cap; peers B and C always have more queued than they can send.
     """
     clock = Clock()
-    shaper = Shaper(clock)
+    shaper = ConnectionShaper(clock)
     shaper.set_node_limit(up=NODE_RATE)
     if cap_a is not None:
         shaper.set_peer_limit(TUBID_A, up=cap_a)
@@ -67,7 +67,7 @@ def test_connections_of_one_peer_share_its_bucket():
     """Two connections to one capped peer together stay within the peer's cap,
     and share it evenly."""
     clock = Clock()
-    shaper = Shaper(clock)
+    shaper = ConnectionShaper(clock)
     shaper.set_peer_limit(TUBID_A, up=20_000)
     first = connect(shaper, clock, peer=TUBID_A)
     second = connect(shaper, clock, peer=TUBID_A)

@@ -9,14 +9,14 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import Clock
 from zope.interface import implementer
 
-from tahoe_governor.throttle import Shaper, default_burst
+from tahoe_governor.throttle import ConnectionShaper, default_burst
 
 from .shaping_fakes import TUBID_A, connect, max_in_window, run
 
 
 def make(rate_up: float | None = None, rate_down: float | None = None, **kw):
     clock = Clock()
-    shaper = Shaper(clock, **kw)
+    shaper = ConnectionShaper(clock, **kw)
     shaper.set_peer_limit(TUBID_A, up=rate_up, down=rate_down)
     return clock, shaper
 
@@ -206,7 +206,7 @@ def test_node_limit_applies_before_peer_is_known():
     """A connection whose peer is not yet identified passes the node bucket
     only; once identified, its peer's bucket applies too."""
     clock = Clock()
-    shaper = Shaper(clock)
+    shaper = ConnectionShaper(clock)
     shaper.set_node_limit(up=10_000)
     wrapper, inner, transport = connect(shaper, clock, peer=None)
     wrapper.write(b"n" * 30_000)
@@ -330,14 +330,14 @@ def test_observer_sees_every_byte():
 )
 def test_bad_input_is_named(call, message):
     """Bad limits and TubIDs raise ValueError naming what was wrong."""
-    shaper = Shaper(Clock())
+    shaper = ConnectionShaper(Clock())
     with pytest.raises(ValueError, match=message):
         call(shaper)
 
 
 def test_limits_read_back_and_keep():
     """A direction left out of a setter keeps its limit; None is unlimited."""
-    shaper = Shaper(Clock())
+    shaper = ConnectionShaper(Clock())
     shaper.set_node_limit(up=1_000_000, down=None)
     shaper.set_node_limit(down=500)
     assert shaper.node_limit() == (1_000_000.0, 500.0)

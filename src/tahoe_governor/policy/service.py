@@ -2,14 +2,15 @@
 reaches the next change, and tells its listeners.
 
 The arithmetic stays in :mod:`tahoe_governor.policy.engine`; this service only
-keeps the current inputs, asks the injected ``IReactorTime`` for the time,
+keeps the current inputs, asks the injected reactor clock
+(:class:`~tahoe_governor.throttle.reactor_clock.ReactorClock`) for the time,
 and schedules one ``callLater`` at the ``next_change`` of the last result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
 from twisted.application import service
 
@@ -20,22 +21,9 @@ from tahoe_governor.policy.overrides import LimitKey, Overrides
 from tahoe_governor.policy.peers import KnownPeer
 from tahoe_governor.policy.state_db import CAPACITY_ESTIMATE_KEYS, StateDatabase
 from tahoe_governor.policy.units import parse_rate
+from tahoe_governor.throttle.reactor_clock import DelayedCall, ReactorClock
 
 Listener = Callable[[Limits], None]
-
-
-class DelayedCall(Protocol):
-    def active(self) -> bool: ...
-
-    def cancel(self) -> None: ...
-
-
-class ReactorTime(Protocol):
-    """The part of ``IReactorTime`` this service uses (``task.Clock`` in tests)."""
-
-    def seconds(self) -> float: ...
-
-    def callLater(self, delay: float, f: Callable[..., Any], /, *args: Any) -> DelayedCall: ...
 
 
 class OverrideStore(Protocol):
@@ -57,7 +45,7 @@ class LivePolicy(service.Service):
 
     def __init__(
         self,
-        reactor: ReactorTime,
+        reactor: ReactorClock,
         policy: Policy,
         *,
         overrides: Overrides = Overrides(),
@@ -78,7 +66,7 @@ class LivePolicy(service.Service):
 
     @classmethod
     def from_database(
-        cls, reactor: ReactorTime, policy: Policy, database: StateDatabase
+        cls, reactor: ReactorClock, policy: Policy, database: StateDatabase
     ) -> LivePolicy:
         """A live policy that starts from, and keeps its overrides in, ``database``:
         stored overrides, last completed runs and persisted capacity estimates."""

@@ -16,12 +16,13 @@ from tahoe_governor.throttle.foolscap_shaping import (
     ShapedClientEndpoint,
     ShapedHintHandler,
     ShapedServerEndpoint,
+    Shaper,
 )
 from tahoe_governor.throttle.link_capacity import LinkCapacityEstimate
 from tahoe_governor.throttle.meters import IdleRule, MeterReadings, Meters, MeterTick
 from tahoe_governor.throttle.other_traffic import OtherTrafficEstimate
 from tahoe_governor.throttle.shaped_protocol import ShapedProtocol, ShapingFactory
-from tahoe_governor.throttle.shaper import KEEP, NodeStats, PeerStats, Shaper
+from tahoe_governor.throttle.shaper import KEEP, ConnectionShaper, NodeStats, PeerStats
 from tahoe_governor.throttle.token_bucket import (
     DEFAULT_BURST_SECONDS,
     MIN_BURST_BYTES,
@@ -34,6 +35,7 @@ from tahoe_governor.throttle.token_bucket import (
 __all__ = [
     "BucketChain",
     "ChannelCounts",
+    "ConnectionShaper",
     "CpuDutyCycle",
     "CpuGate",
     "DEFAULT_BURST_SECONDS",

@@ -1,4 +1,4 @@
-"""Put a :class:`~.shaper.Shaper` under a Foolscap Tub's connections.
+"""Put a shaper under a Foolscap Tub's connections; :class:`Shaper` is the one that does it itself.
 
 Outbound: a Tub turns each location hint of a FURL into an endpoint with the
 ``IConnectionHintHandler`` registered for the hint's type (tcp, tor, i2p).
@@ -26,17 +26,15 @@ and ``Listener._ep`` (a listener's endpoint, replaced only before it starts).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from foolscap.ipb import IConnectionHintHandler
-from twisted.internet import defer
+from twisted.internet import defer, endpoints
 from twisted.internet.interfaces import IStreamClientEndpoint, IStreamServerEndpoint
 from zope.interface import implementer
 
 from tahoe_governor.throttle.shaped_protocol import ShapedProtocol, ShapingFactory
-
-if TYPE_CHECKING:
-    from tahoe_governor.throttle.shaper import Shaper
+from tahoe_governor.throttle.shaper import ConnectionShaper
 
 _SHAPER_ATTRIBUTE = "_tahoe_governor_shaper"
 
@@ -62,7 +60,7 @@ class ShapedClientEndpoint:
     shaping wrapper), as every endpoint's caller expects.
     """
 
-    def __init__(self, shaper: Shaper, endpoint: Any) -> None:
+    def __init__(self, shaper: ConnectionShaper, endpoint: Any) -> None:
         if not IStreamClientEndpoint.providedBy(endpoint):
             raise TypeError(f"endpoint must provide IStreamClientEndpoint, got {endpoint!r}")
         self.shaper = shaper
@@ -87,7 +85,7 @@ def _wrapped_protocol(wrapper: ShapedProtocol) -> Any:
 class ShapedServerEndpoint:
     """An ``IStreamServerEndpoint`` whose accepted connections pass through ``shaper``."""
 
-    def __init__(self, shaper: Shaper, endpoint: Any) -> None:
+    def __init__(self, shaper: ConnectionShaper, endpoint: Any) -> None:
         if not IStreamServerEndpoint.providedBy(endpoint):
             raise TypeError(f"endpoint must provide IStreamServerEndpoint, got {endpoint!r}")
         self.shaper = shaper
@@ -109,7 +107,7 @@ class ShapedHintHandler:
     it returns are shaped by ``shaper``. Everything else is the wrapped
     handler's, including ``describe()`` and errors for bad hints."""
 
-    def __init__(self, shaper: Shaper, handler: Any) -> None:
+    def __init__(self, shaper: ConnectionShaper, handler: Any) -> None:
         if not IConnectionHintHandler.providedBy(handler):
             raise TypeError(f"handler must provide IConnectionHintHandler, got {handler!r}")
         self.shaper = shaper
@@ -133,7 +131,7 @@ class ShapedHintHandler:
         return getattr(self.handler, name)
 
 
-def shaped_handler(shaper: Shaper, handler: Any) -> Any:
+def shaped_handler(shaper: ConnectionShaper, handler: Any) -> Any:
     """``handler`` wrapped for ``shaper`` (unchanged if it already is)."""
     if isinstance(handler, ShapedHintHandler):
         if handler.shaper is not shaper:
@@ -142,21 +140,21 @@ def shaped_handler(shaper: Shaper, handler: Any) -> Any:
     return ShapedHintHandler(shaper, handler)
 
 
-def shaped_server_endpoint(shaper: Shaper, what: Any) -> ShapedServerEndpoint:
+def shaped_server_endpoint(shaper: ConnectionShaper, what: Any) -> ShapedServerEndpoint:
     """A shaped server endpoint for ``what``: an ``IStreamServerEndpoint`` or a
     description string as ``Tub.listenOn`` takes (``"tcp:3456"``; a bare port
     number is read as ``tcp:PORT`` like Foolscap does). Strings are parsed
-    with the global reactor, as Foolscap's ``Listener`` parses them."""
+    with the shaper's reactor, which must then also provide ``IReactorTCP``
+    (or whatever the description's endpoint listens with); Foolscap's own
+    ``Listener`` would use the global reactor, which this layer never imports."""
     if isinstance(what, ShapedServerEndpoint):
         return what
     if isinstance(what, bytes):
         what = what.decode("utf-8")
     if isinstance(what, str):
-        from twisted.internet import endpoints, reactor
-
         if re.fullmatch(r"\d+", what):
             what = f"tcp:{what}"
-        what = endpoints.serverFromString(reactor, what)
+        what = endpoints.serverFromString(shaper.reactor, what)
     if not IStreamServerEndpoint.providedBy(what):
         raise TypeError(
             f"expected an IStreamServerEndpoint or an endpoint description string, got {what!r}"
@@ -164,24 +162,27 @@ def shaped_server_endpoint(shaper: Shaper, what: Any) -> ShapedServerEndpoint:
     return ShapedServerEndpoint(shaper, what)
 
 
-def listen_on(shaper: Shaper, tub: Any, what: Any) -> Any:
+def listen_on(shaper: ConnectionShaper, tub: Any, what: Any) -> Any:
     """``tub.listenOn(what)``, with every accepted connection shaped by ``shaper``.
 
     Needed only for listeners added without :func:`install` (after it,
-    ``tub.listenOn`` itself is shaped). Returns Foolscap's ``Listener``.
+    ``tub.listenOn`` itself is shaped). Returns Foolscap's ``Listener``. A
+    description string is parsed with ``shaper.reactor`` (see
+    :func:`shaped_server_endpoint`).
     """
     listen = getattr(tub, "_tahoe_governor_listenOn", tub.listenOn)
     return listen(shaped_server_endpoint(shaper, what))
 
 
-def install(shaper: Shaper, tub: Any) -> Any:
+def install(shaper: ConnectionShaper, tub: Any) -> Any:
     """Shape every connection ``tub`` makes and accepts; return ``tub``.
 
     - every connection-hint handler registered now is wrapped, and so is every
       one registered later with ``tub.addConnectionHintHandler`` (Tahoe's
       ``create_tub`` registers tcp, tor and i2p after removing the defaults);
     - ``tub.listenOn(what)`` is replaced by one that listens through the
-      shaper, and listeners created earlier have their endpoint wrapped.
+      shaper (description strings are parsed with ``shaper.reactor``), and
+      listeners created earlier have their endpoint wrapped.
 
     Call it after the Tub is built and before it starts (before
     ``tub.startService()``, or before it is given a running parent): a
@@ -222,3 +223,29 @@ def install(shaper: Shaper, tub: Any) -> Any:
     tub._tahoe_governor_listenOn = original_listen
     setattr(tub, _SHAPER_ATTRIBUTE, shaper)
     return tub
+
+
+class Shaper(ConnectionShaper):
+    """The shaper of a Foolscap application: ``tahoe_governor.throttle.Shaper``.
+
+    A :class:`~.shaper.ConnectionShaper` that installs itself under Tubs with
+    :meth:`install` and :meth:`listen_on` (the module functions of the same
+    names), as DESIGN.md's library API has it.
+    """
+
+    def install(self, tub: Any) -> Any:
+        """Shape every connection ``tub`` makes and accepts; returns ``tub``.
+
+        See :func:`install` for what is wrapped and when it must be called
+        (before the Tub starts listening).
+        """
+        return install(self, tub)
+
+    def listen_on(self, tub: Any, what: Any) -> Any:
+        """``tub.listenOn(what)`` with every accepted connection shaped.
+
+        ``what`` is an endpoint description string (parsed with this
+        shaper's reactor, which must then provide ``IReactorTCP``) or an
+        ``IStreamServerEndpoint``; returns Foolscap's ``Listener``.
+        """
+        return listen_on(self, tub, what)

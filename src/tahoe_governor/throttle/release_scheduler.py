@@ -3,9 +3,11 @@
 One :class:`ReleaseScheduler` exists per direction (upload, download). It
 owns the node-wide bucket of that direction; each peer has a
 :class:`PeerChannel` per direction holding that peer's bucket. A *lane* is one
-connection's queue in one direction (see :mod:`.shaped_protocol`): bytes the
+connection's queue in one direction (a :class:`HeldBytes`): bytes the
 protocol wrote that may not leave yet, or bytes read from the socket that may
-not be delivered yet.
+not be delivered yet. A lane joins a channel with :meth:`PeerChannel.add_lane`
+and moves or leaves with :meth:`ReleaseScheduler.move` and
+:meth:`ReleaseScheduler.remove`.
 
 A byte passes only when both the node bucket and its peer's bucket hold a
 token for it (the pair is a :class:`~.token_bucket.BucketChain` in effect).
@@ -37,9 +39,11 @@ which releases at the new rate at once.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
+from tahoe_governor.throttle.reactor_clock import DelayedCall, ReactorClock
 from tahoe_governor.throttle.token_bucket import UNLIMITED, TokenBucket
 
 QUANTUM_BYTES = 16384
@@ -60,6 +64,80 @@ class Lane(Protocol):
 
     def release(self, n: int) -> None:
         """Let the next ``n`` queued bytes pass (``n <= queued``)."""
+
+
+class HeldBytes:
+    """Bytes held back in one direction of one connection, in order: a :class:`Lane`.
+
+    Items are ``bytes`` or zero-byte actions (callables) run once every byte
+    queued before them has been released. Released bytes go to ``emit`` (the
+    real transport's ``write``, or the wrapped protocol's ``dataReceived``);
+    ``released()`` is called after each release, so the connection can react
+    to the smaller backlog.
+    """
+
+    __slots__ = ("channel", "queued", "_items", "_offset", "_emit", "_released")
+
+    def __init__(self, emit: Callable[[bytes], None], released: Callable[[], None]) -> None:
+        self.channel: PeerChannel  # set by PeerChannel.add_lane
+        self.queued = 0
+        self._items: deque[bytes | Callable[[], None]] = deque()
+        self._offset = 0
+        self._emit = emit
+        self._released = released
+
+    def append(self, data: bytes) -> None:
+        self._items.append(data)
+        self.queued += len(data)
+
+    def append_action(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once everything queued so far has been released."""
+        self._items.append(action)
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._offset = 0
+        self.queued = 0
+
+    def take_all(self) -> bytes:
+        """Every queued byte at once (actions are dropped)."""
+        data = b"".join(item for item in self._items if isinstance(item, bytes))[self._offset:]
+        self.clear()
+        return data
+
+    def release(self, n: int) -> None:
+        """Let the next ``n`` queued bytes through, running actions in order."""
+        items = self._items
+        pieces: list[bytes] = []
+        need = n
+        self.queued -= n
+        while items:
+            head = items[0]
+            if not isinstance(head, bytes):
+                if pieces:  # bytes before the action go first
+                    self._emit_pieces(pieces)
+                    pieces = []
+                items.popleft()
+                head()
+                continue
+            if need == 0:
+                break
+            size = len(head) - self._offset
+            if size <= need:
+                pieces.append(head[self._offset:] if self._offset else head)
+                items.popleft()
+                self._offset = 0
+                need -= size
+            else:
+                pieces.append(head[self._offset:self._offset + need])
+                self._offset += need
+                need = 0
+        if pieces:
+            self._emit_pieces(pieces)
+        self._released()
+
+    def _emit_pieces(self, pieces: list[bytes]) -> None:
+        self._emit(pieces[0] if len(pieces) == 1 else b"".join(pieces))
 
 
 def available(bucket: TokenBucket, now: float) -> float:
@@ -102,6 +180,14 @@ class PeerChannel:
         self.held_since: float | None = None
         self.virtual_bytes = 0  # fair-queuing finish tag (see ReleaseScheduler)
 
+    def add_lane(self, lane: Lane) -> None:
+        """Make ``lane`` one of this channel's: its bytes pass this channel's bucket.
+
+        For a lane on no channel yet; :meth:`ReleaseScheduler.move` moves one.
+        """
+        lane.channel = self
+        self.lanes.add(lane)
+
     def rate_changed(self) -> None:
         """Call after changing the bucket's rate (keeps the fast path right)."""
         self.unlimited = self.bucket.rate == UNLIMITED
@@ -125,11 +211,11 @@ class ReleaseScheduler:
     """Releases the queued bytes of one direction as the buckets allow.
 
     ``node_bucket`` is the node-wide bucket of the direction; ``clock`` the
-    injected clock (anything providing ``IReactorTime``). ``direction`` ("up"
-    or "down") only names the direction for observers.
+    injected clock (the reactor, or ``task.Clock`` in tests). ``direction``
+    ("up" or "down") only names the direction for observers.
     """
 
-    def __init__(self, clock: Any, node_bucket: TokenBucket, direction: str) -> None:
+    def __init__(self, clock: ReactorClock, node_bucket: TokenBucket, direction: str) -> None:
         self._clock = clock
         self.node_bucket = node_bucket
         self.node_unlimited = node_bucket.rate == UNLIMITED  # see kick()
@@ -138,7 +224,7 @@ class ReleaseScheduler:
         self.observers: list[ByteObserver] = []
         self._waiting: dict[PeerChannel, None] = {}
         self._virtual_clock = 0  # start tag of the piece served last
-        self._timer: Any = None  # IDelayedCall
+        self._timer: DelayedCall | None = None
         self._releasing = False
 
     # -- lanes ---------------------------------------------------------------
@@ -173,7 +259,7 @@ class ReleaseScheduler:
         self._release()
 
     def forget(self, lane: Lane) -> None:
-        """``lane`` is gone (connection lost) or moved: stop serving it."""
+        """Stop serving ``lane`` (its queue was dropped); it stays on its channel."""
         channel = lane.channel
         if lane not in channel.waiting:
             return
@@ -183,6 +269,28 @@ class ReleaseScheduler:
             self._waiting.pop(channel, None)
             if not self._waiting:
                 self._cancel_timer()
+
+    def move(self, lane: Lane, channel: PeerChannel) -> None:
+        """Move ``lane`` onto ``channel`` (its connection's peer became known).
+
+        The lane's old channel is its connection's own: the bytes it passed
+        (negotiation, before the peer was known) are counted on ``channel``.
+        Bytes still held wait on ``channel`` from now on.
+        """
+        old = lane.channel
+        if old is channel:
+            return
+        self.forget(lane)
+        old.lanes.discard(lane)
+        channel.passed_bytes += old.passed_bytes
+        channel.add_lane(lane)
+        if lane.queued:
+            self.enqueue(lane)
+
+    def remove(self, lane: Lane) -> None:
+        """``lane`` is gone (connection lost): stop serving it and leave its channel."""
+        self.forget(lane)
+        lane.channel.lanes.discard(lane)
 
     def kick(self) -> None:
         """A rate changed (or lanes moved): release at the new rates now.

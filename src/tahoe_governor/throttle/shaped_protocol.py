@@ -4,7 +4,8 @@
 ``twisted.protocols.policies.ProtocolWrapper``: it is the real transport's
 protocol and the wrapped protocol's transport at once. Every byte passes the
 :class:`~.release_scheduler.ReleaseScheduler` of its direction, which owns
-the node-wide bucket and the peer's bucket.
+the node-wide bucket and the peer's bucket; bytes that must wait are held in
+the connection's two :class:`~.release_scheduler.HeldBytes` queues.
 
 Outbound
     ``write``/``writeSequence`` pass at once when nothing is queued and the
@@ -27,9 +28,8 @@ Producers
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet import interfaces
 from twisted.internet.protocol import Protocol
@@ -37,109 +37,11 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
-if TYPE_CHECKING:
-    from tahoe_governor.throttle.release_scheduler import PeerChannel
-    from tahoe_governor.throttle.shaper import Shaper
+from tahoe_governor.throttle.release_scheduler import HeldBytes
+from tahoe_governor.throttle.shaper import ConnectionShaper
 
 RemoteIdentifier = Callable[[Any], "str | None"]
 """Given the wrapped protocol, its remote peer's key (a TubID) once known."""
-
-
-class _HeldBytes:
-    """Bytes held back in one direction of one connection, in order.
-
-    Items are ``bytes`` or zero-byte actions (callables) run once every byte
-    queued before them has been released.
-    """
-
-    __slots__ = ("conn", "channel", "queued", "_items", "_offset")
-
-    def __init__(self, conn: ShapedProtocol) -> None:
-        self.conn = conn
-        self.channel: PeerChannel  # set by the Shaper on attach
-        self.queued = 0
-        self._items: deque[bytes | Callable[[], None]] = deque()
-        self._offset = 0
-
-    def append(self, data: bytes) -> None:
-        self._items.append(data)
-        self.queued += len(data)
-
-    def append_action(self, action: Callable[[], None]) -> None:
-        """Run ``action`` once everything queued so far has been released."""
-        self._items.append(action)
-
-    def clear(self) -> None:
-        self._items.clear()
-        self._offset = 0
-        self.queued = 0
-
-    def take_all(self) -> bytes:
-        """Every queued byte at once (actions are dropped)."""
-        data = b"".join(item for item in self._items if isinstance(item, bytes))[self._offset:]
-        self.clear()
-        return data
-
-    def release(self, n: int) -> None:
-        """Let the next ``n`` queued bytes through, running actions in order."""
-        items = self._items
-        pieces: list[bytes] = []
-        need = n
-        self.queued -= n
-        while items:
-            head = items[0]
-            if not isinstance(head, bytes):
-                if pieces:  # bytes before the action go first
-                    self._emit(pieces)
-                    pieces = []
-                items.popleft()
-                head()
-                continue
-            if need == 0:
-                break
-            size = len(head) - self._offset
-            if size <= need:
-                pieces.append(head[self._offset:] if self._offset else head)
-                items.popleft()
-                self._offset = 0
-                need -= size
-            else:
-                pieces.append(head[self._offset:self._offset + need])
-                self._offset += need
-                need = 0
-        if pieces:
-            self._emit(pieces)
-        self._released()
-
-    def _emit(self, pieces: list[bytes]) -> None:
-        raise NotImplementedError
-
-    def _released(self) -> None:
-        raise NotImplementedError
-
-
-class OutboundBytes(_HeldBytes):
-    """What the wrapped protocol wrote that may not leave yet."""
-
-    __slots__ = ()
-
-    def _emit(self, pieces: list[bytes]) -> None:
-        self.conn.transport.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
-
-    def _released(self) -> None:
-        self.conn._outbound_released()
-
-
-class InboundBytes(_HeldBytes):
-    """What was read from the socket that may not be delivered yet."""
-
-    __slots__ = ()
-
-    def _emit(self, pieces: list[bytes]) -> None:
-        self.conn._deliver(pieces[0] if len(pieces) == 1 else b"".join(pieces))
-
-    def _released(self) -> None:
-        self.conn._update_reading()
 
 
 @implementer(interfaces.IPushProducer, interfaces.IPullProducer)
@@ -212,12 +114,12 @@ class ShapedProtocol(ProtocolWrapper):
 
     def __init__(self, factory: ShapingFactory, wrappedProtocol: Any) -> None:
         ProtocolWrapper.__init__(self, factory, wrappedProtocol)
-        self.shaper: Shaper = factory.shaper
+        self.shaper: ConnectionShaper = factory.shaper
         self._up = self.shaper.up
         self._down = self.shaper.down
         self.tubid: str | None = None
-        self.outbound = OutboundBytes(self)
-        self.inbound = InboundBytes(self)
+        self.outbound = HeldBytes(self._send, self._outbound_released)
+        self.inbound = HeldBytes(self._deliver, self._update_reading)
         self.lost = False
         self._writable = True  # neither lost nor closing
         self._close_when_drained = False
@@ -311,6 +213,9 @@ class ShapedProtocol(ProtocolWrapper):
         self._relay = None
         self.transport.unregisterProducer()
 
+    def _send(self, data: bytes) -> None:
+        self.transport.write(data)
+
     def _outbound_released(self) -> None:
         if self.lost:
             return
@@ -372,7 +277,10 @@ class ShapingFactory(WrappingFactory[ShapedProtocol]):
     protocol = ShapedProtocol
 
     def __init__(
-        self, shaper: Shaper, wrappedFactory: Any, identify: RemoteIdentifier | None = None
+        self,
+        shaper: ConnectionShaper,
+        wrappedFactory: Any,
+        identify: RemoteIdentifier | None = None,
     ) -> None:
         WrappingFactory.__init__(self, wrappedFactory)  # type: ignore[arg-type]
         self.shaper = shaper

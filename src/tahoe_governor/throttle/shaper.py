@@ -1,6 +1,6 @@
-"""The Shaper: node-wide and per-peer bandwidth caps on real connections.
+"""The shaper's core: node-wide and per-peer bandwidth caps on real connections.
 
-A :class:`Shaper` holds, for each direction ("up": bytes we send, "down":
+A :class:`ConnectionShaper` holds, for each direction ("up": bytes we send, "down":
 bytes we receive), one node-wide token bucket and one bucket per peer (keyed
 by the remote TubID, a base32 string). Every connection it shapes
 (:class:`~.shaped_protocol.ShapedProtocol`) passes its bytes through the node
@@ -20,29 +20,31 @@ time spent waiting for tokens, and rates smoothed over ticks of
 :data:`TICK_SECONDS` on the injected reactor (EWMA with a 2 s half-life and
 the mean over the last 10 s). The tick runs only while connections exist.
 
-For Foolscap, :meth:`Shaper.install` puts the shaper under every connection a
-Tub makes and accepts (see :mod:`.foolscap_shaping` and ``docs/shaping.md``).
+It knows nothing of Foolscap: connections reach it as :class:`ShapedConnection`
+objects. The Foolscap application's ``Shaper`` (a subclass with ``install``
+and ``listen_on``) is in :mod:`.foolscap_shaping`; see ``docs/shaping.md``.
+The modules import one way only: token_bucket, release_scheduler, shaper,
+shaped_protocol, foolscap_shaping (each imports only those before it).
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol, cast
 
 import attrs
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
 from tahoe_governor.throttle.estimators import ChannelCounts, EwmaRate, WindowRate
+from tahoe_governor.throttle.reactor_clock import ReactorClock
 from tahoe_governor.throttle.release_scheduler import (
     ByteObserver,
+    HeldBytes,
     PeerChannel,
     ReleaseScheduler,
 )
 from tahoe_governor.throttle.token_bucket import UNLIMITED, TokenBucket, check_rate
-
-if TYPE_CHECKING:
-    from tahoe_governor.throttle.shaped_protocol import ShapedProtocol
 
 TICK_SECONDS = 0.25
 """How often the smoothed rates are updated (seconds)."""
@@ -65,6 +67,31 @@ KEEP: Final[Any] = _Keep()
 """Default of the limit setters' arguments: leave that direction's limit as it is."""
 
 _NODE = None  # the node's own channel key in the rate estimators (TubIDs are str)
+
+
+class ShapedConnection(Protocol):
+    """One connection as the shaper sees it (:class:`~.shaped_protocol.ShapedProtocol` is one).
+
+    The shaper puts the connection's two queues on its channels (when the
+    connection calls ``attach``, ``identified`` and ``detach``) and reads how
+    much they hold; it needs nothing else of a connection.
+    """
+
+    @property
+    def tubid(self) -> str | None:
+        """The remote peer's TubID once known, else ``None``."""
+
+    @property
+    def outbound(self) -> HeldBytes:
+        """What the connection's protocol wrote that may not leave yet."""
+
+    @property
+    def inbound(self) -> HeldBytes:
+        """What was read from the socket that may not be delivered yet."""
+
+    @property
+    def transport(self) -> Any:
+        """The real transport (the Governor reads ``getPeer().host`` from it)."""
 
 
 def check_tubid(tubid: object) -> str:
@@ -154,7 +181,7 @@ class _Peer:
         self.tubid = tubid
         self.up = PeerChannel(tubid, TokenBucket(UNLIMITED, now=now))
         self.down = PeerChannel(tubid, TokenBucket(UNLIMITED, now=now))
-        self.connections: set[ShapedProtocol] = set()
+        self.connections: set[ShapedConnection] = set()
         self._ticked_up = 0
         self._ticked_down = 0
 
@@ -165,17 +192,17 @@ class _Peer:
         return deltas
 
 
-class Shaper:
+class ConnectionShaper:
     """Node-wide and per-peer caps for every connection it shapes.
 
-    ``reactor`` provides ``IReactorTime``: all timing (release timers, the
-    statistics tick) uses it, never the wall clock. ``high_water_bytes`` is
-    the outbound backlog of one connection above which a producer registered
-    on it is paused.
+    ``reactor`` provides ``IReactorTime`` (a :class:`~.reactor_clock.ReactorClock`):
+    all timing (release timers, the statistics tick) uses it, never the wall
+    clock. ``high_water_bytes`` is the outbound backlog of one connection
+    above which a producer registered on it is paused.
     """
 
     def __init__(
-        self, reactor: Any, *, high_water_bytes: int = DEFAULT_HIGH_WATER_BYTES
+        self, reactor: ReactorClock, *, high_water_bytes: int = DEFAULT_HIGH_WATER_BYTES
     ) -> None:
         if not IReactorTime.providedBy(reactor) and not hasattr(reactor, "callLater"):
             raise TypeError(f"reactor must provide IReactorTime, got {reactor!r}")
@@ -184,13 +211,13 @@ class Shaper:
         ):
             raise ValueError(
                 f"high_water_bytes must be a whole number >= 1, got {high_water_bytes!r}")
-        self.reactor = reactor  # IReactorTime
+        self.reactor = reactor
         self.high_water_bytes = high_water_bytes
         now = self.reactor.seconds()
         self.up = ReleaseScheduler(reactor, TokenBucket(UNLIMITED, now=now), "up")
         self.down = ReleaseScheduler(reactor, TokenBucket(UNLIMITED, now=now), "down")
         self._peers: dict[str, _Peer] = {}
-        self._connections: set[ShapedProtocol] = set()
+        self._connections: set[ShapedConnection] = set()
         self._unshaped_down = 0
         self._counts = {
             direction: ChannelCounts(
@@ -201,7 +228,7 @@ class Shaper:
         }
         self._ticked_node = (0, 0)
         self._ticker = LoopingCall(self._tick)
-        self._ticker.clock = reactor
+        self._ticker.clock = cast(IReactorTime, reactor)  # a zope interface: mypy cannot see it
 
     # -- limits --------------------------------------------------------------
 
@@ -333,44 +360,31 @@ class Shaper:
         for counts in self._counts.values():
             counts.tick()
 
-    # -- connections (called by ShapedProtocol) ------------------------------
+    # -- connections (called by each ShapedConnection) -----------------------
 
-    def attach(self, conn: ShapedProtocol) -> None:
+    def attach(self, conn: ShapedConnection) -> None:
         """A shaped connection was made: it passes the node buckets only,
         until :meth:`identified` tells its peer."""
         now = self.reactor.seconds()
         for held in (conn.outbound, conn.inbound):
-            held.channel = PeerChannel(None, TokenBucket(UNLIMITED, now=now))
-            held.channel.lanes.add(held)
+            # the connection's own unlimited channel: counts its bytes until identified
+            PeerChannel(None, TokenBucket(UNLIMITED, now=now)).add_lane(held)
         self._connections.add(conn)
         if not self._ticker.running:
             self._ticker.start(TICK_SECONDS, now=False)
 
-    def identified(self, conn: ShapedProtocol, tubid: str) -> None:
+    def identified(self, conn: ShapedConnection, tubid: str) -> None:
         """``conn``'s peer is now known: move it onto that peer's buckets."""
         peer = self._peer(tubid)
         peer.connections.add(conn)
-        for held, scheduler, channel in (
-            (conn.outbound, self.up, peer.up),
-            (conn.inbound, self.down, peer.down),
-        ):
-            old = held.channel
-            if old is channel:
-                continue
-            scheduler.forget(held)
-            old.lanes.discard(held)
-            channel.passed_bytes += old.passed_bytes  # e.g. negotiation, before we knew
-            held.channel = channel
-            channel.lanes.add(held)
-            if held.queued:
-                scheduler.enqueue(held)
+        self.up.move(conn.outbound, peer.up)
+        self.down.move(conn.inbound, peer.down)
 
-    def detach(self, conn: ShapedProtocol, delivered_unshaped: int = 0) -> None:
+    def detach(self, conn: ShapedConnection, delivered_unshaped: int = 0) -> None:
         """``conn`` was lost; ``delivered_unshaped`` held inbound bytes were
         handed over without waiting for tokens (it is closing)."""
-        for held, scheduler in ((conn.outbound, self.up), (conn.inbound, self.down)):
-            scheduler.forget(held)
-            held.channel.lanes.discard(held)
+        self.up.remove(conn.outbound)
+        self.down.remove(conn.inbound)
         if delivered_unshaped:
             conn.inbound.channel.passed_bytes += delivered_unshaped
             self._unshaped_down += delivered_unshaped
@@ -388,7 +402,7 @@ class Shaper:
                 for key in counts.keys():
                     ewma.reset(counts.channel(key))
 
-    def connections(self) -> list[ShapedProtocol]:
+    def connections(self) -> list[ShapedConnection]:
         """The shaped connections open now."""
         return list(self._connections)
 
@@ -397,26 +411,3 @@ class Shaper:
         if peer is None:
             peer = self._peers[tubid] = _Peer(tubid, self.reactor.seconds())
         return peer
-
-    # -- Foolscap ------------------------------------------------------------
-
-    def install(self, tub: Any) -> Any:
-        """Shape every connection ``tub`` makes and accepts; returns ``tub``.
-
-        See :func:`.foolscap_shaping.install` for what is wrapped and when it
-        must be called (before the Tub starts listening).
-        """
-        from tahoe_governor.throttle.foolscap_shaping import install
-
-        return install(self, tub)
-
-    def listen_on(self, tub: Any, what: Any) -> Any:
-        """``tub.listenOn(what)`` with every accepted connection shaped.
-
-        ``what`` is an endpoint description string or an
-        ``IStreamServerEndpoint``; returns Foolscap's ``Listener``.
-        """
-        from tahoe_governor.throttle.foolscap_shaping import listen_on
-
-        return listen_on(self, tub, what)
-
