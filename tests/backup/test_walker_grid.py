@@ -12,12 +12,13 @@ from allmydata.immutable.upload import Data, FileName
 from allmydata.test.cli.common import CLITestMixin
 from twisted.trial import unittest
 
-from tahoe_governor.backup import BackupFailed, SourceError, TargetError
+from tahoe_governor.backup import BackupFailed, JobThrottle, SourceError, TargetError
 from tahoe_governor.backup import uploadable as uploadable_module
+from tahoe_governor.backup.grid_operations import NodeGridOperations
 from tahoe_governor.backup.tree import list_directory
 from tahoe_governor.backup.uploadable import ByteSource, FileSource
 
-from .grid import WalkerGridMixin, local_tree, read_tree, write_tree
+from .grid import WalkerGridMixin, local_tree, read_tree, run_in_real_pool, write_tree
 
 pytestmark = pytest.mark.e2e
 
@@ -282,3 +283,35 @@ class WalkerGridTests(WalkerGridMixin, CLITestMixin, unittest.TestCase):
         result = await self.walker(reactor=reactor).run()
         assert result.progress.files_uploaded == 1
         assert threads and threading.main_thread().ident not in threads
+
+
+class RecordingGrid(NodeGridOperations):
+    """The node's grid operations, recording what the walker asks of them."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.calls: list[str] = []
+
+    async def upload(self, source: Any, lease: Any, **kw: Any) -> bytes:
+        self.calls.append("upload")
+        return await super().upload(source, lease, **kw)
+
+    async def create_immutable_directory(self, packed: bytes, lease: Any, **kw: Any) -> bytes:
+        self.calls.append("directory")
+        return await super().create_immutable_directory(packed, lease, **kw)
+
+
+class WalkerGridSeamTests(WalkerGridMixin, unittest.TestCase):
+    """The walker's grid seam, on the real grid."""
+
+    async def test_uploads_and_directories_go_through_the_injected_grid(self) -> None:
+        """Every file and every directory of a first run goes through ``grid``, each once
+        (a directory's packed bytes are one more upload)."""
+        await self.make_alias()
+        write_tree(self.source, TREE, DIRS)
+        throttle = JobThrottle(self.clock)
+        grid = RecordingGrid(self.client, throttle, run_in_real_pool)
+        result = await self.walker(throttle=throttle, grid=grid).run()
+        assert grid.calls.count("directory") == DIRECTORIES
+        assert grid.calls.count("upload") == FILES + DIRECTORIES
+        assert result.progress.files_uploaded == FILES
