@@ -13,22 +13,10 @@ from tahoe_governor.backup import InFlightAborted, JobThrottle
 from tahoe_governor.backup.grid_operations import NodeGridOperations, UnreadableSource
 from tahoe_governor.backup.uploadable import BytesSource
 
-PARAMS = {"k": 3, "happy": 7, "n": 10, "max_segment_size": 128 * 1024}
-SECRET = b"c" * 16
+from .no_reactor import PARAMS, SECRET, result_of, run_now
+
 FILECAP = uri.CHKFileURI(key=b"k" * 16, uri_extension_hash=b"h" * 32, needed_shares=3,
                          total_shares=10, size=1000).to_string()
-
-
-def run_now(f, *args) -> Deferred:
-    """A run_blocking that runs on the spot."""
-    return succeed(f(*args))
-
-
-def result_of(d: Deferred) -> Any:
-    out: list[Any] = []
-    d.addBoth(out.append)
-    assert out, "the Deferred has not fired"
-    return out[0]
 
 
 class Results:

@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 import pytest
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from tahoe_governor.backup import BackupCancelled, ExcludePatterns, JobThrottle, SourceError
@@ -17,18 +17,7 @@ from tahoe_governor.backup.tree import list_directory
 from tahoe_governor.backup.tree_walk import TreeWalk
 from tahoe_governor.backup.upload_slots import UploadSlots
 
-
-def run_now(f, *args) -> Deferred:
-    """A run_blocking that runs on the spot."""
-    return succeed(f(*args))
-
-
-def outcome(d: Deferred) -> Any:
-    """What a fired Deferred fired with (a failure is taken, so it is handled)."""
-    out: list[Any] = []
-    d.addBoth(out.append)
-    assert out, "the Deferred has not fired"
-    return out[0]
+from .no_reactor import result_of, run_now
 
 
 def write(root: Any, files: dict[str, bytes]) -> None:
@@ -118,7 +107,7 @@ def test_an_unlistable_directory_is_skipped_but_an_unlistable_root_is_a_source_e
     assert (p.skipped.unreadable, p.directories_skipped) == (1, 1)
     assert h.finished == ["ok", "."]
     denied.add(str(tmp_path))
-    assert outcome(Harness(tmp_path, list_directory=deny).walk()).check(SourceError)
+    assert result_of(Harness(tmp_path, list_directory=deny).walk()).check(SourceError)
 
 
 def test_the_walk_waits_while_the_throttle_is_suspended(tmp_path):
@@ -137,7 +126,7 @@ def test_a_stopped_run_stops_the_walk(tmp_path):
     write(tmp_path, {"a": b"a"})
     h = Harness(tmp_path)
     h.completion.stop(BackupCancelled(), BackupCancelled())
-    assert outcome(h.walk()).check(BackupCancelled)
+    assert result_of(h.walk()).check(BackupCancelled)
     assert h.files == [] and h.finished == []
 
 
