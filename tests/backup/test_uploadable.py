@@ -7,7 +7,7 @@ import os
 import pytest
 from allmydata.immutable.upload import Data
 from allmydata.interfaces import IUploadable
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, LoopingCall
 
 from tahoe_governor.backup import InFlightAborted, JobThrottle
@@ -18,13 +18,7 @@ from tahoe_governor.backup.uploadable import (
     SourceChanged,
 )
 
-PARAMS = {"k": 3, "happy": 7, "n": 10, "max_segment_size": 128 * 1024}
-SECRET = b"c" * 16
-
-
-def run_now(f, *args) -> Deferred:
-    """A run_blocking that runs on the spot (for tests that do not look at threads)."""
-    return succeed(f(*args))
+from .no_reactor import PARAMS, SECRET, result_of, run_now
 
 
 def governed(data: bytes, throttle: JobThrottle, run_blocking=run_now, **kw) -> GovernedUploadable:
@@ -32,13 +26,6 @@ def governed(data: bytes, throttle: JobThrottle, run_blocking=run_now, **kw) -> 
                            run_blocking, **kw)
     u.set_default_encoding_parameters(dict(PARAMS))
     return u
-
-
-def result_of(d: Deferred):
-    out = []
-    d.addBoth(out.append)
-    assert out, "the Deferred has not fired"
-    return out[0]
 
 
 def test_provides_iuploadable():

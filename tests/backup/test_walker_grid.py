@@ -5,16 +5,20 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from typing import Any
 
 import pytest
 from allmydata.immutable.upload import Data, FileName
 from allmydata.test.cli.common import CLITestMixin
 from twisted.trial import unittest
 
-from tahoe_governor.backup import BackupFailed, SourceError, TargetError
+from tahoe_governor.backup import BackupFailed, JobThrottle, SourceError, TargetError
 from tahoe_governor.backup import uploadable as uploadable_module
+from tahoe_governor.backup.grid_operations import NodeGridOperations
+from tahoe_governor.backup.tree import list_directory
+from tahoe_governor.backup.uploadable import ByteSource, FileSource
 
-from .grid import WalkerGridMixin, local_tree, read_tree, write_tree
+from .grid import WalkerGridMixin, local_tree, read_tree, run_in_real_pool, write_tree
 
 pytestmark = pytest.mark.e2e
 
@@ -145,9 +149,10 @@ class WalkerGridTests(WalkerGridMixin, CLITestMixin, unittest.TestCase):
         os.chmod(secret, 0)
         os.chmod(locked, 0)
         self.addCleanup(os.chmod, locked, 0o755)
+        seams = {}
         if os.geteuid() == 0:  # root reads anything: make the same two fail as for a user
-            self._deny_as_root({secret}, {locked})
-        result = await self.walker().run()
+            seams = self._deny_as_root({secret}, {locked})
+        result = await self.walker(**seams).run()
         p = result.progress
         assert (p.skipped.unreadable, p.skipped.symlink, p.skipped.special,
                 p.skipped.undecodable) == (2, 1, 1, 1)
@@ -157,23 +162,20 @@ class WalkerGridTests(WalkerGridMixin, CLITestMixin, unittest.TestCase):
         latest = await (await self.target_dir()).get("Latest")
         assert sorted(await latest.list()) == ["ok.txt"]
 
-    def _deny_as_root(self, files: set[str], dirs: set[str]) -> None:
-        from tahoe_governor.backup import walker as walker_module
+    def _deny_as_root(self, files: set[str], dirs: set[str]) -> dict[str, Any]:
+        """The walker's open_file and list_directory seams, refusing ``files`` and ``dirs``."""
 
-        real_source, real_list = walker_module.FileSource, walker_module.list_directory
-
-        def file_source(path: str):
+        def open_file(path: str) -> ByteSource:
             if path in files:
                 raise PermissionError(13, "Permission denied", path)
-            return real_source(path)
+            return FileSource(path)
 
-        def list_directory(path: str):
+        def deny_listing(path: str) -> list[os.DirEntry[str]]:
             if path in dirs:
                 raise PermissionError(13, "Permission denied", path)
-            return real_list(path)
+            return list_directory(path)
 
-        self.patch(walker_module, "FileSource", file_source)
-        self.patch(walker_module, "list_directory", list_directory)
+        return {"open_file": open_file, "list_directory": deny_listing}
 
     async def test_exclude_patterns(self) -> None:
         """Names matching an exclude glob are left out, files and directories alike, and counted."""
@@ -281,3 +283,35 @@ class WalkerGridTests(WalkerGridMixin, CLITestMixin, unittest.TestCase):
         result = await self.walker(reactor=reactor).run()
         assert result.progress.files_uploaded == 1
         assert threads and threading.main_thread().ident not in threads
+
+
+class RecordingGrid(NodeGridOperations):
+    """The node's grid operations, recording what the walker asks of them."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.calls: list[str] = []
+
+    async def upload(self, source: Any, lease: Any, **kw: Any) -> bytes:
+        self.calls.append("upload")
+        return await super().upload(source, lease, **kw)
+
+    async def create_immutable_directory(self, packed: bytes, lease: Any, **kw: Any) -> bytes:
+        self.calls.append("directory")
+        return await super().create_immutable_directory(packed, lease, **kw)
+
+
+class WalkerGridSeamTests(WalkerGridMixin, unittest.TestCase):
+    """The walker's grid seam, on the real grid."""
+
+    async def test_uploads_and_directories_go_through_the_injected_grid(self) -> None:
+        """Every file and every directory of a first run goes through ``grid``, each once
+        (a directory's packed bytes are one more upload)."""
+        await self.make_alias()
+        write_tree(self.source, TREE, DIRS)
+        throttle = JobThrottle(self.clock)
+        grid = RecordingGrid(self.client, throttle, run_in_real_pool)
+        result = await self.walker(throttle=throttle, grid=grid).run()
+        assert grid.calls.count("directory") == DIRECTORIES
+        assert grid.calls.count("upload") == FILES + DIRECTORIES
+        assert result.progress.files_uploaded == FILES

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tahoe_governor.node import GovernedClient, tubs
+from tahoe_governor.node import GovernedClient
 from tahoe_governor.node.process import run_governed_node
-from tests.node.recording_shaper import RecordingShaper, install_by_recording
+from tests.node.recording_shaper import RecordingShaper
 
 
 def main(nodedir: str, report_dir: str) -> int:
@@ -24,7 +24,6 @@ def main(nodedir: str, report_dir: str) -> int:
     from twisted.internet import reactor
 
     report = Path(report_dir)
-    tubs.install_shaper = install_by_recording  # this process only records the Tubs
     shaper = RecordingShaper()
 
     def on_started(client: GovernedClient) -> None:

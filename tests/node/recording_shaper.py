@@ -1,9 +1,4 @@
-"""Test helpers for the node layer: a shaper double that records each Tub it is given, temp dirs.
-
-The node layer puts its shaper under each Tub with ``tubs.install_shaper``
-(``foolscap_shaping.install``); :func:`record_installs` replaces that for one
-test so each Tub is recorded by a :class:`RecordingShaper` instead.
-"""
+"""Test helpers for the node layer: a shaper double that records each Tub it is given, temp dirs."""
 
 from __future__ import annotations
 
@@ -14,8 +9,6 @@ from pathlib import Path
 import attrs
 from foolscap.api import Tub
 from twisted.trial.unittest import TestCase
-
-from tahoe_governor.node import tubs
 
 
 def temp_dir(case: TestCase) -> Path:
@@ -42,18 +35,8 @@ class InstalledTub:
     hint_types: tuple[str, ...]
 
 
-def install_by_recording(shaper: RecordingShaper, tub: Tub) -> None:
-    """In place of ``foolscap_shaping.install``: record ``tub``, shape nothing."""
-    shaper.install(tub)
-
-
-def record_installs(case: TestCase) -> None:
-    """For the rest of ``case``, the node layer records each Tub it would shape."""
-    case.patch(tubs, "install_shaper", install_by_recording)
-
-
 class RecordingShaper:
-    """Records each Tub the node layer hands it (see :func:`record_installs`); shapes nothing."""
+    """Has ``install(tub)`` like ``tahoe_governor.throttle.Shaper``; shapes nothing."""
 
     def __init__(self) -> None:
         self.installed: list[InstalledTub] = []

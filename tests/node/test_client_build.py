@@ -26,7 +26,7 @@ from tahoe_governor.node import (
     read_governed_config,
 )
 from tests.grid import free_loopback_port
-from tests.node.recording_shaper import RecordingShaper, record_installs, temp_dir
+from tests.node.recording_shaper import RecordingShaper, temp_dir
 
 STATIC_SERVER = """\
 storage:
@@ -72,7 +72,6 @@ class BuildGovernedClientTests(TestCase):
     def build(self, web: bool = True) -> tuple[GovernedClient, RecordingShaper]:
         """A governed node on a memory reactor, and the shaper it was given."""
         self.addCleanup(flushEventualQueue)
-        record_installs(self)
         shaper = RecordingShaper()
         config = read_governed_config(str(storage_node_dir(temp_dir(self), web)))
         built = create_governed_client(config, shaper, MemoryReactorClock())

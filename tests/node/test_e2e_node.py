@@ -17,7 +17,7 @@ from twisted.web.static import Data as WebData
 
 from tahoe_governor.node import create_governed_client, read_governed_config
 from tests.grid import LocalGrid
-from tests.node.recording_shaper import RecordingShaper, record_installs, temp_dir
+from tests.node.recording_shaper import RecordingShaper, temp_dir
 
 #: Seconds the node may take to connect to every storage server.
 CONNECT_TIMEOUT = 20
@@ -41,7 +41,6 @@ class GovernedNodeOnGridTests(TestCase):
     def test_upload_download_through_shaped_foolscap(self) -> Any:
         """All 3 servers over Foolscap, every Tub shaped, a file round-trips, stop is clean."""
         nodedir = self.grid.make_client_dir(temp_dir(self) / "client")
-        record_installs(self)
         shaper = RecordingShaper()
         client = yield create_governed_client(read_governed_config(str(nodedir)), shaper, reactor)
         seen_at_stop: list[int] = []

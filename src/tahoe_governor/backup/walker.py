@@ -34,6 +34,13 @@ A run ends in a :class:`BackupResult`, or fails with :class:`BackupCancelled`
 (``cancel``), :class:`BackupFailed` (an upload or a grid operation failed; every
 file finished before that is in the backupdb, so the next run skips it),
 :class:`~tahoe_governor.backup.target.TargetError` or :class:`SourceError`.
+
+:class:`BackupWalker` composes the parts of a run and makes the backupdb's
+decisions: :class:`~tahoe_governor.backup.tree_walk.TreeWalk` walks the local
+tree, :class:`~tahoe_governor.backup.grid_operations.GridOperations` does the
+uploads, directories and checks on the grid, and
+:class:`~tahoe_governor.backup.completion.CompletionTracker` keeps what is in
+flight, when each directory is done, and when the run is stopped or settled.
 """
 
 from __future__ import annotations
@@ -46,68 +53,47 @@ from functools import partial
 from typing import Any
 
 import attrs
-from allmydata import uri
-from allmydata.dirnode import pack_children
-from allmydata.monitor import Monitor
 from allmydata.util.fileutil import abspath_expanduser_unicode
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 
 from tahoe_governor.backup.backupdb import certain_reuse, recorded_children
+from tahoe_governor.backup.completion import CompletionTracker, DirectoryJob
+from tahoe_governor.backup.grid_operations import (
+    Child,
+    GridOperations,
+    NodeGridOperations,
+    UnreadableSource,
+)
 from tahoe_governor.backup.job_throttle import InFlightAborted, JobThrottle, Lease
 from tahoe_governor.backup.progress import ProgressCounters
+from tahoe_governor.backup.run_errors import (
+    BackupCancelled,
+    BackupFailed,
+    SourceError,
+    Stopping,
+    describe,
+)
 from tahoe_governor.backup.target import BackupTarget, archive_name, link_snapshot, open_target
-from tahoe_governor.backup.tree import (
-    EntryKind,
-    ExcludePatterns,
-    TreeEstimate,
-    classify,
-    estimate_tree,
-    is_decodable,
-    list_directory,
-    local_metadata,
-)
+from tahoe_governor.backup.tree import ExcludePatterns, TreeEstimate, list_directory, local_metadata
+from tahoe_governor.backup.tree_walk import ListDirectory, Record, TreeWalk, no_records
 from tahoe_governor.backup.upload_slots import UploadSlots
-from tahoe_governor.backup.uploadable import (
-    ByteSource,
-    BytesSource,
-    FileSource,
-    GovernedUploadable,
-    RunBlocking,
-)
+from tahoe_governor.backup.uploadable import ByteSource, FileSource, RunBlocking
 from tahoe_governor.status import BackupProgress, private_field
+from tahoe_governor.throttle.reactor_clock import ReactorClock
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "BackupCancelled",
+    "BackupFailed",
+    "BackupResult",
+    "BackupWalker",
+    "SourceError",
+]
 
 DEFAULT_CONCURRENCY = 32
 """Upload slots per job unless told otherwise: 32 small files in flight, or 8 large ones."""
-
-Child = tuple[str, bytes, dict[str, Any]]
-"""A directory entry as ``tahoe backup`` builds it: ("filenode"|"dirnode", cap, metadata)."""
-
-
-class SourceError(Exception):
-    """The source directory is missing, not a directory, or cannot be listed."""
-
-
-class BackupCancelled(Exception):
-    """The run was cancelled (:meth:`BackupWalker.cancel`)."""
-
-
-class BackupFailed(Exception):
-    """An upload or grid operation failed; the run stopped. ``cause`` is the first failure."""
-
-    def __init__(self, message: str, cause: Failure) -> None:
-        super().__init__(message)
-        self.cause = cause
-
-
-class _Stopping(Exception):
-    """Fails the other activities of a run that is stopping after a failure."""
-
-
-class _UnreadableSource(Exception):
-    """The local file could not be opened or read (wraps the OSError)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -126,27 +112,10 @@ class BackupResult:
         return self.progress.skipped.total > 0
 
 
-@attrs.define(eq=False)
-class _DirectoryJob:
-    """A directory being backed up: its children so far and what is still out."""
-
-    path: str
-    name: str | None
-    parent: _DirectoryJob | None
-    listing_stat: os.stat_result | None = None
-    children: dict[str, Child] = attrs.Factory(dict)
-    outstanding: int = 0
-    listed: bool = False
-    finishing: bool = False
-
-    def add(self, name: str, child: Child) -> None:
-        self.children[name] = child
-
-
 class BackupWalker:
     """One run of a backup job: ``source`` (a local directory) to ``target`` on the grid.
 
-    :param reactor: IReactorTime for every timer and timestamp (and, unless
+    :param reactor: the clock for every timer and timestamp (and, unless
         ``run_blocking`` is given, IReactorThreads for the hash pass).
     :param client: the node (``allmydata.client._Client``) or anything with what
         the walker uses of it: ``upload(uploadable)``,
@@ -168,12 +137,20 @@ class BackupWalker:
     :param ignore_timestamps: as ``tahoe backup --ignore-timestamps``.
     :param run_blocking: ``run_blocking(f, *args) -> Deferred``, to run
         blocking work (hashing, the estimate walk) off the reactor thread.
+    :param open_file: opens a local file as a :class:`ByteSource` (OSError if
+        it cannot); :class:`FileSource` unless a test says otherwise.
+    :param list_directory: lists a local directory, sorted by name (OSError if
+        it cannot); :func:`~tahoe_governor.backup.tree.list_directory` by default.
+    :param grid: the grid operations; by default
+        :class:`~tahoe_governor.backup.grid_operations.NodeGridOperations` on
+        ``client`` and the job's throttle. (Opening the target and linking the
+        snapshot always use ``client``.)
     """
 
     def __init__(
         self,
         *,
-        reactor: IReactorTime,
+        reactor: ReactorClock,
         client: Any,
         source: str,
         target: BackupTarget,
@@ -184,6 +161,9 @@ class BackupWalker:
         estimate: TreeEstimate | None = None,
         ignore_timestamps: bool = False,
         run_blocking: RunBlocking | None = None,
+        open_file: Callable[[str], ByteSource] = FileSource,
+        list_directory: ListDirectory = list_directory,
+        grid: GridOperations | None = None,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
@@ -209,17 +189,23 @@ class BackupWalker:
         self._estimate = estimate
         self._use_timestamps = not ignore_timestamps
         self._run_blocking = run_blocking
+        self._open_file = open_file
+        self._grid: GridOperations = (grid if grid is not None
+                                      else NodeGridOperations(client, self.throttle, run_blocking))
         self._counters = ProgressCounters(reactor.seconds())
         if estimate is not None:
             self._counters.estimated_files = estimate.files
             self._counters.estimated_bytes = estimate.bytes
         self._estimate_stop = threading.Event()
-        self._leases: set[Lease] = set()
-        self._active = 0
-        self._idle_waiters: list[Deferred[None]] = []
-        self._final_error: BaseException | None = None
-        self._lease_error: BaseException | None = None
-        self._root_child: Child | None = None
+        self._completion = CompletionTracker(
+            throttle=self.throttle, slots=self._slots, finish_directory=self._directory_task,
+            on_stop=self._estimate_stop.set)
+        self._tree = TreeWalk(
+            clock=reactor, counters=self._counters, exclude=self._exclude,
+            throttle=self.throttle, completion=self._completion, visit_file=self._file,
+            records=(partial(recorded_children, backupdb) if self._use_timestamps
+                     else no_records),
+            list_directory=list_directory)
         self._started = False
 
     # -- the public surface --------------------------------------------------
@@ -239,84 +225,52 @@ class BackupWalker:
         """End the run: in-flight uploads are aborted, nothing new starts, and
         :meth:`run`'s Deferred fails with :class:`BackupCancelled` once all has
         stopped. Finished files stay in the backupdb. Works while suspended."""
-        self._stop(BackupCancelled("backup run cancelled"), BackupCancelled("backup run cancelled"))
+        self._completion.stop(BackupCancelled("backup run cancelled"),
+                              BackupCancelled("backup run cancelled"))
 
     # -- the run -------------------------------------------------------------
 
     async def _run(self) -> BackupResult:
-        lease = self._new_lease(abortable=False)
+        completion = self._completion
+        lease = completion.new_lease(abortable=False)
         try:
             if not os.path.isdir(self._source):
                 raise SourceError(f"the backup source {self._source} is not a directory")
-            self._start_estimate()
+            if self._estimate is None:
+                self._tree.start_estimate(self._source, self._run_blocking, self._estimate_stop)
             await self.throttle.admit(lease)
             dirs = await open_target(self._client, self._target)
             self._counters.phase = "walking"
-            root = _DirectoryJob(path=self._source, name=None, parent=None)
-            await self._walk(root, lease)
-            await self._settled()
-            self._raise_if_stopped()
-            assert self._root_child is not None
+            root = DirectoryJob(path=self._source, name=None, parent=None)
+            await self._tree.walk(root, lease)
+            await completion.settled()
+            completion.raise_if_stopped()
+            assert completion.root_child is not None
             self._counters.phase = "linking"
             await self.throttle.admit(lease)
             name = archive_name(self._reactor.seconds())
-            _kind, snapshot, _metadata = self._root_child
+            _kind, snapshot, _metadata = completion.root_child
             await link_snapshot(self._client, dirs, snapshot, name)
             self._counters.phase = "finished"
             return BackupResult(archive_name=name, progress=self.progress(),
                                 private_snapshot_cap=snapshot)
         except Exception as e:
-            if self._final_error is None:
+            if completion.final_error is None:
                 cause = Failure()
-                final = e if _is_own_error(e) else BackupFailed(_describe(cause), cause)
-                self._stop(final, final if isinstance(final, BackupCancelled) else _Stopping())
-            await self._settled()
-            self._counters.phase = ("cancelled" if isinstance(self._final_error, BackupCancelled)
+                final = e if _is_own_error(e) else BackupFailed(describe(cause), cause)
+                completion.stop(final, final if isinstance(final, BackupCancelled) else Stopping())
+            await completion.settled()
+            self._counters.phase = ("cancelled"
+                                    if isinstance(completion.final_error, BackupCancelled)
                                     else "failed")
-            assert self._final_error is not None
-            raise self._final_error from None
+            assert completion.final_error is not None
+            raise completion.final_error from None
         finally:
             self._estimate_stop.set()
-            self._drop_lease(lease)
+            completion.drop_lease(lease)
 
-    async def _walk(self, job: _DirectoryJob, lease: Lease) -> None:
-        """List ``job``'s directory and start (or finish) the work of every entry."""
-        counters = self._counters
-        try:
-            job.listing_stat = os.stat(job.path)
-            entries = list_directory(job.path)
-        except OSError as e:
-            if job.parent is None:
-                raise SourceError(f"cannot list the backup source {job.path}: {e.strerror}") from e
-            counters.skip("unreadable", True, 0, self._reactor.seconds())
-            return
-        if job.parent is not None:
-            job.parent.outstanding += 1
-        records = recorded_children(self._backupdb, job.path) if self._use_timestamps else {}
-        for entry in entries:
-            self._raise_if_stopped()
-            await self.throttle.admit(lease)
-            name = entry.name
-            if self._exclude.excludes(name):
-                counters.excluded += 1
-                continue
-            kind = classify(entry) if is_decodable(name) else EntryKind.UNDECODABLE
-            if kind is EntryKind.DIRECTORY:
-                await self._walk(_DirectoryJob(path=entry.path, name=name, parent=job), lease)
-                continue
-            if kind is EntryKind.UNDECODABLE and _is_dir(entry):
-                counters.skip("undecodable", True, 0, self._reactor.seconds())
-                continue
-            counters.files_seen += 1
-            if kind is EntryKind.FILE:
-                await self._file(job, name, entry.path, records.get(name))
-            else:
-                counters.skip(kind.value, False, 0, self._reactor.seconds())
-        job.listed = True
-        self._maybe_finish(job)
-
-    async def _file(self, job: _DirectoryJob, name: str, path: str,
-                    record: tuple[Any, ...] | None) -> None:
+    async def _file(self, job: DirectoryJob, name: str, path: str,
+                    record: Record | None) -> None:
         """Reuse the file at once if the backupdb allows, or start a task to check/upload it.
 
         ``record`` is the file's backupdb record read with its directory's: when
@@ -345,45 +299,58 @@ class BackupWalker:
             job.add(name, ("filenode", cap, metadata))
             return
         slots = await self._slots.acquire(st.st_size)
-        if self._final_error is not None:
+        if self._completion.final_error is not None:
             self._slots.release(slots)
-            self._raise_if_stopped()
-        self._start(job, name, self._file_task(path, st.st_size, decision, metadata), slots)
+            self._completion.raise_if_stopped()
+        self._completion.start(
+            job, name, self._file_task(path, st.st_size, decision, metadata), slots)
 
     async def _file_task(self, path: str, size: int, decision: Any,
                          metadata: dict[str, Any]) -> Child | None:
         counters = self._counters
         counters.start_file(path)
         outcome = "failed"
-        lease = self._new_lease(abortable=False)
+        lease = self._completion.new_lease(abortable=False)
         try:
             cap = decision.was_uploaded()
             if cap:  # the backupdb's periodic re-check of an old cap
                 await self.throttle.admit(lease)
-                healthy, results = await self._check_health(cap)
+                healthy, results = await self._grid.check(cap)
                 counters.files_checked += 1
                 if healthy:
                     decision.did_check_healthy(results)
                     outcome = "reused"
                     return ("filenode", cap, metadata)
-            cap = await self._upload(partial(FileSource, path), path)
+            cap = await self._governed(partial(self._upload_file, path), path)
             decision.did_upload(cap)
             outcome = "uploaded"
             return ("filenode", cap, metadata)
-        except _UnreadableSource:
+        except UnreadableSource:
             outcome = "unreadable"
             return None
-        except (BackupCancelled, _Stopping, InFlightAborted):
+        except (BackupCancelled, Stopping, InFlightAborted):
             outcome = "cancelled"
             raise
         finally:
-            self._drop_lease(lease)
+            self._completion.drop_lease(lease)
             counters.end_file(path, outcome, size, self._reactor.seconds())
 
-    async def _directory_task(self, job: _DirectoryJob) -> Child:
+    async def _upload_file(self, path: str, lease: Lease) -> bytes:
+        try:
+            source = self._open_file(path)
+        except OSError as e:
+            raise UnreadableSource(e) from e
+        try:
+            return await self._grid.upload(
+                source, lease, on_hashed=self._counters.hashed_bytes,
+                on_read=partial(self._handed, path))
+        finally:
+            source.close()
+
+    async def _directory_task(self, job: DirectoryJob) -> Child:
         """Reuse or create the immutable directory for ``job``'s children."""
         counters = self._counters
-        lease = self._new_lease(abortable=False)
+        lease = self._completion.new_lease(abortable=False)
         try:
             await self.throttle.admit(lease)
             st: os.stat_result | None
@@ -398,7 +365,7 @@ class BackupWalker:
             if dircap:
                 healthy = True
                 if decision.should_check():
-                    healthy, results = await self._check_health(dircap)
+                    healthy, results = await self._grid.check(dircap)
                     counters.directories_checked += 1
                     if healthy:
                         decision.did_check_healthy(results)
@@ -410,186 +377,56 @@ class BackupWalker:
             counters.directories_created += 1
             return ("dirnode", dircap, metadata)
         finally:
-            self._drop_lease(lease)
+            self._completion.drop_lease(lease)
 
     async def _create_directory(self, children: dict[str, Child]) -> bytes:
-        """Upload an immutable directory of ``children`` through the job's throttle.
+        """Make an immutable directory of ``children`` through the job's throttle.
 
-        The bytes are what ``nodemaker.create_immutable_directory`` uploads
-        (``pack_children(..., deep_immutable=True)`` with the convergence
-        secret), so the dircap is the one ``tahoe backup`` would get.
+        It holds upload slots as a file of its packed size would.
         """
-        nodes = {
-            name: (self._client.create_node_from_uri(None, cap, name=name), metadata)
-            for name, (_kind, cap, metadata) in children.items()
-        }
-        packed = pack_children(nodes, None, deep_immutable=True)
+        packed = self._grid.pack_directory(children)
         slots = await self._slots.acquire(len(packed))
         try:
-            filecap = await self._upload(partial(BytesSource, packed), None)
+            return await self._governed(
+                partial(self._grid.create_immutable_directory, packed,
+                        on_hashed=self._counters.hashed_bytes), None)
         finally:
             self._slots.release(slots)
-        dircap: bytes = uri.wrap_dirnode_cap(uri.from_string(filecap)).to_string()
-        return dircap
 
-    async def _upload(self, open_source: Callable[[], ByteSource], path: str | None) -> bytes:
-        """Upload a source through the throttle; start it over if aborted in flight.
+    async def _governed(self, upload: Callable[[Lease], Any], path: str | None) -> bytes:
+        """``upload(lease)`` under a new abortable lease; start it over if aborted in flight.
 
-        Raises :class:`_UnreadableSource` if the local source could not be read.
+        An abort (``throttle.abort_in_flight``) while the run goes on means
+        "drop the partial upload and do it again once resumed"; ``path`` is the
+        file's, to count the restart (None for a directory).
         """
-        counters = self._counters
         while True:
+            lease = self._completion.new_lease(abortable=True)
             try:
-                source = open_source()
-            except OSError as e:
-                raise _UnreadableSource(e) from e
-            lease = self._new_lease(abortable=True)
-            on_read: Callable[[int], None] = (
-                _ignore if path is None else partial(self._handed, path))
-            uploadable = GovernedUploadable(
-                source, self._client.convergence, self.throttle, lease, self._run_blocking,
-                on_hashed=counters.hashed_bytes, on_read=on_read)
-            try:
-                results = await self._client.upload(uploadable)
-                cap: bytes = results.get_uri()
+                cap: bytes = await upload(lease)
                 return cap
+            except UnreadableSource:
+                raise
             except Exception:
-                if uploadable.local_error is not None:
-                    raise _UnreadableSource(uploadable.local_error) from None
-                if isinstance(lease.error, InFlightAborted) and self._final_error is None:
+                if (isinstance(lease.error, InFlightAborted)
+                        and self._completion.final_error is None):
                     if path is not None:
-                        counters.restart_file(path)
+                        self._counters.restart_file(path)
                     await self._wait_until_resumed()
                     continue
-                if lease.error is not None:
-                    raise lease.error from None
                 raise
             finally:
-                source.close()
-                self._drop_lease(lease)
-
-    async def _check_health(self, cap: bytes) -> tuple[bool, Any]:
-        """Check ``cap`` on the grid as ``tahoe backup``'s ``t=check`` does.
-
-        A check that fails counts as unhealthy (``tahoe backup``: "can't check,
-        so we must assume it's bad"); literal caps are always healthy.
-        """
-        try:
-            node = self._client.create_node_from_uri(cap)
-            results = await node.check(Monitor(), verify=False, add_lease=False)
-        except Exception:
-            return False, None
-        return (results is None or bool(results.is_healthy())), results
-
-    # -- task bookkeeping ------------------------------------------------------
-
-    def _start(self, job: _DirectoryJob, name: str, work: Any, slots: int) -> None:
-        self._active += 1
-        job.outstanding += 1
-        Deferred.fromCoroutine(work).addBoth(self._child_done, job, name, slots)
-
-    def _child_done(self, result: Any, job: _DirectoryJob, name: str, slots: int) -> None:
-        if slots:
-            self._slots.release(slots)
-        if isinstance(result, Failure):
-            self._task_failed(result)
-        elif result is not None:
-            job.add(name, result)
-        job.outstanding -= 1
-        self._maybe_finish(job)
-        self._task_ended()
-
-    def _maybe_finish(self, job: _DirectoryJob) -> None:
-        """Start the directory's own task once it is listed and all its children are in."""
-        if job.finishing or not job.listed or job.outstanding or self._final_error is not None:
-            return
-        job.finishing = True
-        self._active += 1
-        Deferred.fromCoroutine(self._directory_task(job)).addBoth(self._directory_done, job)
-
-    def _directory_done(self, result: Any, job: _DirectoryJob) -> None:
-        if isinstance(result, Failure):
-            self._task_failed(result)
-        elif job.parent is None:
-            self._root_child = result
-        else:
-            assert job.name is not None
-            job.parent.add(job.name, result)
-        if job.parent is not None:
-            job.parent.outstanding -= 1
-            self._maybe_finish(job.parent)
-        self._task_ended()
-
-    def _task_failed(self, failure: Failure) -> None:
-        if failure.check(BackupCancelled, _Stopping, InFlightAborted):
-            return  # a consequence of a stop already under way
-        final = BackupFailed(_describe(failure), failure)
-        self._stop(final, _Stopping("stopped after another failure"))
-
-    def _task_ended(self) -> None:
-        self._active -= 1
-        if self._active == 0:
-            waiters, self._idle_waiters = self._idle_waiters, []
-            for waiter in waiters:
-                waiter.callback(None)
-
-    def _settled(self) -> Deferred[None]:
-        """Fires when no task is running."""
-        if self._active == 0:
-            return succeed(None)
-        waiter: Deferred[None] = Deferred()
-        self._idle_waiters.append(waiter)
-        return waiter
-
-    def _stop(self, final: BaseException, lease_error: BaseException) -> None:
-        if self._final_error is not None:
-            return
-        self._final_error = final
-        self._lease_error = lease_error
-        self._estimate_stop.set()
-        for lease in list(self._leases):
-            lease.fail(lease_error)
-
-    def _raise_if_stopped(self) -> None:
-        if self._lease_error is not None:
-            raise self._lease_error
-
-    def _new_lease(self, abortable: bool) -> Lease:
-        lease = self.throttle.lease(abortable)
-        self._leases.add(lease)
-        if self._lease_error is not None:
-            lease.fail(self._lease_error)
-        return lease
-
-    def _drop_lease(self, lease: Lease) -> None:
-        self._leases.discard(lease)
-        self.throttle.release(lease)
+                self._completion.drop_lease(lease)
 
     async def _wait_until_resumed(self) -> None:
-        lease = self._new_lease(abortable=False)
+        lease = self._completion.new_lease(abortable=False)
         try:
             await self.throttle.admit(lease)
         finally:
-            self._drop_lease(lease)
+            self._completion.drop_lease(lease)
 
     def _handed(self, path: str, n: int) -> None:
         self._counters.read_bytes(path, n, self._reactor.seconds())
-
-    def _start_estimate(self) -> None:
-        if self._estimate is not None:
-            return
-        d = self._run_blocking(estimate_tree, self._source, self._exclude, self._estimate_stop)
-
-        def got(estimate: TreeEstimate) -> None:
-            if not self._estimate_stop.is_set():  # a stopped walk counted only part
-                self._counters.estimated_files = estimate.files
-                self._counters.estimated_bytes = estimate.bytes
-
-        d.addCallbacks(got, lambda _f: None)
-
-
-def _ignore(_n: int) -> None:
-    pass
 
 
 def _in_pool(reactor: Any, get_pool: Callable[[], Any], f: Callable[..., Any],
@@ -601,14 +438,3 @@ def _is_own_error(e: BaseException) -> bool:
     from tahoe_governor.backup.target import TargetError
 
     return isinstance(e, BackupCancelled | BackupFailed | SourceError | TargetError)
-
-
-def _describe(failure: Failure) -> str:
-    return f"backup failed: {failure.type.__name__}: {failure.getErrorMessage()}"
-
-
-def _is_dir(entry: os.DirEntry[str]) -> bool:
-    try:
-        return entry.is_dir(follow_symlinks=False)
-    except OSError:
-        return False

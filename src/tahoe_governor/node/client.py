@@ -119,8 +119,8 @@ def create_governed_client(
 ) -> Any:
     """Build (not start) the governed client node; a Deferred firing with the ``GovernedClient``.
 
-    ``shaper`` is put under the main Tub now and under each storage server's
-    Tub as the node meets it (``tubs.install_shaper``: ``foolscap_shaping.install``).
+    ``shaper`` is any object with ``install(tub)``; it is called once for the
+    main Tub now and once for each storage server's Tub as the node meets it.
     """
     tahoe = config.tahoe
     for sentence in config.forced:

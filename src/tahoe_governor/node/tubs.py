@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from allmydata import node as tahoe_node
 from allmydata.util import iputil
@@ -30,18 +30,18 @@ from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 from twisted.internet.interfaces import IReactorSocket
 
 from tahoe_governor.node.logs import node_log
-from tahoe_governor.throttle import foolscap_shaping
-from tahoe_governor.throttle.shaper import ConnectionShaper
 
 LOOPBACK = "127.0.0.1"
 
 
-TubShaper = ConnectionShaper
-"""What the node needs of a shaper: one that ``foolscap_shaping.install`` can put
-under a Tub (``tahoe_governor.throttle.Shaper`` is one)."""
+class TubShaper(Protocol):
+    """What the node needs of a shaper: ``tahoe_governor.throttle.Shaper`` provides it
+    (its ``install`` is ``foolscap_shaping.install``). The node layer decides when
+    each Tub is shaped; the shaper's core knows nothing of Foolscap."""
 
-# The node layer owns installation; tests replace this to record each Tub instead.
-install_shaper = foolscap_shaping.install
+    def install(self, tub: Tub) -> None:
+        """Shape every connection ``tub`` makes or accepts from now on."""
+
 
 TubMaker = Callable[..., Tub]
 
@@ -56,7 +56,7 @@ def shaped_tub_maker(tub_maker: TubMaker, shaper: TubShaper) -> TubMaker:
 
     def make_shaped_tub(*args: Any, **kwargs: Any) -> Tub:
         tub = tub_maker(*args, **kwargs)
-        install_shaper(shaper, tub)
+        shaper.install(tub)
         return tub
 
     return make_shaped_tub
@@ -88,7 +88,7 @@ def create_shaped_main_tub(
         force_foolscap=True,
         certFile=config.get_private_path("node.pem"),
     )
-    install_shaper(shaper, tub)
+    shaper.install(tub)
     if portlocation is None:
         node_log("main Tub is not listening (tub.port = disabled)")
     else:
