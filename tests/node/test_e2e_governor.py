@@ -29,6 +29,12 @@ from tests.node.recording_shaper import temp_dir
 
 CAP_BYTES_PER_SECOND = 100_000  # "800kbps" below
 
+# A run cut short mid-way needs more files than a job keeps in flight (32 upload
+# slots): with fewer, every file is in flight at once and they all finish
+# together, so the run can be over before the cut.
+MID_RUN_FILES = 48
+MID_RUN_SIZE = 20_000
+
 
 def job_config(source: Any, extra: str = "") -> str:
     return (
@@ -128,7 +134,7 @@ class GovernorOnGridTests(TestCase):
         return defer.ensureDeferred(self._storage_server_lost_mid_run_is_retried())
 
     async def _storage_server_lost_mid_run_is_retried(self) -> None:
-        _, nodedir = self.capped_node_dir(files=16, size=30_000, capped=1)
+        _, nodedir = self.capped_node_dir(files=MID_RUN_FILES, size=MID_RUN_SIZE, capped=1)
         client, governor = await start_governed_node(nodedir)
         stopped = False
         try:
@@ -153,7 +159,8 @@ class GovernorOnGridTests(TestCase):
             assert result is not None
             # What finished before the loss was not uploaded again.
             self.assertGreaterEqual(result.progress.files_reused, 2)
-            self.assertEqual(result.progress.files_uploaded + result.progress.files_reused, 16)
+            self.assertEqual(result.progress.files_uploaded + result.progress.files_reused,
+                             MID_RUN_FILES)
         finally:
             if stopped:
                 self.grid.start_server(1)
@@ -167,7 +174,7 @@ class GovernorOnGridTests(TestCase):
         return defer.ensureDeferred(self._node_stopped_mid_run_and_restarted_completes())
 
     async def _node_stopped_mid_run_and_restarted_completes(self) -> None:
-        _, nodedir = self.capped_node_dir(files=16, size=30_000, capped=0)
+        _, nodedir = self.capped_node_dir(files=MID_RUN_FILES, size=MID_RUN_SIZE, capped=0)
         client, governor = await start_governed_node(nodedir)
         try:
             runner = governor.scheduler.runners["b1"]
@@ -191,7 +198,8 @@ class GovernorOnGridTests(TestCase):
             result = runner.last_result
             assert result is not None
             self.assertGreaterEqual(result.progress.files_reused, 3)
-            self.assertEqual(result.progress.files_uploaded + result.progress.files_reused, 16)
+            self.assertEqual(result.progress.files_uploaded + result.progress.files_reused,
+                             MID_RUN_FILES)
             self.assertEqual(done_runs(governor), ["interrupted", "completed"])
         finally:
             await stop_node(client)
