@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -30,6 +29,7 @@ from tahoe_governor.backup.walker import BackupCancelled, BackupFailed, BackupRe
 from tahoe_governor.policy.config import Job
 from tahoe_governor.policy.engine import JobLimits
 from tahoe_governor.status import BackupProgress
+from tahoe_governor.throttle.reactor_clock import ReactorClock
 
 IDLE_ABORT_SECONDS = 25 * 60
 """Abort in-flight files when a suspension will outlast this (the storage
@@ -111,7 +111,7 @@ class JobRunner:
 
     def __init__(
         self,
-        reactor: IReactorTime,
+        reactor: ReactorClock,
         job: Job,
         make_walker: WalkerFactory,
         history: RunHistory,

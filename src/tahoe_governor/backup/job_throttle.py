@@ -31,7 +31,7 @@ immediately, and Tahoe's encoder then aborts the upload, so the storage
 servers drop the partial shares. :meth:`Lease.fail` fails one lease with any
 error (the walker uses it to cancel a run).
 
-Time comes only from the injected reactor (``IReactorTime``); tests drive it
+Time comes only from the injected reactor (a ``ReactorClock``); tests drive it
 with ``twisted.internet.task.Clock``.
 """
 
@@ -41,10 +41,11 @@ import math
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
 from tahoe_governor.throttle import UNLIMITED, TokenBucket
+from tahoe_governor.throttle.reactor_clock import ReactorClock
 
 CpuGate = Callable[[], "Deferred[None]"]
 """Returns a Deferred that fires (with anything) when the job may do more work."""
@@ -112,7 +113,7 @@ class JobThrottle:
 
     def __init__(
         self,
-        reactor: IReactorTime,
+        reactor: ReactorClock,
         wire_rate: float = UNLIMITED,
         burst: int | None = None,
         cpu_gate: CpuGate | None = None,

@@ -19,7 +19,6 @@ from typing import Any
 
 from twisted.application import service
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.interfaces import IReactorTime
 
 from tahoe_governor.backup.job_runner import JobRunner, RunHistory, WalkerFactory
 from tahoe_governor.backup.job_throttle import JobThrottle
@@ -27,6 +26,7 @@ from tahoe_governor.backup.walker import BackupResult
 from tahoe_governor.policy.engine import Limits
 from tahoe_governor.policy.service import LivePolicy
 from tahoe_governor.status import ControlError, JobStatus
+from tahoe_governor.throttle.reactor_clock import ReactorClock
 
 
 class BackupScheduler(service.Service):
@@ -44,7 +44,7 @@ class BackupScheduler(service.Service):
 
     def __init__(
         self,
-        reactor: IReactorTime,
+        reactor: ReactorClock,
         live_policy: LivePolicy,
         history: RunHistory,
         make_walker: WalkerFactory,

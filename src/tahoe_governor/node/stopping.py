@@ -14,10 +14,10 @@ from typing import Any
 
 import attrs
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from tahoe_governor.node.logs import node_log, node_log_failure
+from tahoe_governor.throttle.reactor_clock import ReactorClock
 
 #: Seconds a stop hook may take before the node stops without waiting for it.
 DEFAULT_STOP_HOOK_TIMEOUT = 30.0
@@ -36,7 +36,7 @@ class StopHookOutcome:
 class StopHooks:
     """An ordered list of named stop hooks, run once when the node stops."""
 
-    def __init__(self, clock: IReactorTime, timeout: float = DEFAULT_STOP_HOOK_TIMEOUT) -> None:
+    def __init__(self, clock: ReactorClock, timeout: float = DEFAULT_STOP_HOOK_TIMEOUT) -> None:
         if not timeout > 0:
             raise ValueError(
                 f"stop hook timeout must be a positive number of seconds, not {timeout!r}"

@@ -16,11 +16,11 @@ from __future__ import annotations
 from datetime import UTC, tzinfo
 from typing import Any
 
-from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
 from tahoe_governor.status import GovernorControls
+from tahoe_governor.throttle.reactor_clock import ReactorClock
 from tahoe_governor.web.access_log import install_access_log_censoring
 from tahoe_governor.web.access_tokens import CsrfTokens, tokens_equal
 from tahoe_governor.web.private_page import PrivateTree
@@ -42,7 +42,7 @@ class GovernorResource(Resource):
         self,
         controls: GovernorControls,
         token: str,
-        reactor: IReactorTime,
+        reactor: ReactorClock,
         tz: tzinfo = UTC,
         history: RateHistory | None = None,
     ) -> None:
@@ -70,7 +70,7 @@ class GovernorResource(Resource):
 def governor_resource(
     controls: GovernorControls,
     token: str,
-    reactor: IReactorTime,
+    reactor: ReactorClock,
     tz: tzinfo = UTC,
 ) -> GovernorResource:
     """The ``/governor`` tree for ``controls``, guarded by ``token``.
@@ -86,7 +86,7 @@ def mount_governor_pages(
     webish: Any,
     controls: GovernorControls,
     token: str,
-    reactor: IReactorTime,
+    reactor: ReactorClock,
     tz: tzinfo = UTC,
 ) -> GovernorResource:
     """Mount ``/governor`` on a Tahoe node's web server, in one call.

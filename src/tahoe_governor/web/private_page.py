@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from datetime import tzinfo
 from typing import Any
 
-from twisted.internet.interfaces import IReactorTime
 from twisted.python import log
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
@@ -42,6 +41,7 @@ from tahoe_governor.status import (
     JobStatus,
     private_dict,
 )
+from tahoe_governor.throttle.reactor_clock import ReactorClock
 from tahoe_governor.web.access_tokens import CsrfTokens
 from tahoe_governor.web.control_actions import ACTIONS, UnreadableBody, request_fields
 from tahoe_governor.web.human_units import format_instant, format_speed
@@ -101,7 +101,7 @@ class PrivateTree(Resource):
         controls: GovernorControls,
         csrf: CsrfTokens,
         history: RateHistory,
-        reactor: IReactorTime,
+        reactor: ReactorClock,
         tz: tzinfo,
     ) -> None:
         super().__init__()
@@ -130,7 +130,7 @@ class PrivateStatusPage(GovernorPage):
         controls: GovernorControls,
         csrf: CsrfTokens,
         history: RateHistory,
-        reactor: IReactorTime,
+        reactor: ReactorClock,
         tz: tzinfo,
     ) -> None:
         super().__init__()
@@ -263,7 +263,7 @@ class ControlResource(GovernorPage):
         action: str,
         controls: GovernorControls,
         csrf: CsrfTokens,
-        reactor: IReactorTime,
+        reactor: ReactorClock,
     ) -> None:
         super().__init__()
         self._action = action

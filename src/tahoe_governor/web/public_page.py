@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from datetime import tzinfo
 
-from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 from twisted.web.template import tags
 
 from tahoe_governor.status import GovernorControls, public_dict
+from tahoe_governor.throttle.reactor_clock import ReactorClock
 from tahoe_governor.web.human_units import format_instant
 from tahoe_governor.web.page_layout import html_body, json_body, page
 from tahoe_governor.web.rate_history import RateHistory
@@ -37,7 +37,7 @@ class PublicStatusPage(GovernorPage):
         self,
         controls: GovernorControls,
         history: RateHistory,
-        reactor: IReactorTime,
+        reactor: ReactorClock,
         tz: tzinfo,
     ) -> None:
         super().__init__()

@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator
 
 import attrs
 from twisted.application.service import Service
-from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.python import log
 
 from tahoe_governor.status import GovernorStatus, PeerStatus
+from tahoe_governor.throttle.reactor_clock import ReactorClock
 
 DEFAULT_INTERVAL_SECONDS = 5.0
 DEFAULT_SPAN_SECONDS = 15 * 60.0
@@ -63,7 +63,7 @@ class RateHistory(Service):
     def __init__(
         self,
         read_status: Callable[[], GovernorStatus],
-        reactor: IReactorTime,
+        reactor: ReactorClock,
         interval_seconds: float = DEFAULT_INTERVAL_SECONDS,
         span_seconds: float = DEFAULT_SPAN_SECONDS,
     ) -> None:
