@@ -356,7 +356,7 @@ async def _governed_node(
         governor = govern(reactor, client, ZoneInfo("UTC"))
         runner = governor.scheduler.runners[JOB]
         if run_now:
-            governor.run_now(JOB)
+            governor.controls.run_now(JOB)
         # Until a run of this process ends (jobs start once the grid is there,
         # so the lifecycle's initial "done" is no answer).
         while runner.last_result is None and runner.lifecycle.state != "failed":

@@ -1,7 +1,7 @@
 """A test double of ``tahoe_governor.node.governor``'s governor: backups simulated in time.
 
-:class:`SimulatedGovernor` offers what the demo calls (``status``,
-``run_now``, ``pause``, ``resume``, ``stop``, ``web_url``, ``private_url``)
+:class:`SimulatedGovernor` offers what the demo calls (``controls`` with
+``status``, ``run_now``, ``pause``, ``resume``; ``stop``, ``web_url``, ``private_url``)
 and behaves like a governed node running the one job of its ``tahoe.cfg``:
 the job runs at once (it never ran) unless the state database holds it
 paused, then at ``resume``; a run walks its source directory, uploads the
@@ -73,6 +73,7 @@ class SimulatedGovernor:
         self._run: dict[str, Any] | None = None
         self.web_url = "http://127.0.0.1:1/"
         self.private_url = "http://127.0.0.1:1/governor/TOKEN/"
+        self.controls = self  # the real governor hands these to a part of their own
         self.stopped = False
         with StateDatabase(state_db_path(nodedir)) as database:
             self.paused = self.job_name in database.overrides().paused

@@ -87,7 +87,7 @@ class GovernorOnGridTests(TestCase):
             self.assertEqual(first.progress.files_uploaded, 12)
             self.assertEqual(governor.database.last_completed().keys(), {"b1"})
 
-            status = governor.status()
+            status = governor.controls.status()
             (peer,) = [p for p in status.peers if p.tubid == dsl.tubid]
             self.assertEqual(peer.nickname, dsl.nickname)
             self.assertEqual(peer.limit_up, CAP_BYTES_PER_SECOND)
@@ -97,7 +97,7 @@ class GovernorOnGridTests(TestCase):
             self.assertGreater(peer.sent_bytes, 0)
 
             (source / "new.bin").write_bytes(b"n" * 1000)
-            governor.run_now("b1")
+            governor.controls.run_now("b1")
             await wait_for(lambda: done_runs(governor) == ["completed", "completed"]
                            and runner.lifecycle.state == "done", 60, "the second run")
             second = runner.last_result
@@ -106,7 +106,7 @@ class GovernorOnGridTests(TestCase):
             self.assertEqual(second.progress.files_reused, 12)
             # Its ETA worked from the first run's figures, not from a second walk.
             self.assertEqual(second.progress.estimated_files, 12)
-            job_status = governor.status().job("b1")
+            job_status = governor.controls.status().job("b1")
             self.assertEqual(job_status.files_total["uploaded"], 13)
             self.assertEqual(job_status.files_total["reused"], 12)
             assert job_status.latest_snapshot_cap is not None
@@ -147,7 +147,7 @@ class GovernorOnGridTests(TestCase):
             self.grid.stop_server(1)
             stopped = True
             await wait_for(lambda: runner.lifecycle.state == "failed", 60, "the run to fail")
-            self.assertIsNotNone(governor.status().job("b1").last_failure)
+            self.assertIsNotNone(governor.controls.status().job("b1").last_failure)
             self.grid.start_server(1)
             stopped = False
             await wait_for(lambda: done_runs(governor)[-1:] == ["completed"], 120,

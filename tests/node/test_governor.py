@@ -150,7 +150,7 @@ def test_jobs_start_after_the_grid_wait_even_without_enough_servers(
     assert not governor.scheduler.running
     clock.advance(1)
     assert governor.scheduler.running
-    assert governor.status().job("b1").state == "waiting"  # due, outside its window
+    assert governor.controls.status().job("b1").state == "waiting"  # due, outside its window
 
 
 def test_a_cpu_budget_gates_the_jobs_own_throttle(governor: Governor) -> None:
@@ -165,22 +165,22 @@ def test_an_override_reaches_the_shaper_and_the_private_status_only(
     """A live override by nickname changes the shaper's cap; status shows it privately."""
     client.storage_broker.servers = [FakeServer(PARENTS, "parents")]
     clock.advance(PEER_REFRESH_SECONDS)
-    governor.set_limit("peer", "parents", "up", "400kbps")
+    governor.controls.set_limit("peer", "parents", "up", "400kbps")
     assert client.shaper.peer_limit(PARENTS) == (50_000, None)
-    status = governor.status()
+    status = governor.controls.status()
     assert status.overrides == ("peer parents up = 400kbps",)
     assert "overrides" not in public_dict(status)
     assert private_dict(status)["overrides"] == ["peer parents up = 400kbps"]
-    governor.set_limit("peer", "parents", "up", None)
+    governor.controls.set_limit("peer", "parents", "up", None)
     assert client.shaper.peer_limit(PARENTS) == (25_000, None)
 
 
 def test_controls_refuse_unknown_jobs_and_scopes(governor: Governor) -> None:
     """Bad control input raises ControlError naming what was wrong."""
     with pytest.raises(ControlError, match="no backup job named 'b2'"):
-        governor.pause("b2")
+        governor.controls.pause("b2")
     with pytest.raises(ControlError, match="limit scope"):
-        governor.set_limit("galaxy", "x", "up", "1kbps")  # type: ignore[arg-type]
+        governor.controls.set_limit("galaxy", "x", "up", "1kbps")  # type: ignore[arg-type]
 
 
 def test_status_names_peers_by_their_announced_nicknames(
@@ -189,7 +189,7 @@ def test_status_names_peers_by_their_announced_nicknames(
     """Each peer the shaper knows appears with the nickname its server announced."""
     client.storage_broker.servers = [FakeServer(PARENTS, "parents")]
     clock.advance(PEER_REFRESH_SECONDS)
-    status = governor.status()
+    status = governor.controls.status()
     assert status.nickname == "alice-laptop"
     assert [(p.tubid, p.nickname, p.limit_up) for p in status.peers] == [
         (PARENTS, "parents", 25_000)]

@@ -176,7 +176,7 @@ async def watch_run(
     deadline = reactor.seconds() + timeout
     snapshots: list[GovernorStatus] = []
     while True:
-        status = governor.status()
+        status = governor.controls.status()
         if not snapshots or status.at > snapshots[-1].at:
             snapshots.append(status)
         job = status.job(JOB)
@@ -217,7 +217,8 @@ async def wait_for_servers(
     deadline = reactor.seconds() + timeout
     wanted = set(nicknames)
     while True:
-        connected = {p.nickname for p in governor.status().peers if p.connected} & wanted
+        peers = governor.controls.status().peers
+        connected = {p.nickname for p in peers if p.connected} & wanted
         if connected == wanted:
             return
         if reactor.seconds() > deadline:
@@ -247,11 +248,11 @@ async def backup_runs(
     await wait_for_servers(reactor, governor, SERVER_NICKNAMES, options.refresh_seconds)
     print(
         f"Connected to {', '.join(SERVER_NICKNAMES)}; resuming job {JOB!r} "
-        f"(governor.resume({JOB!r})): it never ran, so it starts now.\n",
+        f"(governor.controls.resume({JOB!r})): it never ran, so it starts now.\n",
         file=out,
         flush=True,
     )
-    governor.resume(JOB)
+    governor.controls.resume(JOB)
     snapshots = await watch_run(
         reactor, governor, "full", None, view, options.refresh_seconds, timeout
     )
@@ -262,10 +263,10 @@ async def backup_runs(
     record.tree = tree
     print(
         f"\nModified {len(record.modified)} files; running the job again now "
-        f"(governor.run_now({JOB!r})): only they should be uploaded.\n",
+        f"(governor.controls.run_now({JOB!r})): only they should be uploaded.\n",
         file=out,
     )
-    governor.run_now(JOB)
+    governor.controls.run_now(JOB)
     snapshots = await watch_run(
         reactor, governor, "incremental", completed, view, options.refresh_seconds, timeout
     )

@@ -7,13 +7,14 @@ meters' measurements (CPU charged to each job by its work, the link) to the
 policy, saves ``auto`` capacity estimates, starts the backup scheduler once
 the grid is reachable, and stops it all in order. Status assembly, the
 owner's controls and peer watching are parts of their own
-(:mod:`.status_assembly`, :mod:`.controls`, :mod:`.storage_peers`); the
-governor answers :class:`~tahoe_governor.status.GovernorControls` through them.
+(:mod:`.status_assembly`, :mod:`.controls`, :mod:`.storage_peers`):
+``governor.controls`` answers :class:`~tahoe_governor.status.GovernorControls`
+(the status snapshot, pause, resume, run now, limits).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.task import LoopingCall
@@ -25,7 +26,6 @@ from tahoe_governor.policy.engine import Limits
 from tahoe_governor.policy.measurements import Measurements
 from tahoe_governor.policy.service import LivePolicy
 from tahoe_governor.policy.state_db import CAPACITY_ESTIMATE_KEYS, StateDatabase
-from tahoe_governor.status import GovernorStatus
 from tahoe_governor.throttle import UNLIMITED, Shaper
 from tahoe_governor.throttle.cpu_budget import JobCpuBudgets
 from tahoe_governor.throttle.meters import Meters, MeterTick
@@ -213,27 +213,3 @@ class Governor:
             if policy.link(direction).capacity_auto:
                 value = readings.capacity_up if direction == "up" else readings.capacity_down
                 self.database.put_estimate(key, value, now)
-
-    # -- GovernorControls, through the controls part ----------------------------------
-
-    def status(self) -> GovernorStatus:
-        """A snapshot of jobs, peers and the link now."""
-        return self.controls.status()
-
-    def pause(self, job: str) -> None:
-        self.controls.pause(job)
-
-    def resume(self, job: str) -> None:
-        self.controls.resume(job)
-
-    def run_now(self, job: str, force: bool = False) -> None:
-        self.controls.run_now(job, force)
-
-    def set_limit(
-        self,
-        scope: Literal["node", "peer", "job"],
-        name: str,
-        direction: Literal["up", "down"],
-        rate: str | None,
-    ) -> None:
-        self.controls.set_limit(scope, name, direction, rate)
