@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.system_programs import require_programs
 from tests.web.served_node import REPO, served_node
 
 CHROMIUM = "/usr/bin/chromium"
@@ -22,10 +23,7 @@ DOCS_SCREENSHOT = REPO / "docs" / "_static" / "status-page.png"
 @pytest.fixture
 def browser():
     """Chromium driven by chromedriver, both from Debian (nothing downloaded)."""
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        if os.environ.get("CI"):
-            pytest.fail("CI must install Debian's chromium and chromium-driver (.ci/run)")
-        pytest.skip("needs Debian's chromium and chromium-driver")
+    require_programs((CHROMIUM, CHROMEDRIVER), ("chromium", "chromium-driver"))
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

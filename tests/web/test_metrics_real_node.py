@@ -30,7 +30,8 @@ from tests.node.governed_grid import (  # noqa: F401 (grid_on_class is a fixture
     wait_for,
 )
 from tests.node.recording_shaper import temp_dir
-from tests.prometheus_harness import PrometheusServer, queries_without_data
+from tests.prometheus_harness import PROMETHEUS_BINARY, PrometheusServer, queries_without_data
+from tests.system_programs import require_programs
 
 GRAFANA = Path(__file__).resolve().parents[2] / "grafana"
 
@@ -45,6 +46,7 @@ class DashboardOnRealNodeTests(TestCase):
 
     def test_every_dashboard_query_returns_data(self) -> defer.Deferred[None]:
         """Prometheus scrapes the node's /metrics mid-backup; every panel has data."""
+        require_programs((PROMETHEUS_BINARY,), ("prometheus",))
         return defer.ensureDeferred(self._every_dashboard_query_returns_data())
 
     async def _every_dashboard_query_returns_data(self) -> None:
