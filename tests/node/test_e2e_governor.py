@@ -9,12 +9,15 @@ are real ``tahoe run`` processes on loopback.
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from foolscap.ipb import DeadReferenceError
-from twisted.internet import defer
+from twisted.internet import defer, reactor, task
+from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
+from tahoe_governor.app import start_governor
 from tests.grid import LocalGrid
 from tests.node.governed_grid import (  # noqa: F401 (grid_on_class is a fixture)
     get_body,
@@ -26,6 +29,8 @@ from tests.node.governed_grid import (  # noqa: F401 (grid_on_class is a fixture
     wait_for,
 )
 from tests.node.recording_shaper import temp_dir
+from tests.socket_counters import SS, bytes_received_on_port
+from tests.system_programs import require_programs
 
 CAP_BYTES_PER_SECOND = 100_000  # "800kbps" below
 
@@ -205,3 +210,50 @@ class GovernorOnGridTests(TestCase):
             await stop_node(client)
         for db in ("governor.sqlite", "backupdb.sqlite"):
             self.assertEqual(integrity(nodedir / "private" / db), "ok")
+
+    def test_nickname_cap_holds_at_the_server_from_the_first_byte(self) -> defer.Deferred[None]:
+        """A job due at start-up, its server capped by nickname: counted by the capped
+        server's own kernel, no moment of the run carried more than the cap's pace
+        since the first byte plus one burst and the TLS handshake."""
+        require_programs((SS,), ("iproute2",))
+        return defer.ensureDeferred(self._nickname_cap_holds_at_the_server())
+
+    async def _nickname_cap_holds_at_the_server(self) -> None:
+        _, nodedir = self.capped_node_dir(files=12, size=40_000, capped=0)
+        # The job's target directory, made by another node that has no job.
+        maker_dir = self.grid.make_client_dir(temp_dir(self) / "maker")
+        maker, _ = await start_governed_node(maker_dir)
+        await stop_node(maker)
+        (nodedir / "private" / "aliases").write_text(
+            (maker_dir / "private" / "aliases").read_text())
+
+        port = self.grid.servers[0].tub_port
+        samples: list[tuple[float, float, int]] = []  # (asked at, answered at, bytes)
+        started = reactor.seconds()
+        sampling = True
+
+        async def sample() -> None:
+            while sampling:
+                asked = reactor.seconds() - started
+                received = await deferToThread(bytes_received_on_port, port)
+                samples.append((asked, reactor.seconds() - started, received))
+                await task.deferLater(reactor, 0.05, lambda: None)
+
+        sampler = defer.ensureDeferred(sample())
+        governor = await start_governor(reactor, str(nodedir), ZoneInfo("UTC"))
+        try:
+            await wait_for(lambda: done_runs(governor) == ["completed"], 90, "the run")
+        finally:
+            sampling = False
+            await sampler
+            await stop_node(governor.client)
+        # The first byte came after the last sample that saw none was asked for.
+        first = max((asked for asked, _, n in samples if n == 0), default=0.0)
+        allowance = 4096 + 12_288  # one burst; TLS handshake and record overhead
+        over = [
+            (round(answered - first, 2), n)
+            for _, answered, n in samples
+            if n > CAP_BYTES_PER_SECOND * 1.03 * (answered - first) + allowance
+        ]
+        self.assertEqual(over, [], "bytes received above the cap's pace (seconds, bytes)")
+        self.assertGreater(samples[-1][2], 200_000)  # the run's shares did reach the server

@@ -24,6 +24,7 @@ from tahoe_governor.policy.state_db import StateDatabase
 from tahoe_governor.status import ControlError, private_dict, public_dict
 from tahoe_governor.throttle import Shaper
 from tahoe_governor.throttle.testing import FakeCounters
+from tests.throttle.shaping_fakes import connect
 
 UTC = ZoneInfo("UTC")
 NOON = 1795694400.0  # 2026-11-26 12:00 UTC: outside the job's window below
@@ -209,3 +210,44 @@ def test_stop_parts_stops_everything_and_saves_the_capacity_estimate(
     saved = database.estimate("capacity.up")
     assert saved is not None and saved[1] == clock.seconds()
     assert [call for call in clock.getDelayedCalls() if call.active()] == []
+
+
+def test_a_nickname_cap_holds_from_the_first_byte_before_any_peer_poll(
+    governor: Governor, client: FakeClient, clock: Clock
+) -> None:
+    """The broker has just heard of the server and no 2 s poll has run: the connection
+    is capped from its first write (only one burst leaves at once, then the cap's pace)."""
+    client.storage_broker.servers = [FakeServer(PARENTS, "parents")]
+    wrapper, _, transport = connect(client.shaper, clock, PARENTS)
+    wrapper.write(b"x" * 100_000)
+    assert len(transport.value()) <= 4096  # the cap's burst: max(4 KiB, 50 ms of 25 kB/s)
+    clock.advance(1.0)
+    assert len(transport.value()) <= 4096 + 25_000
+
+
+def test_a_peer_the_node_cannot_name_holds_the_unresolved_cap(
+    governor: Governor, client: FakeClient, clock: Clock
+) -> None:
+    """A connection to a peer no known server matches holds the caps of selectors that
+    have not resolved: 'parents' may turn out to be it. Once the broker names it as
+    someone else, that cap is lifted."""
+    wrapper, _, transport = connect(client.shaper, clock, FRIEND)
+    assert client.shaper.peer_limit(FRIEND) == (25_000, None)
+    wrapper.write(b"x" * 100_000)
+    assert len(transport.value()) <= 4096
+    client.storage_broker.servers = [FakeServer(FRIEND, "friend")]
+    clock.advance(PEER_REFRESH_SECONDS)
+    assert client.shaper.peer_limit(FRIEND) == (None, None)
+
+
+def test_a_second_server_announcing_the_capped_nickname_cannot_lift_the_cap(
+    governor: Governor, client: FakeClient, clock: Clock
+) -> None:
+    """Another member of the grid announcing 'parents' at run time is capped too; the
+    real parents keep their cap."""
+    client.storage_broker.servers = [FakeServer(PARENTS, "parents")]
+    clock.advance(PEER_REFRESH_SECONDS)
+    client.storage_broker.servers.append(FakeServer(FRIEND, "parents"))
+    clock.advance(PEER_REFRESH_SECONDS)
+    assert client.shaper.peer_limit(PARENTS) == (25_000, None)
+    assert client.shaper.peer_limit(FRIEND) == (25_000, None)

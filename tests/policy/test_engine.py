@@ -148,7 +148,7 @@ def test_peer_caps_and_resolution() -> None:
     known = [KnownPeer("a" * 32, "v0-" + "a" * 52, "parents"), KnownPeer("b" * 32, None, "fast")]
     limits = limits_at(p, MONDAY_NOON, known_peers=known)
     parents, fast = limits.peers
-    assert parents.tubid == "a" * 32 and parents.up.bytes_per_second == 25_000
+    assert parents.tubids == ("a" * 32,) and parents.up.bytes_per_second == 25_000
     assert parents.down.bytes_per_second == 1_000_000
     assert fast.up.bytes_per_second == 125_000 and fast.up.source.startswith("node limit")
     assert limits.peer_rates_by_tubid() == {
@@ -156,7 +156,19 @@ def test_peer_caps_and_resolution() -> None:
         "b" * 32: (125_000, UNLIMITED),
     }
     unknown = limits_at(p, MONDAY_NOON)
-    assert unknown.peers[0].tubid is None and "no known peer" in str(unknown.peers[0].resolution)
+    assert unknown.peers[0].tubids == () and "no known peer" in str(unknown.peers[0].resolution)
+    # Until they resolve, the smallest unresolved caps are what an unnamed peer must hold.
+    assert unknown.unresolved_peer_rates() == (25_000, 1_000_000)
+    assert limits.unresolved_peer_rates() == (UNLIMITED, UNLIMITED)
+
+
+def test_a_nickname_announced_twice_caps_both_servers() -> None:
+    """A second server announcing the capped nickname is capped too; the first stays capped."""
+    p = policy("peer.parents.up = 200kbps")
+    known = [KnownPeer("a" * 32, None, "parents"), KnownPeer("b" * 32, None, "parents")]
+    limits = limits_at(p, MONDAY_NOON, known_peers=known)
+    assert limits.peer_rates_by_tubid() == {
+        "a" * 32: (25_000, UNLIMITED), "b" * 32: (25_000, UNLIMITED)}
 
 
 def test_two_selectors_of_one_peer_combine_by_the_smallest_cap() -> None:
@@ -170,7 +182,7 @@ def test_peer_override_without_configuration() -> None:
     """An override for a peer tahoe.cfg does not name still yields a limit."""
     overrides = Overrides().with_limit(LimitKey("peer", "c" * 32, "down"), parse_rate("50kB/s"))
     (peer,) = limits_at(policy(), MONDAY_NOON, overrides).peers
-    assert peer.tubid == "c" * 32 and peer.down.bytes_per_second == 50_000
+    assert peer.tubids == ("c" * 32,) and peer.down.bytes_per_second == 50_000
     assert peer.down.overridden == "unlimited" and peer.down.override == "50kB/s"
     assert peer.up.bytes_per_second == UNLIMITED
 

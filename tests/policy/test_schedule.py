@@ -81,14 +81,16 @@ KNOWN = [
 
 
 def test_selector_resolution() -> None:
-    """TubIDs resolve at once; server ids and unique nicknames via the known peers."""
-    assert resolve_selector(PeerSelector.parse(TUBID), []).tubid == TUBID
-    assert resolve_selector(PeerSelector.parse(SERVER_ID), KNOWN).tubid == TUBID
-    assert resolve_selector(PeerSelector.parse("parents"), KNOWN).tubid == TUBID
-    ambiguous = resolve_selector(PeerSelector.parse("twin"), KNOWN)
-    assert ambiguous.tubid is None and "ambiguous" in str(ambiguous.problem)
-    assert "c" * 32 in str(ambiguous.problem) and "use a TubID" in str(ambiguous.problem)
+    """TubIDs resolve at once; server ids and nicknames via the known peers; a nickname
+    several peers announce names them all (so another server taking it cannot lift a
+    cap), with a note recommending a TubID."""
+    assert resolve_selector(PeerSelector.parse(TUBID), []).tubids == (TUBID,)
+    assert resolve_selector(PeerSelector.parse(SERVER_ID), KNOWN).tubids == (TUBID,)
+    assert resolve_selector(PeerSelector.parse("parents"), KNOWN).tubids == (TUBID,)
+    shared = resolve_selector(PeerSelector.parse("twin"), KNOWN)
+    assert shared.tubids == ("c" * 32, "d" * 32) and shared.problem is None
+    assert "announced by 2 peers" in str(shared.note) and "TubID" in str(shared.note)
     unknown = resolve_selector(PeerSelector.parse("v0-" + "e" * 52), KNOWN)
-    assert unknown.tubid is None and "no known peer has server id" in str(unknown.problem)
+    assert unknown.tubids == () and "no known peer has server id" in str(unknown.problem)
     assert PeerSelector.parse("Parents").kind == "nickname"
     assert PeerSelector.parse("A" * 32).kind == "nickname"  # TubIDs are lowercase

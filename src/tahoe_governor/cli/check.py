@@ -174,10 +174,15 @@ def report_lines(
     for peer in limits.peers:
         resolution = peer.resolution
         where = (
-            f"TubID {resolution.tubid}" if resolution.tubid is not None
+            "TubID " + ", ".join(resolution.tubids) if resolution.tubids
             else f"resolved when the peer is known: {resolution.problem}"
         )
         yield f"  {peer.selector.text} ({peer.selector.kind.replace('_', ' ')}; {where})"
+        if resolution.note is not None:
+            yield f"    note: {resolution.note}"
+        elif peer.selector.kind == "nickname":
+            yield ("    note: storage servers choose their own nicknames; another one may "
+                   "announce this one too (then both are capped): a TubID names one server")
         yield f"    up:   {_limit(peer.up)}"
         yield f"    down: {_limit(peer.down)}"
     yield ""

@@ -18,6 +18,7 @@ from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
 
 from tahoe_governor.backup.scheduler import BackupScheduler
 from tahoe_governor.node.controls import NodeControls
@@ -30,6 +31,8 @@ from tahoe_governor.throttle import UNLIMITED, Shaper
 from tahoe_governor.throttle.cpu_budget import JobCpuBudgets
 from tahoe_governor.throttle.meters import Meters, MeterTick
 from tahoe_governor.throttle.reactor_clock import ReactorClock
+
+log = Logger()
 
 TICK_SECONDS = 0.25
 """Meters, budgets and the shaper's estimators tick at 4 Hz."""
@@ -84,11 +87,14 @@ class Governor:
         self.token = token
         self._work_seen: dict[str, int] = {}
         self._limited_peers: set[str] = set()
+        self._identified: set[str] = set()
+        self._noted: set[str] = set()
         self._save_loop = LoopingCall(self._save_capacity)
         self._save_loop.clock = reactor
         self._grid_wait: Deferred[Any] | None = None
         self._grid_timer: Any = None
         self._unsubscribe = self.live.subscribe(self._apply_limits)
+        shaper.add_identified_listener(self._peer_identified)
 
     @property
     def web_url(self) -> str | None:
@@ -109,6 +115,7 @@ class Governor:
 
     def start(self) -> None:
         """Start every part: limits on the shaper, meters, peers, the scheduler."""
+        self._identified.update(self.shaper.peers())  # met before the governor was attached
         self._apply_limits(self.live.current)
         self.live.startService()
         self.meters.subscribe(self._metered)
@@ -166,13 +173,36 @@ class Governor:
 
     # -- wiring ------------------------------------------------------------------
 
+    def _peer_identified(self, tubid: str) -> None:
+        """A connection's peer became known (before any of its bytes pass): learn
+        what the storage broker knows of it now, not at the next poll, and set
+        its limits, so a cap by nickname or server id holds from the first byte."""
+        self._identified.add(tubid)
+        if tubid not in self.live.current.known_tubids:
+            self.peers.refresh()
+        self._apply_limits(self.live.current)
+
     def _apply_limits(self, limits: Limits) -> None:
-        """Make the shaper's limits the policy's."""
+        """Make the shaper's limits the policy's.
+
+        A peer the node cannot name yet (not among the known storage servers)
+        holds the caps of every selector that has not resolved: such a selector
+        may turn out to name it, and a cap must hold before, not after.
+        """
         self.shaper.set_node_limit(
             up=_none_if_unlimited(limits.node_up.bytes_per_second),
             down=_none_if_unlimited(limits.node_down.bytes_per_second),
         )
         rates = limits.peer_rates_by_tubid()
+        unresolved = limits.unresolved_peer_rates()
+        if unresolved != (UNLIMITED, UNLIMITED):
+            for tubid in self._identified - limits.known_tubids - set(rates):
+                rates[tubid] = unresolved
+        for peer in limits.peers:
+            note = peer.resolution.note
+            if note is not None and note not in self._noted:
+                self._noted.add(note)
+                log.warn("peer.{selector}: {note}", selector=peer.selector.text, note=note)
         for tubid, (up, down) in rates.items():
             self.shaper.set_peer_limit(tubid, up=_none_if_unlimited(up),
                                        down=_none_if_unlimited(down))

@@ -88,8 +88,9 @@ class PeerLimit:
     down: EffectiveLimit
 
     @property
-    def tubid(self) -> str | None:
-        return self.resolution.tubid
+    def tubids(self) -> tuple[str, ...]:
+        """The peers this selector caps now (none until it resolves)."""
+        return self.resolution.tubids
 
     def direction(self, direction: Direction) -> EffectiveLimit:
         return self.up if direction == "up" else self.down
@@ -160,6 +161,9 @@ class Limits:
     peers: tuple[PeerLimit, ...]
     jobs: tuple[JobLimits, ...]
     next_change: float | None
+    known_tubids: frozenset[str] = frozenset()
+    """The TubIDs of the storage servers known at the instant: every other peer is
+    one the node cannot name yet (see :meth:`unresolved_peer_rates`)."""
 
     def node(self, direction: Direction) -> EffectiveLimit:
         return self.node_up if direction == "up" else self.node_down
@@ -178,14 +182,24 @@ class Limits:
         TubID combine by the smallest cap."""
         rates: dict[str, tuple[float, float]] = {}
         for peer in self.peers:
-            if peer.tubid is None:
-                continue
-            up, down = rates.get(peer.tubid, (UNLIMITED, UNLIMITED))
-            rates[peer.tubid] = (
-                min(up, peer.up.bytes_per_second),
-                min(down, peer.down.bytes_per_second),
-            )
+            for tubid in peer.tubids:
+                up, down = rates.get(tubid, (UNLIMITED, UNLIMITED))
+                rates[tubid] = (
+                    min(up, peer.up.bytes_per_second),
+                    min(down, peer.down.bytes_per_second),
+                )
         return rates
+
+    def unresolved_peer_rates(self) -> tuple[float, float]:
+        """The smallest (up, down) caps of the selectors no known peer matches yet
+        (``UNLIMITED`` where none): what a connection to a peer the node cannot
+        name yet must hold, since the selector may turn out to name it."""
+        up = down = UNLIMITED
+        for peer in self.peers:
+            if not peer.tubids:
+                up = min(up, peer.up.bytes_per_second)
+                down = min(down, peer.down.bytes_per_second)
+        return up, down
 
 
 def _capacity(policy: Policy, measurements: Measurements, direction: Direction) -> float | None:
@@ -375,6 +389,7 @@ def limits_at(
     node = {
         d: _node_limit(policy, now, overrides, measurements, d, capacity[d]) for d in DIRECTIONS
     }
+    known_peers = tuple(known_peers)
     peers = _peer_limits(policy, overrides, known_peers, node, capacity)
     weight_running = sum(job.weight for job in policy.jobs if job.name in running)
     jobs = []
@@ -411,4 +426,5 @@ def limits_at(
         peers=peers,
         jobs=tuple(jobs),
         next_change=min(changes, default=None),
+        known_tubids=frozenset(peer.tubid for peer in known_peers),
     )

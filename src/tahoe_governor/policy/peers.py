@@ -4,7 +4,13 @@ A selector names a storage server three ways: its Foolscap TubID (32
 lowercase base32 characters), its Tahoe server id (``v0-`` and 52 base32
 characters), or its nickname. A TubID is usable at once; a server id or a
 nickname is resolved when the peer is known (announced or listed in
-``servers.yaml``), and a nickname must then name exactly one known peer.
+``servers.yaml``).
+
+Storage servers choose their own nicknames, so a nickname may name several
+servers: then it names them all, and every one of them is capped. Another
+member of the grid announcing the nickname of a capped server therefore adds
+a capped peer; it can never lift the cap (a TubID is the only name nobody
+else can take, which ``check`` recommends).
 """
 
 from __future__ import annotations
@@ -51,31 +57,34 @@ class KnownPeer:
 
 @attrs.frozen
 class PeerResolution:
-    """The TubID a selector names, or ``problem`` saying why there is none (yet)."""
+    """The TubIDs a selector names now; ``problem`` says why there are none (yet),
+    ``note`` what the user should know of a resolution (several peers share a nickname)."""
 
     selector: PeerSelector
-    tubid: str | None
+    tubids: tuple[str, ...]
     problem: str | None = None
+    note: str | None = None
 
 
 def resolve_selector(selector: PeerSelector, known: Iterable[KnownPeer]) -> PeerResolution:
-    """Map ``selector`` to a TubID using the peers known now."""
+    """Map ``selector`` to the TubIDs it names among the peers known now."""
     peers = list(known)
     if selector.kind == "tubid":
-        return PeerResolution(selector, selector.text)
+        return PeerResolution(selector, (selector.text,))
     if selector.kind == "server_id":
-        tubids = sorted({p.tubid for p in peers if p.server_id == selector.text})
+        tubids = tuple(sorted({p.tubid for p in peers if p.server_id == selector.text}))
         what = f"server id {selector.text}"
     else:
-        tubids = sorted({p.tubid for p in peers if p.nickname == selector.text})
+        tubids = tuple(sorted({p.tubid for p in peers if p.nickname == selector.text}))
         what = f"nickname {selector.text!r}"
-    if len(tubids) == 1:
-        return PeerResolution(selector, tubids[0])
     if not tubids:
-        return PeerResolution(selector, None, f"no known peer has {what} (not connected yet?)")
-    listed = ", ".join(tubids)
+        return PeerResolution(selector, (), f"no known peer has {what} (not connected yet?)")
+    if len(tubids) == 1:
+        return PeerResolution(selector, tubids)
     return PeerResolution(
-        selector, None, f"{what} is ambiguous: peers {listed} share it; use a TubID instead"
+        selector, tubids,
+        note=(f"{what} is announced by {len(tubids)} peers ({', '.join(tubids)}): all are "
+              "capped; name the one you mean by its TubID"),
     )
 
 

@@ -30,6 +30,7 @@ shaped_protocol, foolscap_shaping (each imports only those before it).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Final, Protocol, cast
 
 import attrs
@@ -218,6 +219,7 @@ class ConnectionShaper:
         self.down = ReleaseScheduler(reactor, TokenBucket(UNLIMITED, now=now), "down")
         self._peers: dict[str, _Peer] = {}
         self._connections: set[ShapedConnection] = set()
+        self._identified_listeners: list[Callable[[str], object]] = []
         self._unshaped_down = 0
         self._counts = {
             direction: ChannelCounts(
@@ -326,6 +328,14 @@ class ConnectionShaper:
             connections=len(self._connections),
         )
 
+    def add_identified_listener(self, listener: Callable[[str], object]) -> None:
+        """Call ``listener(tubid)`` each time a connection's peer becomes known,
+        before its bytes pass that peer's buckets: the moment to set the peer's
+        limits so that they hold from its first byte (outbound connections know
+        their peer before sending anything, inbound ones once negotiation has
+        named it)."""
+        self._identified_listeners.append(listener)
+
     def add_observer(self, observer: ByteObserver) -> None:
         """Call ``observer(direction, tubid, nbytes)`` whenever bytes pass.
 
@@ -374,7 +384,13 @@ class ConnectionShaper:
             self._ticker.start(TICK_SECONDS, now=False)
 
     def identified(self, conn: ShapedConnection, tubid: str) -> None:
-        """``conn``'s peer is now known: move it onto that peer's buckets."""
+        """``conn``'s peer is now known: move it onto that peer's buckets.
+
+        The identification listeners run first, so a limit they set for this
+        peer is in force before any byte of ``conn`` passes its buckets.
+        """
+        for listener in list(self._identified_listeners):
+            listener(tubid)
         peer = self._peer(tubid)
         peer.connections.add(conn)
         self.up.move(conn.outbound, peer.up)
