@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from tahoe_governor.policy.config import Policy, load_policy, target_problems
+from tahoe_governor.policy.config import Policy, target_problems
 from tahoe_governor.policy.engine import EffectiveLimit, JobLimits, Limits, limits_at
 from tahoe_governor.policy.errors import ConfigError, ConfigProblem
 from tahoe_governor.policy.local_zone import local_zone
@@ -199,13 +199,23 @@ def run_check(
 ) -> int:
     """The whole command, with the clock, zone and system counters as arguments;
     returns the exit status."""
+    # Importing Tahoe takes seconds: only when checking.
+    from tahoe_governor.node.config import (
+        CONFIGURATION_ERRORS,
+        describe_configuration_error,
+        read_governed_node,
+    )
+
     try:
-        policy = load_policy(nodedir, tz)
+        # The very judgement run makes before it starts, then what only check
+        # can tell ahead (the targets' aliases).
+        _, policy = read_governed_node(nodedir, tz)
         problems: list[ConfigProblem] = target_problems(policy, _aliases(nodedir))
         if problems:
             raise ConfigError(problems)
-    except ConfigError as e:
-        print(f"{os.path.join(nodedir, 'tahoe.cfg')}: {e}", file=err)
+    except CONFIGURATION_ERRORS as e:
+        print(f"{os.path.join(nodedir, 'tahoe.cfg')}: {describe_configuration_error(e)}",
+              file=err)
         return 1
     try:
         stored = _Stored(nodedir)

@@ -1,5 +1,10 @@
 """Reading a governed node's tahoe.cfg: Tahoe's own validation plus the governor's sections.
 
+:func:`read_governed_node` is the one judgement of a node directory that both
+``tahoe-governor run`` (before anything starts) and ``tahoe-governor check``
+make, so whatever ``run`` would refuse, ``check`` refuses first with the same
+words (:func:`describe_configuration_error`).
+
 Tahoe-LAFS rejects any section it does not know, so a node directory whose
 ``tahoe.cfg`` holds ``[backups]`` or ``[bandwidth]`` cannot be read by
 ``allmydata.client.read_config``.  Here the same file is read by Tahoe's own
@@ -14,11 +19,18 @@ import configparser
 import os
 from collections.abc import Mapping
 from types import MappingProxyType
+from zoneinfo import ZoneInfo
 
 import attrs
 from allmydata import client as tahoe_client
 from allmydata import node as tahoe_node
+from allmydata.node import OldConfigError, PortAssignmentRequired, PrivacyError
+from allmydata.storage_client import MissingPlugin
 from allmydata.util import configutil
+from allmydata.util.configutil import UnknownConfigError
+
+from tahoe_governor.policy.config import Policy, parse_policy_text
+from tahoe_governor.policy.errors import ConfigError
 
 #: The sections a governed node's tahoe.cfg may hold beyond Tahoe's own.
 GOVERNOR_SECTIONS = ("backups", "bandwidth")
@@ -30,6 +42,28 @@ FORCED_FOOLSCAP = (("client", "force_foolscap"), ("storage", "force_foolscap"))
 
 class GovernedConfigError(Exception):
     """The node directory or its tahoe.cfg cannot run as a governed node."""
+
+
+#: Errors in the node directory or its tahoe.cfg, reported in one line (as ``tahoe run`` does).
+CONFIGURATION_ERRORS = (
+    GovernedConfigError,
+    UnknownConfigError,
+    OldConfigError,
+    PortAssignmentRequired,
+    PrivacyError,
+    MissingPlugin,
+    ConfigError,
+    ValueError,
+)
+
+
+def describe_configuration_error(error: BaseException) -> str:
+    """One line for a configuration error (some of Tahoe's carry no message)."""
+    if isinstance(error, PortAssignmentRequired):
+        return "tub.port cannot be 0: choose a port in [node] tub.port"
+    if isinstance(error, MissingPlugin):
+        return f"the configuration requests a plugin that cannot be found: {error.plugin_name}"
+    return str(error) or type(error).__name__
 
 
 def _governor_valid_config() -> configutil.ValidConfiguration:
@@ -157,3 +191,14 @@ def _raw_sections(text: str, source: str) -> GovernorSections:
     return GovernorSections(
         backups=section("backups"), bandwidth=section("bandwidth"), source=source, text=text
     )
+
+
+def read_governed_node(basedir: str, tz: ZoneInfo) -> tuple[GovernedConfig, Policy]:
+    """Judge NODEDIR as ``run`` and ``check`` both do: Tahoe's own checks of the
+    directory and tahoe.cfg (sections, keys, values), then the governor's
+    sections parsed into a policy (allowed times in ``tz``).
+
+    Raises one of :data:`CONFIGURATION_ERRORS`.
+    """
+    config = read_governed_config(basedir)
+    return config, parse_policy_text(config.sections.text, tz)

@@ -14,10 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import IO, Any
 
-from allmydata.node import OldConfigError, PortAssignmentRequired, PrivacyError
 from allmydata.scripts.tahoe_run import get_pidfile
-from allmydata.storage_client import MissingPlugin
-from allmydata.util.configutil import UnknownConfigError
 from allmydata.util.pid import (
     InvalidPidFile,
     ProcessInTheWay,
@@ -29,25 +26,19 @@ from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
 from tahoe_governor.node.client import GovernedClient, create_governed_client
-from tahoe_governor.node.config import GovernedConfigError, read_governed_config
+from tahoe_governor.node.config import (
+    CONFIGURATION_ERRORS,
+    describe_configuration_error,
+    read_governed_node,
+)
 from tahoe_governor.node.logs import begin_process_logging, node_log, node_log_failure
 from tahoe_governor.node.tubs import TubShaper
-from tahoe_governor.policy.errors import ConfigError
+from tahoe_governor.policy.local_zone import local_zone
 
 #: Called with the started node: where the manager, web pages and metrics attach.
 OnStarted = Callable[[GovernedClient], Any]
 
-#: Errors in the node directory or its tahoe.cfg, reported in one line (as ``tahoe run`` does).
-_CONFIGURATION_ERRORS = (
-    GovernedConfigError,
-    UnknownConfigError,
-    OldConfigError,
-    PortAssignmentRequired,
-    PrivacyError,
-    MissingPlugin,
-    ConfigError,
-    ValueError,
-)
+CONFIGURATION_ERROR_PREFIX = "tahoe-governor run: configuration error: "
 
 
 def pidfile_path(basedir: str) -> FilePath:
@@ -70,9 +61,10 @@ def run_governed_node(
     started. Status 0 after a clean stop, 1 when the node could not start.
     """
     try:
-        config = read_governed_config(basedir)
-    except _CONFIGURATION_ERRORS as e:
-        print(f"tahoe-governor run: configuration error: {_describe(e)}", file=err)
+        # Everything check judges, judged the same way before anything starts.
+        config, _ = read_governed_node(basedir, local_zone())
+    except CONFIGURATION_ERRORS as e:
+        print(f"{CONFIGURATION_ERROR_PREFIX}{describe_configuration_error(e)}", file=err)
         return 1
     except Exception as e:
         print(f"tahoe-governor run: cannot read the node's configuration: {e!r}", file=err)
@@ -98,8 +90,9 @@ def run_governed_node(
 
     def failed(reason: Failure) -> None:
         status["code"] = 1
-        if reason.check(*_CONFIGURATION_ERRORS):
-            print(f"tahoe-governor run: configuration error: {_describe(reason.value)}", file=err)
+        if reason.check(*CONFIGURATION_ERRORS):
+            print(f"{CONFIGURATION_ERROR_PREFIX}{describe_configuration_error(reason.value)}",
+                  file=err)
         else:
             node_log_failure("the governed node could not start", reason)
             print(f"tahoe-governor run: the node could not start: {reason.value!r}", file=err)
@@ -108,12 +101,3 @@ def run_governed_node(
     reactor.callWhenRunning(lambda: defer.ensureDeferred(start()).addErrback(failed))
     reactor.run()
     return status["code"]
-
-
-def _describe(error: BaseException) -> str:
-    """One line for a configuration error (some of Tahoe's carry no message)."""
-    if isinstance(error, PortAssignmentRequired):
-        return "tub.port cannot be 0: choose a port in [node] tub.port"
-    if isinstance(error, MissingPlugin):
-        return f"the configuration requests a plugin that cannot be found: {error.plugin_name}"
-    return str(error) or type(error).__name__
