@@ -1,0 +1,218 @@
+"""Kill a governed node for real, mid-run, again and again; then check that nothing was lost.
+
+:func:`crash_and_recover` runs ``tahoe-governor run`` as a process of its own
+on the local grid, with one job backing up a fresh tree and one storage server
+capped so a run lasts seconds. It waits until the run is uploading, SIGKILLs
+the process at a moment drawn from a seeded random generator, starts it again
+(over the pidfile the kill left behind), and so on ``kills`` times; then lets
+the last start finish the run. What it reports is read from outside the
+node: the state database's run records, ``PRAGMA integrity_check`` of both
+databases, the ``Latest`` snapshot downloaded through Tahoe's web API and
+compared byte for byte with the source, and the bytes the storage servers
+hold in their share directories. The test uses it with 3 kills;
+``benchmarks/bench_crash.py`` with 20, against a clean run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from tahoe_governor.demo.local_grid import STARTUP_BUDGET, LocalGrid, poll
+from tahoe_governor.policy.state_db import StateDatabase, state_db_path
+from tests.signals import restore_default_sigint
+
+REPO = Path(__file__).resolve().parents[2]
+JOB = "b1"
+RUN_BUDGET = 180.0
+"""Seconds the last start may take to complete the run."""
+
+
+@attrs.frozen
+class CrashReport:
+    """What one crash-and-recover run found, every figure measured from outside."""
+
+    kills: int
+    kill_after_seconds: tuple[float, ...]
+    """How long after the run started uploading each kill came."""
+    outcomes: tuple[str, ...]
+    """The job's run records, oldest first."""
+    restored_equal: bool
+    """``Latest``, downloaded through the web API, equals the source, byte for byte."""
+    integrity: dict[str, str]
+    """``PRAGMA integrity_check`` of each database."""
+    grid_bytes: int
+    """Bytes the run added to the storage servers' share directories."""
+    files_uploaded_last_run: int
+    files_reused_last_run: int
+    seconds: float
+
+
+def make_tree(root: Path, files: int, size: int, seed: int) -> None:
+    """``files`` files of ``size`` pseudo-random bytes (from ``seed``) in a few directories."""
+    rng = random.Random(seed)
+    for i in range(files):
+        folder = root / f"d{i % 4}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i}.bin").write_bytes(rng.randbytes(size))
+
+
+def share_bytes(grid: LocalGrid) -> int:
+    """Bytes in every storage server's share directory (the grid's storage)."""
+    total = 0
+    for server in grid.servers:
+        for folder, _, names in os.walk(server.nodedir / "storage" / "shares"):
+            total += sum(os.path.getsize(os.path.join(folder, n)) for n in names)
+    return total
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:  # loopback only
+        return json.load(response)
+
+
+def _public_job(nodedir: Path) -> dict[str, Any] | None:
+    """The job's public status from the running node, or None while it does not answer."""
+    try:
+        url = (nodedir / "node.url").read_text().strip()
+        jobs = _get_json(url + "governor?t=json")["jobs"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return next((job for job in jobs if job["name"] == JOB), None)
+
+
+def _uploading(nodedir: Path) -> bool:
+    job = _public_job(nodedir)
+    progress = job.get("progress") if job else None
+    return bool(job and job["state"] == "running" and progress
+                and progress["bytes_uploaded"] > 0)
+
+
+def _spawn(nodedir: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tahoe_governor.cli.main", "run", str(nodedir)],
+            cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            preexec_fn=restore_default_sigint,
+        )
+
+
+def _stop(node: subprocess.Popen[bytes]) -> None:
+    node.send_signal(signal.SIGTERM)
+    try:
+        node.wait(STARTUP_BUDGET)
+    except subprocess.TimeoutExpired:
+        node.kill()
+        node.wait()
+
+
+def cap_url(node_url: str, cap: str, path: str = "") -> str:
+    """The web API URL of ``cap`` (and a path of names below it)."""
+    return f"{node_url}uri/{urllib.parse.quote(cap, safe='')}{path}"
+
+
+def download_tree(directory_url: str, dest: Path) -> None:
+    """Download the directory at ``directory_url`` into ``dest`` through the web API."""
+    dest.mkdir(parents=True, exist_ok=True)
+    node_url = directory_url.split("uri/")[0]
+    _, info = _get_json(directory_url + "?t=json")
+    for name, (kind, child) in info["children"].items():
+        child_url = cap_url(node_url, child.get("ro_uri") or child["rw_uri"])
+        if kind == "dirnode":
+            download_tree(child_url, dest / name)
+        else:
+            with urllib.request.urlopen(child_url, timeout=60) as response:  # loopback only
+                (dest / name).write_bytes(response.read())
+
+
+def same_tree(a: Path, b: Path) -> bool:
+    """Whether two local trees hold the same files with the same bytes."""
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    return files(a) == files(b)
+
+
+def integrity(path: Path) -> str:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return str(db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def crash_and_recover(
+    grid: LocalGrid, workdir: Path, kills: int, seed: int,
+    files: int = 48, size: int = 50_000, kill_window: tuple[float, float] = (1.0, 6.0),
+) -> CrashReport:
+    """Back up a fresh tree, SIGKILLing the node ``kills`` times mid-run; see the module doc."""
+    started = time.monotonic()
+    rng = random.Random(seed)
+    source = workdir / "source"
+    make_tree(source, files, size, seed)
+    capped = grid.servers[0]
+    nodedir = grid.make_client_dir(
+        workdir / "client",
+        extra_cfg=(
+            "[backups]\n"
+            f"{JOB}.source = {source}\n"
+            f"{JOB}.target = backup:photos\n"
+            f"{JOB}.frequency = 1week\n"
+            "[bandwidth]\n"
+            f"peer.{capped.tubid}.up = 800kbps\n"
+        ),
+    )
+    dircap = grid.create_directory()
+    stored_before = share_bytes(grid)
+    (nodedir / "private" / "aliases").write_text(f"backup: {dircap}\n")
+    log = workdir / "node.log"
+    waits = []
+    for _ in range(kills):
+        node = _spawn(nodedir, log)
+        try:
+            poll("the run to upload", lambda: _uploading(nodedir),
+                 time.monotonic() + STARTUP_BUDGET)
+            wait = rng.uniform(*kill_window)
+            time.sleep(wait)
+            waits.append(wait)
+        finally:
+            node.kill()  # SIGKILL: no stop hook, no cleanup, the pidfile stays
+            node.wait()
+    node = _spawn(nodedir, log)
+    try:
+        def completed() -> bool:
+            job = _public_job(nodedir)
+            return bool(job and job["last_success"] is not None)
+
+        poll("the run to complete", completed, time.monotonic() + RUN_BUDGET)
+        job = _public_job(nodedir)
+        assert job is not None
+        progress = job["progress"] or {}
+        node_url = (nodedir / "node.url").read_text().strip()
+        restored = workdir / "restored"
+        download_tree(cap_url(node_url, dircap, "/photos/Latest"), restored)
+    finally:
+        _stop(node)
+    with StateDatabase(state_db_path(str(nodedir)), read_only=True) as db:
+        outcomes = tuple(run.outcome for run in reversed(db.runs(JOB)))
+    private = nodedir / "private"
+    return CrashReport(
+        kills=kills,
+        kill_after_seconds=tuple(round(w, 2) for w in waits),
+        outcomes=outcomes,
+        restored_equal=same_tree(source, restored),
+        integrity={name: integrity(private / name)
+                   for name in ("governor.sqlite", "backupdb.sqlite")},
+        grid_bytes=share_bytes(grid) - stored_before,
+        files_uploaded_last_run=int(progress.get("files_uploaded", 0)),
+        files_reused_last_run=int(progress.get("files_reused", 0)),
+        seconds=round(time.monotonic() - started, 1),
+    )
