@@ -93,14 +93,14 @@ def _public_job(nodedir: Path) -> dict[str, Any] | None:
     return next((job for job in jobs if job["name"] == JOB), None)
 
 
-def _uploading(nodedir: Path) -> bool:
+def uploading(nodedir: Path) -> bool:
     job = _public_job(nodedir)
     progress = job.get("progress") if job else None
     return bool(job and job["state"] == "running" and progress
                 and progress["bytes_uploaded"] > 0)
 
 
-def _spawn(nodedir: Path, log: Path) -> subprocess.Popen[bytes]:
+def spawn_node(nodedir: Path, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "tahoe_governor.cli.main", "run", str(nodedir)],
@@ -109,7 +109,7 @@ def _spawn(nodedir: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _stop(node: subprocess.Popen[bytes]) -> None:
+def stop_node(node: subprocess.Popen[bytes]) -> None:
     node.send_signal(signal.SIGTERM)
     try:
         node.wait(STARTUP_BUDGET)
@@ -176,9 +176,9 @@ def crash_and_recover(
     log = workdir / "node.log"
     waits = []
     for _ in range(kills):
-        node = _spawn(nodedir, log)
+        node = spawn_node(nodedir, log)
         try:
-            poll("the run to upload", lambda: _uploading(nodedir),
+            poll("the run to upload", lambda: uploading(nodedir),
                  time.monotonic() + STARTUP_BUDGET)
             wait = rng.uniform(*kill_window)
             time.sleep(wait)
@@ -186,7 +186,7 @@ def crash_and_recover(
         finally:
             node.kill()  # SIGKILL: no stop hook, no cleanup, the pidfile stays
             node.wait()
-    node = _spawn(nodedir, log)
+    node = spawn_node(nodedir, log)
     try:
         def completed() -> bool:
             job = _public_job(nodedir)
@@ -200,7 +200,7 @@ def crash_and_recover(
         restored = workdir / "restored"
         download_tree(cap_url(node_url, dircap, "/photos/Latest"), restored)
     finally:
-        _stop(node)
+        stop_node(node)
     with StateDatabase(state_db_path(str(nodedir)), read_only=True) as db:
         outcomes = tuple(run.outcome for run in reversed(db.runs(JOB)))
     private = nodedir / "private"
