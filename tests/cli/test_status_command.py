@@ -153,3 +153,28 @@ def test_progress_bar() -> None:
     assert progress_bar(0.5, width=10) == "[#####.....]  50.0%"
     assert progress_bar(1.0, width=4) == "[####] 100.0%"
     assert progress_bar(None, width=3) == "[ ? ]"
+
+
+def test_a_jobs_failure_is_printed_under_its_row() -> None:
+    """A failed job's public reason and retry time follow its row, and a done
+    job whose record waits in memory says so too; a job with no failure adds
+    no line."""
+    import attrs
+
+    from tahoe_governor.cli.status import status_lines
+    from tahoe_governor.status import public_dict
+    from tests.web.status_examples import example_status
+
+    status = example_status()
+    failed = attrs.evolve(status.jobs[0], state="failed", progress=None,
+                          last_failure="the state database could not be written (disk full)",
+                          retry_at=status.at + 120)
+    waiting = ("the state database could not be written (disk full); the end of 1 run is "
+               "kept in memory and written when the state database can be written again")
+    done = attrs.evolve(status.jobs[1], state="done", last_failure=waiting, retry_at=None)
+    lines = status_lines(public_dict(attrs.evolve(status, jobs=(failed, done))))
+    assert (f"  {failed.name}: the state database could not be written (disk full); "
+            "retry in 2 min") in lines
+    assert f"  {done.name}: {waiting}" in lines
+    assert not any(line.startswith("  ") and "could not" in line
+                   for line in status_lines(public_dict(status)))

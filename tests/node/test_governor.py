@@ -251,3 +251,53 @@ def test_a_second_server_announcing_the_capped_nickname_cannot_lift_the_cap(
     clock.advance(PEER_REFRESH_SECONDS)
     assert client.shaper.peer_limit(PARENTS) == (25_000, None)
     assert client.shaper.peer_limit(FRIEND) == (25_000, None)
+
+
+def test_a_full_state_database_shows_on_status_and_metrics_and_stops_nothing(
+    client: FakeClient, clock: Clock, tmp_path: Any
+) -> None:
+    """Real full disk (a tmpfs under private/, skipped where mounting is not
+    permitted): the run due at 22:00 cannot be recorded, so the job is failed
+    with the state database's reason on the status and /metrics; the meters,
+    the capacity saving and the scheduler go on; with room again the retry
+    records its run."""
+    from prometheus_client.exposition import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+    from prometheus_client.registry import CollectorRegistry
+
+    from tahoe_governor.backup.job_runner import RETRY_FIRST_SECONDS
+    from tahoe_governor.web.metrics import GovernorCollector
+
+    from ..full_disk import small_filesystem
+
+    with small_filesystem(tmp_path / "private") as disk:
+        database = StateDatabase(str(disk.path / "governor.sqlite"))
+        governor = build_governor(clock, client, str(tmp_path), parse_policy_text(CONFIG, UTC),
+                                  database, counters=FakeCounters())
+        governor.start()
+        client.storage_broker.connected_enough.callback(None)
+        disk.fill()
+        window_opens = NOON + 10 * 3600
+        while clock.seconds() < window_opens:
+            clock.advance(CAPACITY_SAVE_SECONDS / 2)
+        job = governor.controls.status().job("b1")
+        assert job.state == "failed"
+        assert job.last_failure == "the state database could not be written (disk full)"
+        assert job.retry_at == window_opens + RETRY_FIRST_SECONDS
+        assert governor.meters.running and governor.scheduler.running
+        assert governor._save_loop.running, "a refused capacity save stops nothing"
+        registry = CollectorRegistry()
+        registry.register(GovernorCollector(governor.controls.status))
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(generate_latest(registry).decode())
+                   for s in family.samples}
+        assert samples[("tahoe_governor_job_state", (("job", "b1"), ("state", "failed")))] == 1
+        assert samples[("tahoe_governor_job_retry_timestamp_seconds", (("job", "b1"),))] == (
+            window_opens + RETRY_FIRST_SECONDS)
+
+        disk.make_room()
+        clock.advance(RETRY_FIRST_SECONDS)
+        assert [run.job for run in database.runs()] == ["b1"], "the retry was recorded"
+        assert governor.controls.status().job("b1").last_failure != job.last_failure
+        assert governor.stop_parts().called
+        database.close()

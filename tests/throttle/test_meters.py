@@ -170,3 +170,52 @@ def test_stop_stops_sampling():
     meters.stop()
     clock.advance(10.0)
     assert len(ticks) == 1 and not meters.running
+
+
+class FailingCounters(FakeCounters):
+    """Synthetic counters whose CPU counter raises while :attr:`broken` is set."""
+
+    broken = False
+
+    def process_cpu_seconds(self) -> float:
+        if self.broken:
+            raise OSError("cannot read /proc/self/stat")
+        return super().process_cpu_seconds()
+
+
+def test_a_failing_tick_is_logged_sparingly_and_sampling_goes_on():
+    """A counter that raises every tick for 5 minutes neither stops the meters'
+    loop nor floods the log (one report at once, then one a minute); a
+    subscriber that raises does not starve the others; once the counter works
+    the readings move again."""
+    from twisted.logger import globalLogPublisher
+
+    from tahoe_governor.throttle.meters import FAULT_LOG_SECONDS
+
+    counters = FailingCounters(cpu_count=1)
+    clock, meters = started(counters)
+    ticks: list[MeterTick] = []
+
+    def broken_subscriber(tick: MeterTick) -> None:
+        raise RuntimeError("a subscriber's fault")
+
+    meters.subscribe(broken_subscriber)
+    meters.subscribe(ticks.append)
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        run(clock, 1.0, lambda: None)
+        assert len(ticks) == 4, "the subscriber after the faulty one gets every tick"
+        meters.unsubscribe(broken_subscriber)
+        counters.broken = True
+        run(clock, 5 * FAULT_LOG_SECONDS, lambda: counters.run_process(0.25))
+        # in a row: the subscriber's 4, then the counter's 4 a second for 300 s
+        assert meters.running and meters.tick_faults.failures == 4 + 5 * 4 * 60
+        counters.broken = False
+        run(clock, 2.0, lambda: counters.run_process(0.25))
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    reports = [e for e in events if "log_failure" in e]
+    assert len(reports) == 1 + 5, "the subscriber's fault, then one per minute of the counter's"
+    assert meters.tick_faults.failures == 0
+    assert meters.readings().process_cpu > 0.5, "sampling resumed after the fault"

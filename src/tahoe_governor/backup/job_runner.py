@@ -7,6 +7,18 @@ CPU gate stay in force), records every run in the state database, and plans
 retries with backoff. It turns the policy's verdict for the job
 (:class:`JobLimits`) into the lifecycle's level inputs in :meth:`apply`.
 
+A run's records are written to the state database when it starts and when it
+ends. A write that fails (an ``sqlite3`` error: the disk under ``private/`` is
+full, the file is locked past its timeout) never jams the job: a start that
+cannot be recorded fails the run at once (:class:`StateDatabaseFault`) and it
+is retried with the usual backoff; an end that cannot be recorded is kept in
+memory (:class:`UnwrittenRecord`) and written before the next start, or by
+its own retry timer with the same backoff, whichever comes first. A completed
+run whose record waits still counts as completed in memory (the snapshot is
+linked), so the job is not due again at once. Only a process that stops
+before the record is written loses it; the job then runs once more and the
+backupdb skips what that run finds already uploaded.
+
 The storage servers abort an upload that receives nothing for 30 minutes, so
 when a suspension will last longer than :data:`IDLE_ABORT_SECONDS` the files
 in flight are aborted at once; the backupdb makes the next window skip every
@@ -15,15 +27,19 @@ finished file.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+import attrs
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from tahoe_governor.backup.backupdb import BackupDBError
 from tahoe_governor.backup.job_lifecycle import JobLifecycle
 from tahoe_governor.backup.job_throttle import JobThrottle
+from tahoe_governor.backup.run_errors import StateDatabaseFault, database_fault_kind
 from tahoe_governor.backup.target import TargetError
 from tahoe_governor.backup.walker import BackupCancelled, BackupFailed, BackupResult, SourceError
 from tahoe_governor.policy.config import Job
@@ -37,7 +53,8 @@ server's idle limit is 30 minutes; five are kept as a margin)."""
 
 RETRY_FIRST_SECONDS = 60.0
 RETRY_MAX_SECONDS = 3600.0
-"""A failed run is retried after 1 min, then 2, 4, ... up to 1 h."""
+"""A failed run is retried after 1 min, then 2, 4, ... up to 1 h; so is the
+writing of a run's record that the state database refused."""
 
 log = Logger()
 
@@ -74,6 +91,15 @@ class RunHistory(Protocol):
 def failure_summary(failure: Failure) -> str:
     """What kind of failure ended a run, without its message: messages may hold
     local paths or capabilities, and this is shown on the public page."""
+    if failure.check(StateDatabaseFault):
+        return state_database_summary(failure.value.error)
+    if failure.check(BackupDBError):
+        return "the backup database could not be opened"
+    if failure.check(sqlite3.Error):
+        return backup_database_summary(failure.value)
+    cause = getattr(failure.value, "cause", None)
+    if failure.check(BackupFailed) and isinstance(cause, Failure) and cause.check(sqlite3.Error):
+        return backup_database_summary(cause.value)
     if failure.check(SourceError):
         return "the source directory could not be read"
     if failure.check(TargetError):
@@ -83,6 +109,27 @@ def failure_summary(failure: Failure) -> str:
         kind = cause.type.__name__ if isinstance(cause, Failure) else "error"
         return f"an operation on the grid failed ({kind})"
     return f"unexpected error ({failure.type.__name__})"
+
+
+def state_database_summary(error: BaseException) -> str:
+    """Public words for a write to the job-state database that failed."""
+    return f"the state database could not be written ({database_fault_kind(error)})"
+
+
+def backup_database_summary(error: BaseException) -> str:
+    """Public words for a backupdb query or write that failed during a run."""
+    return f"the backup database could not be used ({database_fault_kind(error)})"
+
+
+@attrs.frozen
+class UnwrittenRecord:
+    """The end of a run that the state database refused, kept until it can be written."""
+
+    run_id: int
+    ended: float
+    outcome: str
+    counts: Mapping[str, int] | None
+    detail: str | None
 
 
 def run_counts(progress: BackupProgress) -> dict[str, int]:
@@ -139,6 +186,12 @@ class JobRunner:
         self._failures_in_a_row = 0
         self._retry_timer: Any = None
         self._run_id: int | None = None
+        self._unwritten: list[UnwrittenRecord] = []
+        """Ends of runs the state database refused, oldest first, until written."""
+        self._record_fault: str | None = None
+        self._record_fault_detail: str | None = None
+        self._record_failures_in_a_row = 0
+        self._record_timer: Any = None
         self._suspended_until: float | None = None
         self.totals: dict[str, int] = {
             "uploaded": 0, "reused": 0, "skipped": 0, "failed": 0, "bytes": 0,
@@ -180,7 +233,16 @@ class JobRunner:
 
     def start_run(self) -> None:
         now = self._reactor.seconds()
-        self._run_id = self._history.start_run(self.job.name, now)
+        self.last_progress = None  # from here on, "the last run" is this one
+        try:
+            self._write_unwritten()  # earlier ends first, so the history stays in order
+            self._run_id = self._history.start_run(self.job.name, now)
+        except sqlite3.Error as e:
+            # Nothing of this run is recorded: it fails before it starts and is
+            # retried with backoff, like any failed run.
+            fault = StateDatabaseFault("record the start of a run", e)
+            self._reactor.callLater(0, self._ended_badly, Failure(fault))
+            return
         self.throttle.resume()
         try:
             walker = self.walker = self._make_walker(self.job, self.throttle)
@@ -238,11 +300,10 @@ class JobRunner:
         self._failures_in_a_row = 0
         self.forced = False
         result = self.last_result
-        if self._run_id is not None and result is not None:
-            self._history.finish_run(
-                self._run_id, now, "completed", run_counts(result.progress),
-                detail=result.archive_name,
-            )
+        if result is not None:
+            # The run completed (its snapshot is linked) even if its record must
+            # wait: the in-memory last completion is set in _after_run either way.
+            self._record_end(now, "completed", run_counts(result.progress), result.archive_name)
         self._run_id = None
         self._completed_at = now  # reported in _after_run, outside the transition
 
@@ -250,12 +311,9 @@ class JobRunner:
         now = self._reactor.seconds()
         self._failures_in_a_row += 1
         self.forced = False
-        if self._run_id is not None:
-            counts = run_counts(self.last_progress) if self.last_progress else None
-            self._history.finish_run(self._run_id, now, "failed", counts, detail=reason)
-        self._run_id = None
-        delay = min(RETRY_MAX_SECONDS,
-                    self.retry_first_seconds * 2 ** (self._failures_in_a_row - 1))
+        counts = run_counts(self.last_progress) if self.last_progress else None
+        self._record_end(now, "failed", counts, reason)
+        delay = self._backoff(self._failures_in_a_row)
         self.retry_at = now + delay
         self._cancel(self._retry_timer)
         self._retry_timer = self._reactor.callLater(delay, self._on_change)
@@ -270,12 +328,38 @@ class JobRunner:
             return self.walker.progress()
         return self.last_progress
 
+    def failure_status(self) -> tuple[str | None, str | None]:
+        """What went wrong, for the status: ``(public words, private detail)``.
+
+        The failure of the last run while the job is ``failed``, and, in any
+        state, the ends of runs the state database refused and that wait in
+        memory; ``(None, None)`` when nothing is wrong.
+        """
+        public: list[str] = []
+        detail: list[str] = []
+        if self.lifecycle.state == "failed":
+            if self.failure_summary:
+                public.append(self.failure_summary)
+            if self.lifecycle.last_failure:
+                detail.append(self.lifecycle.last_failure)
+        if self._unwritten and self._record_fault is not None:
+            waiting = len(self._unwritten)
+            note = (f"the end of {waiting} run{'s' if waiting > 1 else ''} is kept in memory "
+                    "and written when the state database can be written again")
+            if self._record_fault not in public:
+                public.append(self._record_fault)
+            public.append(note)
+            detail.append(f"{self._record_fault_detail}; {note}")
+        return ("; ".join(public) or None, "; ".join(detail) or None)
+
     def stop(self) -> Deferred[None] | None:
         """Cancel a run in progress (node shutdown); the Deferred fires when it has ended."""
         self._cancel(self._retry_timer)
         self._cancel(self._idle_timer)
+        self._cancel(self._record_timer)
         walker = self.walker
         if walker is None:
+            self._write_unwritten_or_log_loss()
             return None
         ended: Deferred[None] = Deferred()
         self._stopping = ended
@@ -308,19 +392,73 @@ class JobRunner:
         self._finish_walker()
         if failure.check(BackupCancelled) and self._stopping is not None:
             # Shut down: the run is interrupted, not failed; the next start resumes it.
-            if self._run_id is not None:
-                counts = run_counts(self.last_progress) if self.last_progress else None
-                self._history.finish_run(
-                    self._run_id, self._reactor.seconds(), "interrupted", counts,
-                    detail="node stopped",
-                )
-                self._run_id = None
+            counts = run_counts(self.last_progress) if self.last_progress else None
+            self._unwritten_end(self._reactor.seconds(), "interrupted", counts, "node stopped")
+            self._write_unwritten_or_log_loss()
         else:
             self.failure_summary = failure_summary(failure)
             self.lifecycle.run_failed(failure.getErrorMessage() or failure.type.__name__)
         self._after_run()
 
     _completed_at: float | None = None
+
+    # -- the run's records ------------------------------------------------------
+
+    def _backoff(self, failures_in_a_row: int) -> float:
+        return float(min(RETRY_MAX_SECONDS,
+                         self.retry_first_seconds * 2 ** (failures_in_a_row - 1)))
+
+    def _unwritten_end(self, ended: float, outcome: str, counts: Mapping[str, int] | None,
+                       detail: str | None) -> None:
+        """Queue the end of the run in progress (if it was recorded as started)."""
+        run_id, self._run_id = self._run_id, None
+        if run_id is not None:
+            self._unwritten.append(UnwrittenRecord(run_id, ended, outcome, counts, detail))
+
+    def _record_end(self, ended: float, outcome: str, counts: Mapping[str, int] | None,
+                    detail: str | None) -> None:
+        """Record the end of the run in progress now, or keep it and retry with backoff."""
+        self._unwritten_end(ended, outcome, counts, detail)
+        self._write_unwritten_or_retry()
+
+    def _write_unwritten(self) -> None:
+        """Write the waiting ends of runs, oldest first; an ``sqlite3.Error`` leaves
+        the rest waiting and is raised."""
+        while self._unwritten:
+            record = self._unwritten[0]
+            self._history.finish_run(record.run_id, record.ended, record.outcome,
+                                     record.counts, detail=record.detail)
+            self._unwritten.pop(0)
+        self._cancel(self._record_timer)
+        self._record_failures_in_a_row = 0
+        if self._record_fault is not None:
+            self._record_fault = self._record_fault_detail = None
+            log.info("backup job {job}: the state database can be written again; "
+                     "every waiting record is written", job=self.job.name)
+
+    def _write_unwritten_or_retry(self) -> None:
+        try:
+            self._write_unwritten()
+        except sqlite3.Error as e:
+            self._record_failures_in_a_row += 1
+            delay = self._backoff(self._record_failures_in_a_row)
+            self._record_fault = state_database_summary(e)
+            self._record_fault_detail = str(StateDatabaseFault("record the end of a run", e))
+            self._cancel(self._record_timer)
+            self._record_timer = self._reactor.callLater(delay, self._write_unwritten_or_retry)
+            log.warn("backup job {job}: {detail}; {n} run end(s) kept in memory, "
+                     "written again in {delay:.0f} s", job=self.job.name,
+                     detail=self._record_fault_detail, n=len(self._unwritten), delay=delay)
+
+    def _write_unwritten_or_log_loss(self) -> None:
+        """At shutdown: a last attempt. What cannot be written stays ``running`` in
+        the database and the next start marks it ``interrupted``."""
+        try:
+            self._write_unwritten()
+        except sqlite3.Error as e:
+            log.warn("backup job {job}: stopping with {n} run end(s) not written ({error}); "
+                     "the next start records them as interrupted", job=self.job.name,
+                     n=len(self._unwritten), error=e)
 
     def _after_run(self) -> None:
         completed_at, self._completed_at = self._completed_at, None

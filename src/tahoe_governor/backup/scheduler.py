@@ -14,11 +14,13 @@ interrupted; the next start resumes where the backupdb allows.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application import service
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.logger import Logger
 
 from tahoe_governor.backup.job_runner import JobRunner, RunHistory, WalkerFactory
 from tahoe_governor.backup.job_throttle import JobThrottle
@@ -27,6 +29,8 @@ from tahoe_governor.policy.engine import Limits
 from tahoe_governor.policy.service import LivePolicy
 from tahoe_governor.status import ControlError, JobStatus
 from tahoe_governor.throttle.reactor_clock import ReactorClock
+
+log = Logger()
 
 
 class BackupScheduler(service.Service):
@@ -74,7 +78,13 @@ class BackupScheduler(service.Service):
         super().startService()
         mark = getattr(self._history, "mark_interrupted", None)
         if mark is not None:  # runs left "running" by a crash
-            mark(self._reactor.seconds())
+            try:
+                mark(self._reactor.seconds())
+            except sqlite3.Error as e:
+                # They stay "running" in the file (no completed run is lost):
+                # the next start marks them; the jobs must start regardless.
+                log.warn("could not mark the runs left running as interrupted in the "
+                         "state database ({error}); the next start does", error=e)
         self._unsubscribe = self._live.subscribe(self._limits_changed)
         self.reevaluate()
 
@@ -177,6 +187,7 @@ class BackupScheduler(service.Service):
                 files_total["failed"] += progress.files_failed
                 bytes_total += progress.bytes_read
             state = runner.lifecycle.state
+            failure, failure_detail = runner.failure_status()
             if not self.running and jl.admission.due:
                 state = "waiting"  # due, but the jobs have not started (the node meets its grid)
             out.append(
@@ -194,14 +205,13 @@ class BackupScheduler(service.Service):
                     next_start=(None if runner.lifecycle.state == "running"
                                 else jl.admission.next_start),
                     window_end=jl.admission.until if jl.admission.in_window else None,
-                    last_failure=(runner.failure_summary
-                                  if runner.lifecycle.state == "failed" else None),
+                    last_failure=failure,
                     retry_at=runner.retry_at,
                     frequency_seconds=runner.job.frequency,
                     source=runner.job.source,
                     target=runner.job.target,
                     latest_snapshot_cap=(latest_caps or {}).get(name),
-                    last_failure_detail=runner.lifecycle.last_failure,
+                    last_failure_detail=failure_detail,
                 )
             )
         return tuple(out)

@@ -126,6 +126,8 @@ class BackupWalker:
     :param target: from :func:`~tahoe_governor.backup.target.resolve_target`.
     :param backupdb: an open ``BackupDB_v2``
         (:func:`~tahoe_governor.backup.backupdb.open_backupdb`).
+    :param close_backupdb: close ``backupdb``'s connection when the run ends,
+        however it ends (for a backupdb opened for this run alone).
     :param throttle: the job's :class:`JobThrottle` (kept across runs by the
         caller, who suspends, resumes, aborts and sets its rate); None for an
         unlimited one of the walker's own.
@@ -164,6 +166,7 @@ class BackupWalker:
         open_file: Callable[[str], ByteSource] = FileSource,
         list_directory: ListDirectory = list_directory,
         grid: GridOperations | None = None,
+        close_backupdb: bool = False,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
@@ -181,6 +184,7 @@ class BackupWalker:
         self._source = abspath_expanduser_unicode(source)
         self._target = target
         self._backupdb = backupdb
+        self._close_backupdb = close_backupdb
         self.throttle = throttle if throttle is not None else JobThrottle(reactor)
         """The job's throttle: suspend, resume, abort_in_flight and set_wire_rate go here."""
         self._exclude = (exclude if isinstance(exclude, ExcludePatterns)
@@ -215,7 +219,14 @@ class BackupWalker:
         if self._started:
             raise RuntimeError("a BackupWalker runs once; make a new one for the next run")
         self._started = True
-        return Deferred.fromCoroutine(self._run())
+        d = Deferred.fromCoroutine(self._run())
+        if self._close_backupdb:
+            d.addBoth(self._backupdb_closed)
+        return d
+
+    def _backupdb_closed(self, outcome: Any) -> Any:
+        self._backupdb.connection.close()
+        return outcome
 
     def progress(self) -> BackupProgress:
         """A frozen snapshot of the run's progress now."""

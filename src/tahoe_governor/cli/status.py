@@ -107,6 +107,10 @@ def status_lines(status: dict[str, Any], bars: bool = False) -> list[str]:
             if bars and progress is not None:
                 fraction = fraction_done(progress["bytes_done"], progress.get("estimated_bytes"))
                 lines.append("  " + progress_bar(fraction))
+            if job.get("last_failure"):
+                retry = (f"; retry {_relative(job['retry_at'], status['at'])}"
+                         if job["state"] == "failed" and job.get("retry_at") is not None else "")
+                lines.append(f"  {job['name']}: {job['last_failure']}{retry}")
     else:
         lines.append("No backup jobs are configured.")
     lines.append("")

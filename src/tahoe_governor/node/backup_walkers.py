@@ -2,7 +2,8 @@
 
 :class:`BackupWalkers` is the scheduler's walker factory: a walker of one run
 uploads through this node's client, to the job's target resolved in the node
-directory, with the node's backupdb. It remembers each job's last completed
+directory, with the node's backupdb (a connection of its own, closed when
+the run ends, however it ends). It remembers each job's last completed
 run of this process: the snapshot's cap (for the private page) and the tree's
 size, which the next run takes as its estimate instead of walking the tree
 twice.
@@ -37,13 +38,18 @@ class BackupWalkers:
     def __call__(self, job: Job, throttle: JobThrottle) -> BackupWalker:
         target = resolve_target_in_nodedir(job.target, self._nodedir)
         backupdb = open_backupdb(backupdb_path(self._nodedir))
-        return BackupWalker(
-            reactor=self._reactor, client=self._client, source=job.source, target=target,
-            backupdb=backupdb, throttle=throttle, exclude=job.exclude,
-            # The last completed run's figures, when there is one, instead of an
-            # estimate walk: a nightly run would otherwise walk the tree twice.
-            estimate=self._last_trees.get(job.name),
-        )
+        try:
+            return BackupWalker(
+                reactor=self._reactor, client=self._client, source=job.source, target=target,
+                backupdb=backupdb, throttle=throttle, exclude=job.exclude,
+                # The last completed run's figures, when there is one, instead of an
+                # estimate walk: a nightly run would otherwise walk the tree twice.
+                estimate=self._last_trees.get(job.name),
+                close_backupdb=True,  # this run's own connection: closed when it ends
+            )
+        except BaseException:
+            backupdb.connection.close()
+            raise
 
     def completed(self, job: str, ended: float, result: BackupResult) -> None:
         """Remember a completed run of ``job`` (the scheduler's ``on_completed``)."""

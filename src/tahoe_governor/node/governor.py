@@ -14,6 +14,7 @@ owner's controls and peer watching are parts of their own
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
@@ -40,6 +41,9 @@ CAPACITY_SAVE_SECONDS = 600.0
 """How often an ``auto`` capacity estimate is saved to the state database."""
 GRID_WAIT_SECONDS = 120.0
 """Jobs start once ``shares.happy`` servers are connected, or after this long."""
+
+
+log = Logger()
 
 
 def _none_if_unlimited(rate: float) -> float | None:
@@ -236,6 +240,17 @@ class Governor:
         )
 
     def _save_capacity(self) -> None:
+        # Called by a LoopingCall (which an exception would stop for good) and
+        # at shutdown (which it would block): a refused write is only logged;
+        # the estimate is saved at the next try (every CAPACITY_SAVE_SECONDS).
+        try:
+            self._write_capacity()
+        except sqlite3.Error as e:
+            log.warn("could not save the link capacity estimate in the state database "
+                     "({error}); tried again in {delay:.0f} s", error=e,
+                     delay=CAPACITY_SAVE_SECONDS)
+
+    def _write_capacity(self) -> None:
         policy = self.live.policy
         readings = self.meters.readings()
         now = self._reactor.seconds()

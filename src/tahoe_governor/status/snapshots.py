@@ -56,8 +56,10 @@ class JobStatus:
     window_end: float | None
     """End of the current allowed window while inside it; ``None`` if none or unending."""
     last_failure: str | None
-    """What kind of failure ended the last attempt, while the job is ``failed``
-    (words only: no path, no capability)."""
+    """What went wrong, in words only (no path, no capability): the kind of
+    failure that ended the last attempt while the job is ``failed``, and, in
+    any state, a state database that refused a run's record (kept in memory
+    until written)."""
     retry_at: float | None
     """When a failed job is retried."""
     frequency_seconds: float

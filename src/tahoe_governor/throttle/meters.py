@@ -32,6 +32,14 @@ If the reactor falls behind and a tick comes late, the amounts of the missed
 ticks are spread evenly over them (at most 40 ticks, 10 s, are replayed into
 the estimators). A counter that goes backwards (an interface re-created) counts
 as zero for that tick.
+
+A tick that raises (a counter that cannot be read, a subscriber's fault) never
+stops the sampling: the error is logged and the next tick comes as usual
+(the readings keep their last values meanwhile; a counter not read in the
+failed tick is counted in full by the next good one). A fault that repeats every tick
+is logged once at once, then at most once every :data:`FAULT_LOG_SECONDS`
+(with the number of failures since), and once more when the ticks work again
+(:class:`RepeatedFaultLog`).
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ import attrs
 import numpy as np
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from tahoe_governor.throttle.counters import SystemCounters
 from tahoe_governor.throttle.estimators import EwmaRate, WindowRate
@@ -55,6 +65,11 @@ MAX_TICK_SECONDS = 0.25
 """The meters sample at least 4 times a second."""
 
 MAX_CATCHUP_TICKS = 40
+
+FAULT_LOG_SECONDS = 60.0
+"""A fault repeated every tick is logged at most once per this many seconds."""
+
+log = Logger()
 
 _US = 1_000_000  # CPU time is kept in whole microseconds by the windowed estimators
 
@@ -131,6 +146,51 @@ class MeterReadings:
     capacity_down: float
 
 
+class RepeatedFaultLog:
+    """Logs the faults of something done every tick without flooding the log.
+
+    The first fault is logged at once with its traceback; while faults go on,
+    at most one line per ``interval`` seconds (on ``clock``), counting the
+    failures since the last line; the first success after faults is logged
+    once. ``what`` names the thing that failed, e.g. "a meter tick".
+    """
+
+    def __init__(self, clock: ReactorClock, what: str,
+                 interval: float = FAULT_LOG_SECONDS) -> None:
+        self._clock = clock
+        self._what = what
+        self._interval = interval
+        self._logged_at: float | None = None
+        self._since_logged = 0
+        self.failures = 0
+        """Failures in a row, up to now (0 while all goes well)."""
+        self.reports = 0
+        """Lines logged about failures so far."""
+
+    def failed(self, failure: Failure) -> None:
+        """Record one failure (with the exception being handled)."""
+        now = self._clock.seconds()
+        self.failures += 1
+        self._since_logged += 1
+        if self._logged_at is None or now - self._logged_at >= self._interval:
+            log.failure("{what} failed ({n} failures since the last report); it goes on "
+                        "every tick, reported at most every {interval:.0f} s",
+                        failure, what=self._what, n=self._since_logged,
+                        interval=self._interval)
+            self.reports += 1
+            self._logged_at = now
+            self._since_logged = 0
+
+    def succeeded(self) -> None:
+        """Record a success: after failures, say once that it works again."""
+        if self.failures:
+            log.info("{what} works again after {n} failures in a row",
+                     what=self._what, n=self.failures)
+        self.failures = 0
+        self._since_logged = 0
+        self._logged_at = None
+
+
 def _split(total: int, parts: int) -> list[int]:
     """``total`` as ``parts`` whole numbers that differ by at most one."""
     base, extra = divmod(total, parts)
@@ -186,6 +246,8 @@ class Meters:
         self._other_cpu_1s = WindowRate(tick_seconds, max(1, round(1.0 / tick_seconds)))
         self._link_ewma = EwmaRate(tick_seconds, half_life_seconds, channels=4)
         self._subscribers: list[Callable[[MeterTick], None]] = []
+        self.tick_faults = RepeatedFaultLog(clock, "a meter tick")
+        """Faults of the ticks (counted and logged without flooding)."""
         self._loop: LoopingCall | None = None
         self._interfaces = tuple(interfaces)
         self._last_interface: dict[str, tuple[int, int]] = {}
@@ -279,6 +341,24 @@ class Meters:
             return self._last_interface.get(name, (0, 0))
 
     def _tick(self, count: int) -> None:
+        # Whatever fails here, the LoopingCall must not see it: it would stop.
+        try:
+            tick = self._sample(count)
+        except Exception:
+            self.tick_faults.failed(Failure())
+            return
+        ok = True
+        for callback in list(self._subscribers):
+            try:
+                callback(tick)
+            except Exception:  # one subscriber's fault stops neither the others nor the loop
+                ok = False
+                self.tick_faults.failed(Failure())
+        if ok:
+            self.tick_faults.succeeded()
+
+    def _sample(self, count: int) -> MeterTick:
+        """Read the counters, update the estimators; the tick's raw amounts."""
         now = self._clock.seconds()
         self._now = now
         process = self._counters.process_cpu_seconds()
@@ -318,7 +398,7 @@ class Meters:
             self._busy_at = now
         self._idle = now - self._busy_at >= self.idle_rule.hold_seconds
 
-        tick = MeterTick(
+        return MeterTick(
             now=now,
             seconds=max(1, count) * self.tick_seconds,
             process_cpu_seconds=process_delta,
@@ -327,5 +407,3 @@ class Meters:
             own_bytes=(own_sent, own_received),
             machine_idle=self._idle,
         )
-        for callback in list(self._subscribers):
-            callback(tick)

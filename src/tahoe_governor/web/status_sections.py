@@ -87,8 +87,10 @@ def job_rows(job: JobStatus, now: float, tz: tzinfo) -> list[tuple[str, Any]]:
         used = "?" if job.cpu_usage is None else f"{job.cpu_usage * 100:.0f}%"
         budget = "no budget" if job.cpu_budget is None else f"budget {job.cpu_budget * 100:g}%"
         rows.append(("CPU", f"{used} of one core ({budget})"))
-    if job.state == "failed":
+    if job.state == "failed" or job.last_failure:
+        # A failed job, or one whose finished run waits to be recorded (in any state).
         rows.append(("Failure", job.last_failure or "unknown"))
+    if job.state == "failed":
         rows.append(("Retry", format_instant(job.retry_at, now, tz, never="not scheduled")))
     return rows
 
