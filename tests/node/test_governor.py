@@ -17,10 +17,12 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from tahoe_governor.app import build_governor
+from tahoe_governor.backup.job_runner import IDLE_ABORT_SECONDS
 from tahoe_governor.node.governor import CAPACITY_SAVE_SECONDS, GRID_WAIT_SECONDS, Governor
 from tahoe_governor.node.storage_peers import PEER_REFRESH_SECONDS
 from tahoe_governor.policy.config import parse_policy_text
 from tahoe_governor.policy.state_db import StateDatabase
+from tahoe_governor.policy.upload_floor import IDLE_WINDOW_SECONDS
 from tahoe_governor.status import ControlError, private_dict, public_dict
 from tahoe_governor.throttle import Shaper
 from tahoe_governor.throttle.testing import FakeCounters
@@ -181,6 +183,64 @@ def test_controls_refuse_unknown_jobs_and_scopes(governor: Governor) -> None:
         governor.controls.pause("b2")
     with pytest.raises(ControlError, match="limit scope"):
         governor.controls.set_limit("galaxy", "x", "up", "1kbps")  # type: ignore[arg-type]
+
+
+def test_controls_refuse_a_peer_selector_that_names_nothing(
+    governor: Governor, client: FakeClient, clock: Clock
+) -> None:
+    """A typo of a selector is refused, naming the known ones, and nothing is kept;
+    a known server's nickname, TubID or server id and a tahoe.cfg selector are accepted."""
+    client.storage_broker.servers = [FakeServer(FRIEND, "friend")]
+    clock.advance(PEER_REFRESH_SECONDS)
+    with pytest.raises(ControlError) as refused:
+        governor.controls.set_limit("peer", "parnets", "up", "100kbps")
+    assert str(refused.value) == (
+        "unknown peer 'parnets': expected the TubID, server id or nickname of a storage "
+        "server the node knows, or a selector of tahoe.cfg [bandwidth] "
+        f"(known: parents, {FRIEND} (friend))")
+    assert governor.controls.status().overrides == ()
+    governor.controls.set_limit("peer", "parents", "up", "100kbps")  # configured, not yet seen
+    for selector in ("friend", FRIEND, f"v0-{FRIEND}"):
+        governor.controls.set_limit("peer", selector, "down", "100kbps")
+    assert len(governor.controls.status().overrides) == 4
+
+
+def test_controls_refuse_to_clear_an_override_that_is_not_set(governor: Governor) -> None:
+    """Clearing what is not overridden is an error naming the overrides in force."""
+    with pytest.raises(ControlError, match=r"no override of node up to clear \(overrides: none\)"):
+        governor.controls.set_limit("node", "", "up", None)
+    governor.controls.set_limit("job", "b1", "up", "100kbps")
+    with pytest.raises(ControlError, match=r"no override of peer parents up to clear "
+                                           r"\(overrides: job b1 up\)"):
+        governor.controls.set_limit("peer", "parents", "up", None)
+    with pytest.raises(ControlError, match="no backup job named 'b9'"):
+        governor.controls.set_limit("job", "b9", "up", None)
+    governor.controls.set_limit("job", "b1", "up", None)
+    assert governor.controls.status().overrides == ()
+
+
+def test_controls_refuse_upload_rates_below_the_segment_floor(governor: Governor) -> None:
+    """At 3-of-10 a peer cap needs 234 bps and a node or job cap 2331 bps, so that a
+    segment reaches the servers within their idle limit; lower is refused, the floor named."""
+    with pytest.raises(ControlError) as refused:
+        governor.controls.set_limit("peer", "parents", "up", "200bps")
+    assert str(refused.value) == (
+        "peer parents up = '200bps': expected at least 234 bps (29.2 B/s): below it one "
+        "server's block of a segment (43691 bytes at 3-of-10) cannot reach the storage "
+        "servers within 25 minutes, and their 30-minute idle limit aborts every upload")
+    for scope, name in (("node", ""), ("job", "b1")):
+        with pytest.raises(ControlError, match=r"at least 2331 bps \(291.3 B/s\): below it "
+                                               r"the 10 blocks of one segment"):
+            governor.controls.set_limit(scope, name, "up", "2kbps")  # type: ignore[arg-type]
+    assert governor.controls.status().overrides == ()
+    governor.controls.set_limit("peer", "parents", "up", "234bps")
+    governor.controls.set_limit("node", "", "up", "2331bps")
+    governor.controls.set_limit("node", "", "down", "8bps")  # downloads: no idle limit
+
+
+def test_the_upload_floor_window_is_the_runners_idle_abort() -> None:
+    """The floor's window and the job runner's idle abort are one and the same figure."""
+    assert IDLE_WINDOW_SECONDS == IDLE_ABORT_SECONDS
 
 
 def test_status_names_peers_by_their_announced_nicknames(
