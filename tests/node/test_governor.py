@@ -24,6 +24,7 @@ from tahoe_governor.policy.config import parse_policy_text
 from tahoe_governor.policy.state_db import StateDatabase
 from tahoe_governor.policy.upload_floor import IDLE_WINDOW_SECONDS
 from tahoe_governor.status import ControlError, private_dict, public_dict
+from tahoe_governor.status.display_names import display_name
 from tahoe_governor.throttle import Shaper
 from tahoe_governor.throttle.testing import FakeCounters
 
@@ -254,6 +255,27 @@ def test_status_names_peers_by_their_announced_nicknames(
     assert [(p.tubid, p.nickname, p.limit_up) for p in status.peers] == [
         (PARENTS, "parents", 25_000)]
     assert status.link.node_limit_up == 1_000_000
+
+
+class UndecodableServer(FakeServer):
+    """A server whose announced nickname is bytes that are not UTF-8, with an ESC."""
+
+    def get_nickname(self) -> bytes:
+        return b"caf\xe9\x1b[2J"
+
+
+def test_an_undecodable_nickname_reaches_the_status_escaped_and_encodable(
+    governor: Governor, client: FakeClient, clock: Clock
+) -> None:
+    """Bytes that are not UTF-8 become \\xNN in the snapshot (which JSON and UTF-8
+    always encode); the displays escape the ESC on top."""
+    client.storage_broker.servers = [UndecodableServer(PARENTS, "")]
+    clock.advance(PEER_REFRESH_SECONDS)
+    governor.controls.set_limit("peer", PARENTS, "up", "400kbps")  # so the shaper lists it
+    (peer,) = governor.controls.status().peers
+    assert peer.nickname == "caf\\xe9\x1b[2J"
+    assert peer.nickname.encode("utf-8")
+    assert display_name(peer.nickname) == "caf\\xe9\\x1b[2J"
 
 
 def test_stop_parts_stops_everything_and_saves_the_capacity_estimate(
