@@ -8,11 +8,13 @@ connected). Nothing sleeps and nothing touches the network.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from allmydata.util import base32
+from treq.testing import StubTreq
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
@@ -27,6 +29,9 @@ from tahoe_governor.status import ControlError, private_dict, public_dict
 from tahoe_governor.status.display_names import display_name
 from tahoe_governor.throttle import Shaper
 from tahoe_governor.throttle.testing import FakeCounters
+from tahoe_governor.web.governor_tree import GovernorResource
+from tests.cli.stub_node import _result
+from tests.web.web_client import BASE, TOKEN, root_with_governor
 
 UTC = ZoneInfo("UTC")
 NOON = 1795694400.0  # 2026-11-26 12:00 UTC: outside the job's window below
@@ -237,6 +242,30 @@ def test_controls_refuse_upload_rates_below_the_segment_floor(governor: Governor
     governor.controls.set_limit("peer", "parents", "up", "234bps")
     governor.controls.set_limit("node", "", "up", "2331bps")
     governor.controls.set_limit("node", "", "down", "8bps")  # downloads: no idle limit
+
+
+def test_the_private_page_refuses_a_typo_through_the_real_controls(
+    governor: Governor, clock: Clock
+) -> None:
+    """The page's control, over the real NodeControls rather than a double, answers a
+    typo of a selector with a 400 naming the known ones, and keeps nothing."""
+    stub = StubTreq(root_with_governor(GovernorResource(governor.controls, TOKEN, clock)))
+
+    def call(method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+        d = stub.request(method, BASE + url, **kwargs)
+        stub.flush()
+        response = _result(d)
+        return response.code, json.loads(_result(stub.content(response)))
+
+    _, page = call("GET", f"/governor/{TOKEN}/?t=json")
+    body = {"csrf": page["csrf"], "scope": "peer", "name": "parnets", "direction": "up",
+            "rate": "100kbps"}
+    code, answer = call("POST", f"/governor/{TOKEN}/limit", data=json.dumps(body).encode(),
+                        headers={"Content-Type": ["application/json"]})
+    assert code == 400
+    assert answer["error"].startswith("unknown peer 'parnets': expected the TubID")
+    assert "(known: parents)" in answer["error"]
+    assert governor.controls.status().overrides == ()
 
 
 def test_the_upload_floor_window_is_the_runners_idle_abort() -> None:
