@@ -8,23 +8,31 @@ connected). Nothing sleeps and nothing touches the network.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from allmydata.util import base32
+from treq.testing import StubTreq
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from tahoe_governor.app import build_governor
+from tahoe_governor.backup.job_runner import IDLE_ABORT_SECONDS
 from tahoe_governor.node.governor import CAPACITY_SAVE_SECONDS, GRID_WAIT_SECONDS, Governor
 from tahoe_governor.node.storage_peers import PEER_REFRESH_SECONDS
 from tahoe_governor.policy.config import parse_policy_text
 from tahoe_governor.policy.state_db import StateDatabase
+from tahoe_governor.policy.upload_floor import IDLE_WINDOW_SECONDS
 from tahoe_governor.status import ControlError, private_dict, public_dict
+from tahoe_governor.status.display_names import display_name
 from tahoe_governor.throttle import Shaper
 from tahoe_governor.throttle.testing import FakeCounters
+from tahoe_governor.web.governor_tree import GovernorResource
+from tests.cli.stub_node import _result
 from tests.throttle.shaping_fakes import connect
+from tests.web.web_client import BASE, TOKEN, root_with_governor
 
 UTC = ZoneInfo("UTC")
 NOON = 1795694400.0  # 2026-11-26 12:00 UTC: outside the job's window below
@@ -184,6 +192,88 @@ def test_controls_refuse_unknown_jobs_and_scopes(governor: Governor) -> None:
         governor.controls.set_limit("galaxy", "x", "up", "1kbps")  # type: ignore[arg-type]
 
 
+def test_controls_refuse_a_peer_selector_that_names_nothing(
+    governor: Governor, client: FakeClient, clock: Clock
+) -> None:
+    """A typo of a selector is refused, naming the known ones, and nothing is kept;
+    a known server's nickname, TubID or server id and a tahoe.cfg selector are accepted."""
+    client.storage_broker.servers = [FakeServer(FRIEND, "friend")]
+    clock.advance(PEER_REFRESH_SECONDS)
+    with pytest.raises(ControlError) as refused:
+        governor.controls.set_limit("peer", "parnets", "up", "100kbps")
+    assert str(refused.value) == (
+        "unknown peer 'parnets': expected the TubID, server id or nickname of a storage "
+        "server the node knows, or a selector of tahoe.cfg [bandwidth] "
+        f"(known: parents, {FRIEND} (friend))")
+    assert governor.controls.status().overrides == ()
+    governor.controls.set_limit("peer", "parents", "up", "100kbps")  # configured, not yet seen
+    for selector in ("friend", FRIEND, f"v0-{FRIEND}"):
+        governor.controls.set_limit("peer", selector, "down", "100kbps")
+    assert len(governor.controls.status().overrides) == 4
+
+
+def test_controls_refuse_to_clear_an_override_that_is_not_set(governor: Governor) -> None:
+    """Clearing what is not overridden is an error naming the overrides in force."""
+    with pytest.raises(ControlError, match=r"no override of node up to clear \(overrides: none\)"):
+        governor.controls.set_limit("node", "", "up", None)
+    governor.controls.set_limit("job", "b1", "up", "100kbps")
+    with pytest.raises(ControlError, match=r"no override of peer parents up to clear "
+                                           r"\(overrides: job b1 up\)"):
+        governor.controls.set_limit("peer", "parents", "up", None)
+    with pytest.raises(ControlError, match="no backup job named 'b9'"):
+        governor.controls.set_limit("job", "b9", "up", None)
+    governor.controls.set_limit("job", "b1", "up", None)
+    assert governor.controls.status().overrides == ()
+
+
+def test_controls_refuse_upload_rates_below_the_segment_floor(governor: Governor) -> None:
+    """At 3-of-10 a peer cap needs 234 bps and a node or job cap 2331 bps, so that a
+    segment reaches the servers within their idle limit; lower is refused, the floor named."""
+    with pytest.raises(ControlError) as refused:
+        governor.controls.set_limit("peer", "parents", "up", "200bps")
+    assert str(refused.value) == (
+        "peer parents up = '200bps': expected at least 234 bps (29.2 B/s): below it one "
+        "server's block of a segment (43691 bytes at 3-of-10) cannot reach the storage "
+        "servers within 25 minutes, and their 30-minute idle limit aborts every upload")
+    for scope, name in (("node", ""), ("job", "b1")):
+        with pytest.raises(ControlError, match=r"at least 2331 bps \(291.3 B/s\): below it "
+                                               r"the 10 blocks of one segment"):
+            governor.controls.set_limit(scope, name, "up", "2kbps")  # type: ignore[arg-type]
+    assert governor.controls.status().overrides == ()
+    governor.controls.set_limit("peer", "parents", "up", "234bps")
+    governor.controls.set_limit("node", "", "up", "2331bps")
+    governor.controls.set_limit("node", "", "down", "8bps")  # downloads: no idle limit
+
+
+def test_the_private_page_refuses_a_typo_through_the_real_controls(
+    governor: Governor, clock: Clock
+) -> None:
+    """The page's control, over the real NodeControls rather than a double, answers a
+    typo of a selector with a 400 naming the known ones, and keeps nothing."""
+    stub = StubTreq(root_with_governor(GovernorResource(governor.controls, TOKEN, clock)))
+
+    def call(method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+        d = stub.request(method, BASE + url, **kwargs)
+        stub.flush()
+        response = _result(d)
+        return response.code, json.loads(_result(stub.content(response)))
+
+    _, page = call("GET", f"/governor/{TOKEN}/?t=json")
+    body = {"csrf": page["csrf"], "scope": "peer", "name": "parnets", "direction": "up",
+            "rate": "100kbps"}
+    code, answer = call("POST", f"/governor/{TOKEN}/limit", data=json.dumps(body).encode(),
+                        headers={"Content-Type": ["application/json"]})
+    assert code == 400
+    assert answer["error"].startswith("unknown peer 'parnets': expected the TubID")
+    assert "(known: parents)" in answer["error"]
+    assert governor.controls.status().overrides == ()
+
+
+def test_the_upload_floor_window_is_the_runners_idle_abort() -> None:
+    """The floor's window and the job runner's idle abort are one and the same figure."""
+    assert IDLE_WINDOW_SECONDS == IDLE_ABORT_SECONDS
+
+
 def test_status_names_peers_by_their_announced_nicknames(
     governor: Governor, client: FakeClient, clock: Clock
 ) -> None:
@@ -195,6 +285,27 @@ def test_status_names_peers_by_their_announced_nicknames(
     assert [(p.tubid, p.nickname, p.limit_up) for p in status.peers] == [
         (PARENTS, "parents", 25_000)]
     assert status.link.node_limit_up == 1_000_000
+
+
+class UndecodableServer(FakeServer):
+    """A server whose announced nickname is bytes that are not UTF-8, with an ESC."""
+
+    def get_nickname(self) -> bytes:
+        return b"caf\xe9\x1b[2J"
+
+
+def test_an_undecodable_nickname_reaches_the_status_escaped_and_encodable(
+    governor: Governor, client: FakeClient, clock: Clock
+) -> None:
+    """Bytes that are not UTF-8 become \\xNN in the snapshot (which JSON and UTF-8
+    always encode); the displays escape the ESC on top."""
+    client.storage_broker.servers = [UndecodableServer(PARENTS, "")]
+    clock.advance(PEER_REFRESH_SECONDS)
+    governor.controls.set_limit("peer", PARENTS, "up", "400kbps")  # so the shaper lists it
+    (peer,) = governor.controls.status().peers
+    assert peer.nickname == "caf\\xe9\x1b[2J"
+    assert peer.nickname.encode("utf-8")
+    assert display_name(peer.nickname) == "caf\\xe9\\x1b[2J"
 
 
 def test_stop_parts_stops_everything_and_saves_the_capacity_estimate(

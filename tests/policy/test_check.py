@@ -40,6 +40,19 @@ def _check(
     return status, out.getvalue(), err.getvalue()
 
 
+def test_check_refuses_an_upload_cap_below_the_segment_floor(tmp_path: Path) -> None:
+    """A peer cap too low for one segment's block to reach the server within its idle
+    limit makes check fail, naming the floor computed from [client] shares.needed."""
+    nodedir = _nodedir(tmp_path, "[bandwidth]\npeer.parents.up = 200bps\n")
+    status, out, err = _check(nodedir)
+    assert (status, out) == (1, "")
+    assert (
+        "[bandwidth] peer.parents.up = '200bps': expected at least 234 bps (29.2 B/s): below "
+        "it one server's block of a segment (43691 bytes at 3-of-10) cannot reach the storage "
+        "servers within 25 minutes, and their 30-minute idle limit aborts every upload"
+    ) in err
+
+
 def test_story_report(tmp_path: Path) -> None:
     """The story's policy prints each job with next start, caps and budgets, and each limit."""
     nodedir = _nodedir(tmp_path, (CONFIGS / "valid" / "story.cfg").read_text())

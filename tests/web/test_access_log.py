@@ -75,6 +75,33 @@ def test_combined_formatter_censors_the_referer_too() -> None:
     assert '"http://127.0.0.1:3456/governor/[CENSORED]/"' in line
 
 
+ENCODED = "".join(f"%{ord(c):02X}" for c in TOKEN)
+
+
+@pytest.mark.parametrize(
+    ("uri", "why"),
+    [
+        (f"/governor//{TOKEN}/", "an empty segment before the token"),
+        (f"http://127.0.0.1:3456/governor/{TOKEN}/pause", "absolute-form request target"),
+        (f"/governor/../governor/{TOKEN}/", "a '..' segment before it"),
+        (f"/x/{TOKEN}/../../governor/", "the token anywhere in the path"),
+        (f"/governor/{ENCODED}/", "every character %-encoded"),
+        (f"/governor/%{ord(TOKEN[0]):02x}{TOKEN[1:]}/", "one character, lowercase hex"),
+        (f"/governor/%25{ord(TOKEN[0]):02X}{TOKEN[1:]}/", "encoded twice"),
+        (f"/governor?next=/governor/{TOKEN.upper()}/", "in the query, upper case"),
+    ],
+)
+def test_the_token_is_censored_whatever_the_shape(uri: str, why: str) -> None:
+    """Given the token, the log replaces it (and its %-encoded forms) anywhere in the
+    request line and the Referer; the rest of the line stays."""
+    censored = censoring_log_formatter(combinedLogFormatter, TOKEN)
+    line = censored("ts", _request(uri, referer="http://127.0.0.1:3456" + uri))
+    assert TOKEN not in line.lower(), why
+    assert TOKEN[1:] not in line, why
+    assert line.count("[CENSORED]") >= 2, why
+    assert "POST " in line
+
+
 def test_install_on_tahoes_site_twice(tmp_path) -> None:
     """Installed on a real TahoeLAFSSite (twice is harmless), its log has no token."""
     site = TahoeLAFSSite(anonymous_tempfile_factory(str(tmp_path)), Resource())

@@ -6,9 +6,12 @@ import os
 import stat
 
 import pytest
+from twisted.logger import Logger, formatEvent
 
+from tahoe_governor.web import access_tokens
 from tahoe_governor.web.access_tokens import (
     CsrfTokens,
+    TokenFileError,
     load_or_create_token,
     new_token,
     tokens_equal,
@@ -26,12 +29,71 @@ def test_token_created_once_with_mode_0600(tmp_path):
 
 
 def test_damaged_token_file_is_an_error_not_replaced(tmp_path):
-    """A short token file is reported, and left for the owner to delete."""
+    """A short token file is reported, naming the file and what to do, and left for
+    the owner to delete."""
     (tmp_path / "private").mkdir()
     (tmp_path / "private" / "governor.token").write_text("abc\n")
-    with pytest.raises(ValueError, match="128 bits"):
+    os.chmod(tmp_path / "private" / "governor.token", 0o600)
+    with pytest.raises(TokenFileError, match="128 bits.*delete the file to make a new one"):
         load_or_create_token(tmp_path)
     assert (tmp_path / "private" / "governor.token").read_text() == "abc\n"
+
+
+def test_a_loose_mode_on_our_token_file_is_fixed_and_logged(tmp_path, monkeypatch):
+    """A group- or world-readable token file of ours is set to 0600, with a warning that
+    says what happened and how to change the token."""
+    events: list[dict] = []
+    monkeypatch.setattr(access_tokens, "log", Logger(observer=events.append))
+    token = load_or_create_token(tmp_path)
+    path = tmp_path / "private" / "governor.token"
+    os.chmod(path, 0o644)
+    assert load_or_create_token(tmp_path) == token
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    (event,) = events
+    assert "mode was 0644 (readable by other users); set to 0600" in formatEvent(event)
+
+
+def test_a_loose_token_file_of_another_user_is_refused(tmp_path, monkeypatch):
+    """A readable token file that belongs to someone else is refused, naming the path,
+    the mode and the owner, and left as it is."""
+    load_or_create_token(tmp_path)
+    path = tmp_path / "private" / "governor.token"
+    os.chmod(path, 0o640)
+    monkeypatch.setattr(access_tokens.os, "getuid", lambda: os.stat(path).st_uid + 1)
+    with pytest.raises(TokenFileError, match=rf"{path}: mode 0640 lets other users read"):
+        load_or_create_token(tmp_path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+
+
+def test_an_empty_token_file_is_replaced_and_logged(tmp_path, monkeypatch):
+    """An empty file (a crash before writes were atomic) no longer blocks every start."""
+    events: list[dict] = []
+    monkeypatch.setattr(access_tokens, "log", Logger(observer=events.append))
+    (tmp_path / "private").mkdir()
+    path = tmp_path / "private" / "governor.token"
+    path.write_text("")
+    os.chmod(path, 0o600)
+    token = load_or_create_token(tmp_path)
+    assert len(token) == 26
+    assert path.read_text() == token + "\n"
+    assert "was empty; wrote a new private-page token" in formatEvent(events[0])
+
+
+def test_the_token_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A write that fails (a full disk) leaves no token file and no temporary file, so
+    the next start makes one; the file appears by rename only after fsync."""
+    real_fsync = os.fsync
+
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(access_tokens.os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        load_or_create_token(tmp_path)
+    assert os.listdir(tmp_path / "private") == []
+    monkeypatch.setattr(access_tokens.os, "fsync", real_fsync)
+    assert len(load_or_create_token(tmp_path)) == 26
+    assert os.listdir(tmp_path / "private") == ["governor.token"]
 
 
 def test_tokens_equal():

@@ -14,6 +14,7 @@ from treq.testing import StubTreq
 from twisted.trial.unittest import SynchronousTestCase
 
 from tahoe_governor.status import JOB_STATES, GovernorStatus
+from tahoe_governor.status.display_names import display_name
 from tahoe_governor.web.metrics import (
     METRIC_NAMES,
     METRICS,
@@ -300,8 +301,8 @@ class MetricsResourceTests(SynchronousTestCase):
 @given(nickname=st.text(), job=st.text(min_size=1))
 def test_any_nickname_and_job_name_survive_the_exposition(nickname: str, job: str) -> None:
     """Nicknames are chosen by the remote server and job names by the user:
-    quotes, backslashes, newlines and any Unicode come back out of the
-    exposition unchanged and cannot forge a sample."""
+    quotes, backslashes, newlines and any Unicode cannot forge a sample; a job
+    name comes back unchanged, a nickname as the displays show it (escaped)."""
     status = example_status()
     peer = attrs.evolve(status.peers[0], nickname=nickname)
     status = attrs.evolve(
@@ -311,6 +312,6 @@ def test_any_nickname_and_job_name_survive_the_exposition(nickname: str, job: st
     labels = [s.labels for f in families for s in f.samples]
     nicknames = {each["nickname"] for each in labels if "nickname" in each}
     jobs = {each["job"] for each in labels if "job" in each}
-    assert nicknames == {nickname}
+    assert nicknames == {display_name(nickname)}
     assert jobs == {job}
     assert {f.name for f in families} <= {spec.name.removesuffix("_total") for spec in METRICS}

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+from twisted.python import log
+
 from tahoe_governor.status import private_dict
 from tahoe_governor.web.access_tokens import CsrfTokens
-from tahoe_governor.web.control_actions import MAX_BODY_BYTES
+from tahoe_governor.web.control_actions import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from tests.web.controls_double import (
     IN_FLIGHT_PATH,
     PARENTS_TUBID,
@@ -215,6 +217,38 @@ class ControlTests(GovernorTestCase):
                                     headers={"Content-Type": [content_type]})
             self.assertEqual(response.code, code, (content_type, body[:40]))
         self.assertEqual(self.controls.calls, [])
+
+    def test_deeply_nested_json_is_400_not_500(self) -> None:
+        """A JSON body nested past the limit (or past Python's recursion limit) is refused
+        as malformed, before the controls are called."""
+        csrf = self.csrf()
+        for depth in (MAX_JSON_DEPTH + 1, 30_000):
+            body = (b'{"csrf": "' + csrf.encode() + b'", "job": ' + b"[" * depth
+                    + b"]" * depth + b"}")
+            response = self.request("POST", PRIVATE + "pause", data=body,
+                                    headers={"Content-Type": ["application/json"]})
+            self.assertEqual(response.code, 400, depth)
+            self.assertIn(f"nested more than {MAX_JSON_DEPTH} levels deep", response.text)
+        response = self.post_json("pause", {"job": {"name": "photos"}})
+        self.assertEqual((response.code, response.json()["error"]), (
+            400, "Field 'job' is a JSON object: expected the name of a job (a string)."))
+        self.assertEqual(self.controls.calls, [])
+
+    def test_names_from_a_request_are_logged_escaped(self) -> None:
+        """A selector with a newline and an escape sequence cannot forge or colour a log
+        line: the log (and the answer) carry it escaped."""
+        hostile = "evil\x1b[31m\nFORGED LINE"
+        self.controls.peers = {hostile: PARENTS_TUBID}
+        logged: list[dict] = []
+        log.addObserver(logged.append)
+        self.addCleanup(log.removeObserver, logged.append)
+        response = self.post_json("limit", {"scope": "peer", "name": hostile,
+                                            "direction": "up", "rate": "100kbps"})
+        self.assertEqual(response.code, 200)
+        lines = [" ".join(event["message"]) for event in logged if event.get("message")]
+        self.assertIn("tahoe-governor: Set peer evil\\x1b[31m\\x0aFORGED LINE up to 100kbps.",
+                      lines)
+        self.assertFalse(any("\x1b" in line or "\n" in line for line in lines))
 
     def test_unknown_action_is_404(self) -> None:
         """Only the five controls exist under the private URL."""

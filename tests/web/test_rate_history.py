@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tahoe_governor.web.rate_chart import ChartLine, rate_chart, round_ceiling
 from tahoe_governor.web.rate_history import RateHistory
-from tests.web.controls_double import NOW, InMemoryControls
+from tests.web.controls_double import FRIEND_TUBID, NOW, PARENTS_TUBID, InMemoryControls
 
 
 class RateHistoryTests(SynchronousTestCase):
@@ -27,7 +27,9 @@ class RateHistoryTests(SynchronousTestCase):
         self.clock.advance(5)
         samples = list(self.history.samples(self.clock.seconds()))
         self.assertEqual([s.at - NOW for s in samples], [0, 5, 10])
-        self.assertEqual(samples[0].peers_up, {"parents": 24_500.0, "friend": 40_000.0})
+        self.assertEqual(samples[0].peers_up, {PARENTS_TUBID: 24_500.0, FRIEND_TUBID: 40_000.0})
+        self.assertEqual(samples[0].peer_labels, {PARENTS_TUBID: "parents",
+                                                  FRIEND_TUBID: "friend"})
         self.assertEqual(samples[0].jobs, {"photos": 24_000.0, "mail": 0.0})
         self.history.stopService()
         self.clock.advance(50)

@@ -24,6 +24,7 @@ from tahoe_governor.cli.node_api import (
     nodedir_argument,
     urllib_http,
 )
+from tahoe_governor.status.display_names import display_name
 from tahoe_governor.web.human_units import (
     format_bytes,
     format_seconds,
@@ -82,7 +83,7 @@ def job_rows(status: dict[str, Any]) -> list[list[str]]:
                                     for k in ("uploaded", "reused", "skipped", "failed"))
             done, rate, eta = "-", format_speed(0), "-"
         rows.append([
-            job["name"], job["state"], files, done,
+            display_name(job["name"]), job["state"], files, done,
             f"{rate} / {format_speed(job['limit_bytes_per_second'])}", eta,
             _relative(job.get("last_success"), now),
             _relative(job.get("next_start"), now,
@@ -93,7 +94,7 @@ def job_rows(status: dict[str, Any]) -> list[list[str]]:
 
 def status_lines(status: dict[str, Any], bars: bool = False) -> list[str]:
     """The human report of a public (or private) status snapshot."""
-    lines = [f"{status.get('nickname') or 'node'}: {len(status['jobs'])} job(s), "
+    lines = [f"{display_name(status.get('nickname')) or 'node'}: {len(status['jobs'])} job(s), "
              f"{len(status['peers'])} peer(s)"]
     lines.append("")
     if status["jobs"]:
@@ -116,7 +117,7 @@ def status_lines(status: dict[str, Any], bars: bool = False) -> list[str]:
     lines.append("")
     if status["peers"]:
         rows = [[
-            peer.get("nickname") or "-", peer["tubid"][:8],
+            display_name(peer.get("nickname")) or "-", display_name(peer["tubid"][:8]),
             f"{format_speed(peer['rate_up'])} / {format_speed(peer['limit_up'])}",
             f"{format_speed(peer['rate_down'])} / {format_speed(peer['limit_down'])}",
             format_bytes(peer["queued_up"] + peer["queued_down"]),

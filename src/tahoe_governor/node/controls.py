@@ -4,7 +4,9 @@
 for the private page and the command: pause, resume and run-now go to the
 backup scheduler; a limit override goes to the live policy (which keeps it in
 the state database). Bad input raises :class:`~tahoe_governor.status.ControlError`
-and changes nothing.
+and changes nothing: an unknown job, a peer selector that names no known server
+and no ``peer.<selector>`` of tahoe.cfg, clearing an override that is not set,
+and an upload rate below the floor of :mod:`tahoe_governor.policy.upload_floor`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from tahoe_governor.backup.scheduler import BackupScheduler
 from tahoe_governor.policy.errors import ValueSyntaxError
 from tahoe_governor.policy.overrides import SCOPES, LimitKey
 from tahoe_governor.policy.service import LivePolicy
+from tahoe_governor.policy.units import parse_rate
+from tahoe_governor.policy.upload_floor import below_floor, peer_floor, shared_floor
 from tahoe_governor.status import ControlError, GovernorStatus
+from tahoe_governor.status.display_names import display_name
 
 
 class NodeControls:
@@ -57,6 +62,50 @@ class NodeControls:
             self._scheduler.runner(name)
         try:
             key = LimitKey(scope, "" if scope == "node" else name, direction)
+        except ValueError as e:
+            raise ControlError(str(e)) from None
+        if rate is None:
+            if key not in self._live.overrides.limits:
+                raise ControlError(f"no override of {display_name(key)} to clear "
+                                   f"(overrides: {self._overridden()})")
+        else:
+            if scope == "peer" and key not in self._live.overrides.limits:
+                self._check_peer(name)
+            self._check_floor(key, rate)
+        try:
             self._live.set_override(key, rate)
         except (ValueError, ValueSyntaxError) as e:
             raise ControlError(str(e)) from None
+
+    def _overridden(self) -> str:
+        return ", ".join(sorted(display_name(k) for k in self._live.overrides.limits)) or "none"
+
+    def _check_peer(self, selector: str) -> None:
+        """Refuse a selector that names no known server and no configured cap."""
+        configured = [p.selector.text for p in self._live.policy.peers]
+        known = self._live.known_peers
+        names = {n for p in known for n in (p.tubid, p.server_id, p.nickname) if n}
+        if selector in names or selector in configured:
+            return
+        listed = sorted(set(configured)) + sorted(
+            f"{p.tubid} ({p.nickname})" if p.nickname else p.tubid for p in known)
+        raise ControlError(
+            f"unknown peer {display_name(selector)!r}: expected the TubID, server id or "
+            "nickname of a storage server the node knows, or a selector of tahoe.cfg "
+            f"[bandwidth] (known: {display_name(', '.join(listed)) or 'none yet'})"
+        )
+
+    def _check_floor(self, key: LimitKey, rate: str) -> None:
+        """Refuse an upload rate too low for a segment to reach a server in time."""
+        if key.direction != "up":
+            return
+        try:
+            parsed = parse_rate(rate)
+        except ValueSyntaxError:
+            return  # the live policy refuses it, saying what a rate is
+        encoding = self._live.policy.encoding
+        shared = key.scope != "peer"
+        floor = shared_floor(encoding) if shared else peer_floor(encoding)
+        expected = below_floor(parsed, floor, encoding, shared)
+        if expected is not None:
+            raise ControlError(f"{display_name(key)} = {rate!r}: expected {expected}")

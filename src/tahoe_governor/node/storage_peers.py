@@ -19,6 +19,7 @@ from twisted.logger import Logger
 
 from tahoe_governor.policy.peers import KnownPeer
 from tahoe_governor.policy.service import LivePolicy
+from tahoe_governor.status.display_names import clean_text
 from tahoe_governor.throttle.counters import SystemCounters, choose_interfaces
 from tahoe_governor.throttle.meters import Meters
 from tahoe_governor.throttle.reactor_clock import ReactorClock
@@ -30,8 +31,14 @@ PEER_REFRESH_SECONDS = 2.0
 
 
 def text(value: Any) -> str:
-    """A nickname, server id or cap as text, whether Tahoe gave bytes, str or None."""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
+    """A nickname, server id or cap as text, whether Tahoe gave bytes, str or None.
+
+    A server chooses its nickname: bytes that are not UTF-8 and lone surrogates
+    (a JSON announcement may carry them) arrive as ``\\xNN`` escapes, so every
+    snapshot encodes; displays escape control characters on top
+    (:func:`~tahoe_governor.status.display_names.display_name`).
+    """
+    return clean_text(value)
 
 
 def tubid_text(server: Any) -> str:

@@ -34,12 +34,22 @@ from tahoe_governor.policy.units import (
     parse_rate,
     parse_weight,
 )
+from tahoe_governor.policy.upload_floor import (
+    DEFAULT_SHARES_NEEDED,
+    DEFAULT_SHARES_TOTAL,
+    Encoding,
+    below_floor,
+    peer_floor,
+    shared_floor,
+)
 
 Direction = Literal["up", "down"]
 DIRECTIONS: tuple[Direction, Direction] = ("up", "down")
 
 BACKUPS = "backups"
 BANDWIDTH = "bandwidth"
+CLIENT = "client"
+"""Tahoe's own section; read here for ``shares.needed`` and ``shares.total`` only."""
 
 JOB_FIELDS = (
     "source",
@@ -159,6 +169,8 @@ class Policy:
     interface: str | None = None
     """``[bandwidth] interface``: the interface that stands for the link; ``None``:
     chosen by the routes to the storage servers. Only its syntax is checked here."""
+    encoding: Encoding = Encoding()
+    """``[client] shares.needed`` and ``shares.total``: what the upload floor depends on."""
 
     def link(self, direction: Direction) -> LinkPolicy:
         return self.up if direction == "up" else self.down
@@ -244,7 +256,7 @@ def read_sections(text: str) -> tuple[dict[str, dict[str, str]], list[ConfigProb
             )
     sections = {
         name: dict(parser.items(name, raw=True)) if parser.has_section(name) else {}
-        for name in (BACKUPS, BANDWIDTH)
+        for name in (BACKUPS, BANDWIDTH, CLIENT)
     }
     return sections, problems
 
@@ -414,6 +426,52 @@ def _parse_bandwidth(
     return links, peers, interface
 
 
+def _parse_encoding(keys: dict[str, str], problems: _Problems) -> Encoding:
+    """``[client] shares.needed`` and ``shares.total`` (Tahoe's defaults when absent)."""
+    lowered = {key.lower(): text for key, text in keys.items()}
+    shares = {}
+    for key, default in (("shares.needed", DEFAULT_SHARES_NEEDED),
+                         ("shares.total", DEFAULT_SHARES_TOTAL)):
+        text = lowered.get(key)
+        try:
+            shares[key] = default if text is None else int(text.strip())
+        except ValueError:
+            shares[key] = default
+            problems.add(CLIENT, key, text, "a whole number from 1 to 256")
+            continue
+        if not 1 <= shares[key] <= 256:
+            problems.add(CLIENT, key, text, "a whole number from 1 to 256")
+            shares[key] = default
+    needed, total = shares["shares.needed"], shares["shares.total"]
+    return Encoding(needed, total) if needed <= total else Encoding()
+
+
+def _floor_problems(
+    sections: dict[str, dict[str, str]],
+    jobs: list[dict[str, object]],
+    links: dict[Direction, dict[str, object]],
+    peers: dict[str, dict[str, Rate | None]],
+    encoding: Encoding,
+    problems: _Problems,
+) -> None:
+    """A problem for every upload cap too low for a segment to reach a server in time."""
+    shared, per_peer = shared_floor(encoding), peer_floor(encoding)
+    capped: list[tuple[str, str, Rate | None, float, bool]] = [
+        (BANDWIDTH, "limit.up", links["up"].get("limit"), shared, True),  # type: ignore[list-item]
+    ]
+    schedule = links["up"].get("schedule")
+    if isinstance(schedule, Schedule):
+        capped += [(BANDWIDTH, "schedule.up", e.rate, shared, True) for e in schedule.entries]
+    capped += [(BANDWIDTH, f"peer.{selector}.up", rates.get("up"), per_peer, False)
+               for selector, rates in peers.items()]
+    capped += [(BACKUPS, f"{job['name']}.bandwidth", job.get("bandwidth"), shared, True)  # type: ignore[misc]
+               for job in jobs]
+    for section, key, rate, floor, is_shared in capped:
+        expected = below_floor(rate, floor, encoding, is_shared)
+        if expected is not None:
+            problems.add(section, key, sections[section][key], expected)
+
+
 def _is_percent(value: object) -> bool:
     return isinstance(value, Rate) and value.kind == "percent"
 
@@ -441,6 +499,8 @@ def parse_policy_text(text: str, tz: ZoneInfo) -> Policy:
     problems.found.extend(structure_problems)
     jobs = _parse_jobs(sections[BACKUPS], tz, problems)
     links, peers, interface = _parse_bandwidth(sections[BANDWIDTH], tz, problems)
+    encoding = _parse_encoding(sections[CLIENT], problems)
+    _floor_problems(sections, jobs, links, peers, encoding, problems)
     # N% needs a capacity to be a fraction of.
     for direction in DIRECTIONS:
         link = links[direction]
@@ -485,6 +545,7 @@ def parse_policy_text(text: str, tz: ZoneInfo) -> Policy:
             for selector, rates in peers.items()
         ),
         interface=interface,
+        encoding=encoding,
     )
 
 

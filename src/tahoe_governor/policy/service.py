@@ -137,6 +137,11 @@ class LivePolicy(service.Service):
         return self._policy
 
     @property
+    def known_peers(self) -> tuple[KnownPeer, ...]:
+        """The storage servers the node knows now (as last set)."""
+        return self._known_peers
+
+    @property
     def last_completed(self) -> dict[str, float]:
         """Job name -> end of its last completed run (a copy)."""
         return dict(self._last_completed)

@@ -17,7 +17,11 @@ clear      ``scope``, ``name``, ``direction``: drop that override
 =========  ===================================================================
 
 Malformed fields raise :class:`~tahoe_governor.status.ControlError`
-before the controls are called, so a refused request changes nothing.
+before the controls are called, so a refused request changes nothing; a body
+that is not a form or a JSON object (malformed, or nested deeper than
+:data:`MAX_JSON_DEPTH`) is :class:`UnreadableBody` (400). The message of what
+was done names the job or peer through
+:func:`~tahoe_governor.status.display_names.display_name`, as it is logged.
 """
 
 from __future__ import annotations
@@ -31,9 +35,13 @@ import attrs
 from twisted.web.iweb import IRequest
 
 from tahoe_governor.status import ControlError, GovernorControls
+from tahoe_governor.status.display_names import display_name
 
 MAX_BODY_BYTES = 64 * 1024
 """Control requests are a few fields; a larger body is refused (413)."""
+
+MAX_JSON_DEPTH = 8
+"""Control fields are flat; a JSON body nested deeper is refused (400) before parsing."""
 
 Fields = Mapping[str, Any]
 
@@ -63,9 +71,12 @@ def request_fields(request: IRequest) -> dict[str, Any]:
     raw_type = request.getHeader(b"content-type") or b""
     content_type = raw_type.split(b";")[0].strip().lower()
     if content_type == b"application/json":
+        if _json_depth(body) > MAX_JSON_DEPTH:
+            raise UnreadableBody(400, f"The JSON body is nested more than {MAX_JSON_DEPTH} "
+                                      "levels deep: expected a flat JSON object of fields.")
         try:
             value = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
             raise UnreadableBody(400, f"The body is not valid JSON ({e}): "
                                       "expected a JSON object of fields.") from None
         if not isinstance(value, dict):
@@ -88,13 +99,44 @@ def request_fields(request: IRequest) -> dict[str, Any]:
                               "expected application/x-www-form-urlencoded or application/json.")
 
 
+def _json_depth(body: bytes) -> int:
+    """The deepest nesting of brackets in a JSON text (outside strings)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in b"]}":
+            depth -= 1
+    return deepest
+
+
+_JSON_KINDS = {dict: "object", list: "array", int: "number", float: "number", bool: "boolean"}
+
+
 def _text(fields: Fields, key: str, expected: str) -> str:
     value = fields.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
         raise ControlError(f"Missing field {key!r}: expected {expected}.")
     if not isinstance(value, str):
-        raise ControlError(f"Field {key!r} is {value!r}: expected {expected} (a string).")
+        kind = _JSON_KINDS.get(type(value), "value")
+        raise ControlError(f"Field {key!r} is a JSON {kind}: expected {expected} (a string).")
     return value.strip()
+
+
+def _named(name: str) -> str:
+    """A job name or selector from a request, quoted and escaped for messages and the log."""
+    return f"'{display_name(name)}'"
 
 
 def _choice(fields: Fields, key: str, choices: tuple[str, ...]) -> str:
@@ -127,7 +169,8 @@ class LimitTarget:
     direction: Literal["up", "down"]
 
     def __str__(self) -> str:
-        return " ".join(p for p in (self.scope, self.name, self.direction) if p)
+        name = display_name(self.name)
+        return " ".join(p for p in (self.scope, name, self.direction) if p)
 
 
 def _limit_target(fields: Fields) -> LimitTarget:
@@ -143,20 +186,20 @@ def _limit_target(fields: Fields) -> LimitTarget:
 def _pause(controls: GovernorControls, fields: Fields) -> str:
     job = _text(fields, "job", "the name of a job")
     controls.pause(job)
-    return f"Paused job {job!r}."
+    return f"Paused job {_named(job)}."
 
 
 def _resume(controls: GovernorControls, fields: Fields) -> str:
     job = _text(fields, "job", "the name of a job")
     controls.resume(job)
-    return f"Resumed job {job!r}."
+    return f"Resumed job {_named(job)}."
 
 
 def _start(controls: GovernorControls, fields: Fields) -> str:
     job = _text(fields, "job", "the name of a job")
     force = _flag(fields, "force")
     controls.run_now(job, force=force)
-    return f"Asked job {job!r} to run now" + (" (forced, outside its allowed times too)."
+    return f"Asked job {_named(job)} to run now" + (" (forced, outside its allowed times too)."
                                               if force else " (inside its allowed times).")
 
 
@@ -164,7 +207,7 @@ def _limit(controls: GovernorControls, fields: Fields) -> str:
     target = _limit_target(fields)
     rate = _text(fields, "rate", "a rate as in tahoe.cfg, e.g. 200kbps, 1MB/s, 60% or unlimited")
     controls.set_limit(target.scope, target.name, target.direction, rate)
-    return f"Set {target} to {rate}."
+    return f"Set {target} to {display_name(rate)}."
 
 
 def _clear(controls: GovernorControls, fields: Fields) -> str:

@@ -99,6 +99,6 @@ def mount_governor_pages(
     """
     resource = governor_resource(controls, token, reactor, tz)
     webish.root.putChild(MOUNT_PATH, resource)
-    install_access_log_censoring(webish.site)
+    install_access_log_censoring(webish.site, token)
     resource.history.setServiceParent(webish)
     return resource

@@ -8,7 +8,8 @@ into long-lived counters, so the exposition is never staler than the scrape.
 
 Conventions: one prefix (``tahoe_governor_``), base units (bytes, seconds,
 ratios of one CPU core), ``_total`` on counters. ``peer`` is the remote TubID,
-``nickname`` the server's self-chosen nickname, ``direction`` ``up`` (from this
+``nickname`` the server's self-chosen nickname (control characters escaped, as every
+display escapes them: :mod:`tahoe_governor.status.display_names`), ``direction`` ``up`` (from this
 node) or ``down`` (to this node). Only public status fields are read: no
 capability, local path or token ever reaches a label or a value.
 
@@ -49,6 +50,7 @@ from tahoe_governor.status import (
     PeerStatus,
     SkipCounts,
 )
+from tahoe_governor.status.display_names import display_name
 
 StatusSource = Callable[[], GovernorStatus]
 """Returns a snapshot now; called once per scrape, in the reactor thread."""
@@ -203,7 +205,7 @@ def metric_families(status: GovernorStatus) -> list[Metric]:
 
 
 def _add_peer(out: _Families, peer: PeerStatus) -> None:
-    ids = (peer.tubid, peer.nickname)
+    ids = (peer.tubid, display_name(peer.nickname))
     per_direction = {
         "up": (
             peer.sent_bytes,

@@ -41,6 +41,7 @@ from tahoe_governor.status import (
     JobStatus,
     private_dict,
 )
+from tahoe_governor.status.display_names import display_name
 from tahoe_governor.throttle.reactor_clock import ReactorClock
 from tahoe_governor.web.access_tokens import CsrfTokens
 from tahoe_governor.web.control_actions import ACTIONS, UnreadableBody, request_fields
@@ -152,7 +153,8 @@ class PrivateStatusPage(GovernorPage):
         return html_body(request, self._document(status, csrf, nonce), nonce)
 
     def _document(self, status: GovernorStatus, csrf: str, nonce: str) -> Tag:
-        title = "Backups" + (f" of {status.nickname}" if status.nickname else "") + " (private)"
+        own = display_name(status.nickname)
+        title = "Backups" + (f" of {own}" if own else "") + " (private)"
         return page(
             title,
             tags.header(
@@ -219,7 +221,9 @@ class PrivateStatusPage(GovernorPage):
         for job in status.jobs:
             names(tags.option(value=job.name))
         for peer in status.peers:
-            names(tags.option(value=peer.nickname or peer.tubid))
+            # A nickname that needs escaping would not select its peer: offer the TubID.
+            plain = peer.nickname and display_name(peer.nickname) == peer.nickname
+            names(tags.option(value=peer.nickname if plain else peer.tubid))
         form = tags.form(
             _hidden(CSRF_FIELD, csrf),
             tags.select(*(tags.option(s, value=s) for s in ("peer", "job", "node")),

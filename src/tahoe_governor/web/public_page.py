@@ -15,6 +15,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.template import tags
 
 from tahoe_governor.status import GovernorControls, public_dict
+from tahoe_governor.status.display_names import display_name
 from tahoe_governor.throttle.reactor_clock import ReactorClock
 from tahoe_governor.web.human_units import format_instant
 from tahoe_governor.web.page_layout import html_body, json_body, page
@@ -53,7 +54,7 @@ class PublicStatusPage(GovernorPage):
         status = self._controls.status()
         if fmt == "json":
             return json_body(request, public_dict(status))
-        title = f"Backups of {status.nickname}" if status.nickname else "Backups"
+        title = f"Backups of {display_name(status.nickname)}" if status.nickname else "Backups"
         document = page(
             title,
             tags.header(

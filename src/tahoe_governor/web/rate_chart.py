@@ -9,6 +9,7 @@ per second; the vertical scale starts at zero and ends at a round figure
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import attrs
@@ -42,20 +43,31 @@ def round_ceiling(value: float) -> float:
     return 10 * power
 
 
+def _distinct_labels(labels: dict[str, str]) -> dict[str, str]:
+    """TubID -> label, with the start of the TubID added where two peers share a label."""
+    count = Counter(labels.values())
+    return {tubid: label if count[label] == 1 else f"{label} ({tubid[:8]})"
+            for tubid, label in labels.items()}
+
+
 def lines_from_samples(samples: Iterable[RateSample]) -> tuple[list[ChartLine], list[ChartLine]]:
-    """Peer lines (up solid, down dashed) and job lines from a history's samples."""
+    """Peer lines (up solid, down dashed; one pair per TubID, labelled by its latest
+    nickname) and job lines from a history's samples."""
     up: dict[str, list[tuple[float, float]]] = {}
     down: dict[str, list[tuple[float, float]]] = {}
     jobs: dict[str, list[tuple[float, float]]] = {}
+    labels: dict[str, str] = {}
     for sample in samples:
+        labels.update(sample.peer_labels)
         for series, values in ((up, sample.peers_up), (down, sample.peers_down),
                                (jobs, sample.jobs)):
-            for label, rate in values.items():
-                series.setdefault(label, []).append((sample.at, rate))
+            for key, rate in values.items():
+                series.setdefault(key, []).append((sample.at, rate))
+    shown = _distinct_labels({tubid: labels.get(tubid, tubid[:8]) for tubid in up})
     peer_lines = []
-    for label in sorted(up):
-        peer_lines.append(ChartLine(f"{label} up", up[label]))
-        peer_lines.append(ChartLine(f"{label} down", down.get(label, []), dashed=True))
+    for tubid in sorted(up, key=lambda t: (shown[t], t)):
+        peer_lines.append(ChartLine(f"{shown[tubid]} up", up[tubid]))
+        peer_lines.append(ChartLine(f"{shown[tubid]} down", down.get(tubid, []), dashed=True))
     job_lines = [ChartLine(label, jobs[label]) for label in sorted(jobs)]
     return peer_lines, job_lines
 

@@ -2,8 +2,10 @@
 
 :class:`RateHistory` asks the node for a status snapshot every
 ``interval_seconds`` on the injected reactor and keeps, for the last
-``span_seconds``, each peer's smoothed rates (up and down) and each job's
-upload rate. It holds public values only (nicknames, job names, numbers), so
+``span_seconds``, each peer's smoothed rates (up and down), keyed by its TubID
+(a nickname is the server's own choice, and two servers may announce the same
+one), and each job's upload rate. It holds public values only (TubIDs,
+nicknames, job names, numbers), so
 the public page may draw it. Memory is bounded: at most
 ``span_seconds / interval_seconds + 1`` samples.
 """
@@ -19,6 +21,7 @@ from twisted.internet.task import LoopingCall
 from twisted.python import log
 
 from tahoe_governor.status import GovernorStatus, PeerStatus
+from tahoe_governor.status.display_names import display_name
 from tahoe_governor.throttle.reactor_clock import ReactorClock
 
 DEFAULT_INTERVAL_SECONDS = 5.0
@@ -26,30 +29,33 @@ DEFAULT_SPAN_SECONDS = 15 * 60.0
 
 
 def peer_label(peer: PeerStatus) -> str:
-    """How a peer is named on the pages: its nickname, else the start of its TubID."""
-    return peer.nickname or peer.tubid[:8]
+    """How a peer is named on the pages: its nickname escaped, else the start of its TubID."""
+    return display_name(peer.nickname) or peer.tubid[:8]
 
 
 @attrs.frozen
 class RateSample:
-    """The rates at one instant (reactor seconds), in bytes per second."""
+    """The rates at one instant (reactor seconds), in bytes per second; peers by TubID."""
 
     at: float
     peers_up: dict[str, float]
     peers_down: dict[str, float]
     jobs: dict[str, float]
+    peer_labels: dict[str, str] = attrs.field(factory=dict)
+    """TubID -> :func:`peer_label` at that instant."""
 
 
 def sample_of(status: GovernorStatus, at: float) -> RateSample:
     """The rates of ``status`` as a sample taken at ``at``."""
     return RateSample(
         at=at,
-        peers_up={peer_label(p): p.rate_up for p in status.peers},
-        peers_down={peer_label(p): p.rate_down for p in status.peers},
+        peers_up={p.tubid: p.rate_up for p in status.peers},
+        peers_down={p.tubid: p.rate_down for p in status.peers},
         jobs={
             j.name: (j.progress.rate_bytes_per_second if j.progress is not None else 0.0)
             for j in status.jobs
         },
+        peer_labels={p.tubid: peer_label(p) for p in status.peers},
     )
 
 
