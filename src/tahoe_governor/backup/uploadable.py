@@ -63,8 +63,9 @@ class ByteSource(Protocol):
 
 
 class FileSource:
-    """A local regular file, opened once; reads are positional (``os.pread``),
-    so the hash pass in a thread and the encoder's reads never share a file offset.
+    """A local regular file, opened once: ``name`` in the open directory ``dir_fd`` (or a
+    path). Reads are positional (``os.pread``), so the hash pass in a thread and the
+    encoder's reads never share a file offset.
 
     Opened without following a symlink and without blocking, and refused
     (OSError) unless it is a regular file: an entry swapped for a symlink or a
@@ -74,8 +75,9 @@ class FileSource:
     _FLAGS = (os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
               | getattr(os, "O_NONBLOCK", 0))
 
-    def __init__(self, path: str) -> None:
-        self._fd: int | None = os.open(path, self._FLAGS)
+    def __init__(self, name: str, dir_fd: int | None = None) -> None:
+        path = name
+        self._fd: int | None = os.open(name, self._FLAGS, dir_fd=dir_fd)
         try:
             st = os.fstat(self._fd)
             if not stat.S_ISREG(st.st_mode):

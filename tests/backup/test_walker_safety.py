@@ -1,0 +1,128 @@
+"""The walker against a tree that is deep or changes under it, on the in-process grid."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import pytest
+from allmydata import uri
+from twisted.trial import unittest
+
+from tahoe_governor.backup import JobThrottle
+from tahoe_governor.backup.grid_operations import NodeGridOperations
+from tahoe_governor.backup.tree import list_directory
+from tahoe_governor.backup.uploadable import ByteSource, FileSource
+
+from .deep_tree import make_deep_tree, remove_deep_tree
+from .grid import WalkerGridMixin, read_tree, run_in_real_pool, write_tree
+
+pytestmark = pytest.mark.e2e
+
+DEPTH = 10_000
+
+
+class LiteralDirectoryGrid(NodeGridOperations):
+    """The node's uploads, but each immutable directory gets a distinct literal dircap
+    without touching the grid, so a tree of 10,000 directories takes seconds, not
+    thousands of grid uploads."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.directories = 0
+        self.file_caps: list[bytes] = []
+
+    async def upload(self, source: Any, lease: Any, **kw: Any) -> bytes:
+        cap = await super().upload(source, lease, **kw)
+        self.file_caps.append(cap)
+        return cap
+
+    async def create_immutable_directory(self, packed: bytes, lease: Any, **kw: Any) -> bytes:
+        self.directories += 1
+        name = b"directory %d" % self.directories
+        return uri.LiteralDirectoryURI(uri.LiteralFileURI(name)).to_string()
+
+
+class SafetyTests(WalkerGridMixin, unittest.TestCase):
+    """Depth, and directories swapped between listing and descent."""
+
+    async def test_a_tree_10000_directories_deep_is_backed_up(self) -> None:
+        """The whole walker (walk, backupdb decisions, completion) on a real tree 10,000
+        levels deep: every directory is made, the bottom file is uploaded intact, and a
+        rerun reuses all of it from the backupdb. (Today: RecursionError, every retry.)"""
+        await self.make_alias()
+        data = os.urandom(5000)
+        make_deep_tree(self.source, DEPTH, bottom_file=("bottom.bin", data))
+        self.addCleanup(remove_deep_tree, self.source)
+        throttle = JobThrottle(self.clock)
+        grid = LiteralDirectoryGrid(self.client, throttle, run_in_real_pool)
+        started = time.monotonic()
+        result = await self.walker(throttle=throttle, grid=grid).run()
+        first = time.monotonic() - started
+        p = result.progress
+        assert (p.directories_created, p.files_uploaded, p.files_skipped) == (DEPTH + 1, 1, 0)
+        assert grid.directories == DEPTH + 1
+        assert (p.estimated_files, p.estimated_bytes) == (1, len(data))
+        [cap] = grid.file_caps
+        assert await self.client.create_node_from_uri(cap).download_best_version() == data
+        self.clock.advance(60)
+        started = time.monotonic()
+        again = (await self.walker(throttle=throttle, grid=grid).run()).progress
+        rerun = time.monotonic() - started
+        assert (again.files_reused, again.directories_reused) == (1, DEPTH + 1)
+        print(f"\n{DEPTH} levels: first run {first:.1f} s, rerun {rerun:.1f} s")
+
+    def _swap_after_listing(self, swap: Any) -> tuple[dict[str, Any], list[str]]:
+        """Seams that call ``swap()`` right after the source's own listing, and record the
+        names of every file opened."""
+        opened: list[str] = []
+        listings = []
+
+        def listing(fd: int) -> list[os.DirEntry[str]]:
+            entries = list_directory(fd)
+            listings.append(fd)
+            if len(listings) == 1:
+                swap()
+            return entries
+
+        def open_file(name: str, dir_fd: int) -> ByteSource:
+            opened.append(name)
+            return FileSource(name, dir_fd)
+
+        return {"list_directory": listing, "open_file": open_file}, opened
+
+    async def _run_with_swap(self, replace_with: str) -> None:
+        await self.make_alias()
+        write_tree(self.source, {"a.txt": b"a" * 100, "sub/inside.txt": b"inside" * 20})
+        outside = os.path.join(self.basedir, "outside")
+        write_tree(outside, {"secret.txt": b"not part of the source" * 10})
+        sub = os.path.join(self.source, "sub")
+
+        def swap() -> None:
+            os.rename(sub, os.path.join(self.basedir, "sub-moved-away"))
+            if replace_with == "symlink":
+                os.symlink(outside, sub)
+            else:
+                os.rename(outside, sub)
+
+        seams, opened = self._swap_after_listing(swap)
+        result = await self.walker(**seams).run()
+        p = result.progress
+        assert (p.skipped.unreadable, p.directories_skipped) == (1, 1)
+        assert p.files_uploaded == 1 and opened == ["a.txt"]
+        latest = await (await self.target_dir()).get("Latest")
+        assert await read_tree(latest) == {"a.txt": b"a" * 100}
+
+    async def test_a_directory_swapped_for_a_symlink_after_listing_is_not_followed(self) -> None:
+        """Between the listing and the descent, 'sub' becomes a symlink to a directory
+        outside the source: it is skipped as unreadable, nothing outside is opened or
+        uploaded. (Today the walker follows it out of the source.)"""
+        await self._run_with_swap("symlink")
+
+    async def test_a_directory_swapped_for_another_directory_after_listing_is_skipped(
+            self) -> None:
+        """Between the listing and the descent, another directory is renamed into 'sub's
+        place: its st_dev/st_ino differ from the listing's, so it is skipped as unreadable
+        and nothing in it is opened or uploaded. (Today its files are backed up as 'sub'.)"""
+        await self._run_with_swap("directory")
