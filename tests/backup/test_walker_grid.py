@@ -168,10 +168,10 @@ class WalkerGridTests(WalkerGridMixin, CLITestMixin, unittest.TestCase):
         denied_files = {os.path.basename(path) for path in files}
         denied_dirs = {os.stat(path).st_ino for path in dirs}
 
-        def open_file(name: str, dir_fd: int) -> ByteSource:
+        def open_file(name: str, dir_fd: int, listed: os.stat_result) -> ByteSource:
             if name in denied_files:
                 raise PermissionError(13, "Permission denied", name)
-            return FileSource(name, dir_fd)
+            return FileSource(name, dir_fd, listed)
 
         def deny_listing(fd: int) -> list[os.DirEntry[str]]:
             if os.fstat(fd).st_ino in denied_dirs:

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from allmydata import uri
+from allmydata.immutable.upload import FileName
 from twisted.trial import unittest
 
 from tahoe_governor.backup import JobThrottle
 from tahoe_governor.backup.grid_operations import NodeGridOperations
 from tahoe_governor.backup.tree import list_directory
 from tahoe_governor.backup.uploadable import ByteSource, FileSource
+from tahoe_governor.backup.walker import CHANGED_FILE_ATTEMPTS
 
 from .deep_tree import make_deep_tree, remove_deep_tree
 from .grid import WalkerGridMixin, read_tree, run_in_real_pool, write_tree
@@ -86,9 +88,9 @@ class SafetyTests(WalkerGridMixin, unittest.TestCase):
                 swap()
             return entries
 
-        def open_file(name: str, dir_fd: int) -> ByteSource:
+        def open_file(name: str, dir_fd: int, listed: os.stat_result) -> ByteSource:
             opened.append(name)
-            return FileSource(name, dir_fd)
+            return FileSource(name, dir_fd, listed)
 
         return {"list_directory": listing, "open_file": open_file}, opened
 
@@ -126,3 +128,86 @@ class SafetyTests(WalkerGridMixin, unittest.TestCase):
         place: its st_dev/st_ino differ from the listing's, so it is skipped as unreadable
         and nothing in it is opened or uploaded. (Today its files are backed up as 'sub'.)"""
         await self._run_with_swap("directory")
+
+
+class RewrittenAfterKeyPass:
+    """A FileSource whose file is rewritten in place, at the same size, once the key pass
+    has read all of it (the encoder's reads come next) — the first time it is opened."""
+
+    rewrites = 0
+
+    def __init__(self, name: str, dir_fd: int, listed: os.stat_result, path: str,
+                 new_content: bytes) -> None:
+        self._inner = FileSource(name, dir_fd, listed)
+        self.size = self._inner.size
+        self._path = path
+        self._new = new_content
+        self._hashed = 0
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        data = self._inner.read_at(offset, length)
+        self._hashed += len(data)
+        if self._hashed == self.size and RewrittenAfterKeyPass.rewrites == 0:
+            RewrittenAfterKeyPass.rewrites += 1
+            with open(self._path, "r+b") as f:
+                f.write(self._new)
+        return data
+
+    def check_unchanged(self) -> None:
+        self._inner.check_unchanged()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class ChangingFileTests(WalkerGridMixin, unittest.TestCase):
+    """A file changed between the key pass and the encoder's reads."""
+
+    async def test_a_file_rewritten_after_the_key_pass_is_uploaded_again(self) -> None:
+        """The file is rewritten at the same size after the convergent-key pass: the upload
+        is abandoned and the file started over, so the cap on the grid holds what is on disk
+        at the end, under that content's own key (the cap the node's uploader gives it).
+        (Today: the new bytes are stored under the old content's key.)"""
+        await self.make_alias()
+        old, new = os.urandom(300_000), os.urandom(300_000)
+        write_tree(self.source, {"big.bin": old})
+        path = os.path.join(self.source, "big.bin")
+        RewrittenAfterKeyPass.rewrites = 0
+
+        def open_file(name: str, dir_fd: int, listed: os.stat_result) -> ByteSource:
+            return RewrittenAfterKeyPass(name, dir_fd, listed, path, new)
+
+        result = await self.walker(open_file=open_file).run()
+        p = result.progress
+        assert RewrittenAfterKeyPass.rewrites == 1
+        assert (p.files_uploaded, p.files_restarted, p.files_skipped) == (1, 1, 0)
+        latest = await (await self.target_dir()).get("Latest")
+        node = await latest.get("big.bin")
+        with open(path, "rb") as f:
+            assert await node.download_best_version() == f.read() == new
+        theirs = await self.client.upload(FileName(path, self.client.convergence))
+        assert node.get_uri() == theirs.get_uri()
+        # the backupdb holds the version uploaded: a rerun reuses it
+        self.clock.advance(60)
+        again = (await self.walker().run()).progress
+        assert (again.files_reused, again.files_uploaded) == (1, 0)
+
+    async def test_a_file_that_keeps_changing_is_skipped_as_unreadable(self) -> None:
+        """A file that changes on every attempt is tried CHANGED_FILE_ATTEMPTS times, then
+        skipped as unreadable; the run completes without it."""
+        await self.make_alias()
+        write_tree(self.source, {"busy.log": b"x" * 200_000, "calm.txt": b"calm" * 30})
+        path = os.path.join(self.source, "busy.log")
+
+        def open_file(name: str, dir_fd: int, listed: os.stat_result) -> ByteSource:
+            RewrittenAfterKeyPass.rewrites = 0  # rewrite on every attempt
+            if name == "busy.log":
+                return RewrittenAfterKeyPass(name, dir_fd, listed, path, os.urandom(200_000))
+            return FileSource(name, dir_fd, listed)
+
+        result = await self.walker(open_file=open_file).run()
+        p = result.progress
+        assert (p.files_uploaded, p.skipped.unreadable) == (1, 1)
+        assert p.files_restarted == CHANGED_FILE_ATTEMPTS - 1
+        latest = await (await self.target_dir()).get("Latest")
+        assert sorted(await latest.list()) == ["calm.txt"]

@@ -56,6 +56,7 @@ import attrs
 from allmydata.util.fileutil import abspath_expanduser_unicode
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from tahoe_governor.backup.backupdb import certain_reuse, check_file_stat, recorded_children
@@ -85,7 +86,7 @@ from tahoe_governor.backup.tree import (
 )
 from tahoe_governor.backup.tree_walk import ListDirectory, Record, TreeWalk, no_records
 from tahoe_governor.backup.upload_slots import UploadSlots
-from tahoe_governor.backup.uploadable import ByteSource, FileSource, RunBlocking
+from tahoe_governor.backup.uploadable import ByteSource, FileSource, RunBlocking, SourceChanged
 from tahoe_governor.status import BackupProgress, private_field
 from tahoe_governor.throttle.reactor_clock import ReactorClock
 
@@ -100,6 +101,11 @@ __all__ = [
 
 DEFAULT_CONCURRENCY = 32
 """Upload slots per job unless told otherwise: 32 small files in flight, or 8 large ones."""
+
+CHANGED_FILE_ATTEMPTS = 3
+"""Uploads of a file that keeps changing while it is read, before it is skipped as unreadable."""
+
+log = Logger()
 
 
 @attrs.frozen(kw_only=True)
@@ -143,10 +149,11 @@ class BackupWalker:
     :param ignore_timestamps: as ``tahoe backup --ignore-timestamps``.
     :param run_blocking: ``run_blocking(f, *args) -> Deferred``, to run
         blocking work (hashing, the estimate walk) off the reactor thread.
-    :param open_file: ``open_file(name, directory_fd)`` opens a local file,
-        ``name`` in its open directory, as a :class:`ByteSource` (OSError if
-        it cannot); :class:`FileSource` unless a test says otherwise. It runs
-        in the thread pool.
+    :param open_file: ``open_file(name, directory_fd, listed)`` opens a local
+        file, ``name`` in its open directory, as a :class:`ByteSource` (OSError
+        if it cannot; :class:`~tahoe_governor.backup.uploadable.SourceChanged` if
+        it is not the version of ``listed``, its lstat); :class:`FileSource`
+        unless a test says otherwise. It runs in the thread pool.
     :param list_directory: lists an open directory (its fd), sorted by name,
         each entry's lstat cached (OSError if it cannot);
         :func:`~tahoe_governor.backup.tree.list_directory` by default. It runs
@@ -171,7 +178,7 @@ class BackupWalker:
         estimate: TreeEstimate | None = None,
         ignore_timestamps: bool = False,
         run_blocking: RunBlocking | None = None,
-        open_file: Callable[[str, int], ByteSource] = FileSource,
+        open_file: Callable[[str, int, os.stat_result], ByteSource] = FileSource,
         list_directory: ListDirectory = list_directory,
         grid: GridOperations | None = None,
     ) -> None:
@@ -317,32 +324,44 @@ class BackupWalker:
         assert job.handle is not None
         job.handle.hold()  # the task opens the file relative to it
         self._completion.start(
-            job, name, self._file_task(job.handle, name, path, st.st_size, decision, metadata),
-            slots)
+            job, name, self._file_task(job.handle, name, path, st, decision, metadata), slots)
 
-    async def _file_task(self, directory: DirectoryHandle, name: str, path: str, size: int,
-                         decision: Any, metadata: dict[str, Any]) -> Child | None:
+    async def _file_task(self, directory: DirectoryHandle, name: str, path: str,
+                         st: os.stat_result, decision: Any,
+                         metadata: dict[str, Any]) -> Child | None:
+        """Check or upload a file; if it changes while it is read, start it over
+        (:data:`CHANGED_FILE_ATTEMPTS` in all, then it is skipped as unreadable)."""
         counters = self._counters
         counters.start_file(path)
         outcome = "failed"
+        size = st.st_size
         lease = self._completion.new_lease(abortable=False)
         try:
-            cap = decision.was_uploaded()
-            if cap:  # the backupdb's periodic re-check of an old cap
-                await self.throttle.admit(lease)
-                healthy, results = await self._grid.check(cap)
-                counters.files_checked += 1
-                if healthy:
-                    await self._in_db(decision.did_check_healthy, results)
-                    outcome = "reused"
-                    return ("filenode", cap, metadata)
-            cap = await self._governed(partial(self._upload_file, directory, name, path), path)
-            await self._in_db(decision.did_upload, cap)
-            outcome = "uploaded"
-            return ("filenode", cap, metadata)
-        except UnreadableSource:
-            outcome = "unreadable"
-            return None
+            for attempt in range(1, CHANGED_FILE_ATTEMPTS + 1):
+                try:
+                    outcome, child = await self._check_or_upload(
+                        directory, name, path, st, decision, metadata, lease)
+                    return child
+                except UnreadableSource as e:
+                    changed = isinstance(e.args[0], SourceChanged)
+                    if not changed or attempt == CHANGED_FILE_ATTEMPTS:
+                        log.info("backup: skipped unreadable file {path!r}: {reason}",
+                                 path=path, reason=str(e.args[0]))
+                        outcome = "unreadable"
+                        return None
+                # start over: stat, decide and open the file again (its new version)
+                counters.restart_file(path)
+                assert directory.fd is not None
+                try:
+                    st = await self._run_blocking(_lstat_at, directory.fd, name)
+                except OSError:
+                    outcome = "unreadable"
+                    return None
+                size = st.st_size
+                metadata = local_metadata(st)
+                decision = await self._in_db(check_file_stat, self._backupdb, path, st,
+                                             self._use_timestamps)
+            raise AssertionError("unreachable")
         except (BackupCancelled, Stopping, InFlightAborted):
             outcome = "cancelled"
             raise
@@ -351,11 +370,30 @@ class BackupWalker:
             self._completion.drop_lease(lease)
             counters.end_file(path, outcome, size, self._reactor.seconds())
 
-    async def _upload_file(self, directory: DirectoryHandle, name: str, path: str,
-                           lease: Lease) -> bytes:
+    async def _check_or_upload(self, directory: DirectoryHandle, name: str, path: str,
+                               st: os.stat_result, decision: Any, metadata: dict[str, Any],
+                               lease: Lease) -> tuple[str, Child]:
+        """The backupdb's ``decision`` carried out: reuse, re-check, or upload (its outcome
+        and child entry); :class:`UnreadableSource` if the file cannot be read or changed."""
+        cap = decision.was_uploaded()
+        if cap and not decision.should_check():
+            return "reused", ("filenode", cap, metadata)
+        if cap:  # the backupdb's periodic re-check of an old cap
+            await self.throttle.admit(lease)
+            healthy, results = await self._grid.check(cap)
+            self._counters.files_checked += 1
+            if healthy:
+                await self._in_db(decision.did_check_healthy, results)
+                return "reused", ("filenode", cap, metadata)
+        cap = await self._governed(partial(self._upload_file, directory, name, st, path), path)
+        await self._in_db(decision.did_upload, cap)
+        return "uploaded", ("filenode", cap, metadata)
+
+    async def _upload_file(self, directory: DirectoryHandle, name: str, listed: os.stat_result,
+                           path: str, lease: Lease) -> bytes:
         try:
             assert directory.fd is not None
-            source = await self._run_blocking(self._open_file, name, directory.fd)
+            source = await self._run_blocking(self._open_file, name, directory.fd, listed)
         except OSError as e:
             raise UnreadableSource(e) from e
         try:
@@ -452,6 +490,10 @@ class BackupWalker:
 def _in_pool(reactor: Any, get_pool: Callable[[], Any], f: Callable[..., Any],
              *args: Any) -> Deferred[Any]:
     return deferToThreadPool(reactor, get_pool(), f, *args)
+
+
+def _lstat_at(dir_fd: int, name: str) -> os.stat_result:
+    return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
 
 
 def _locked(lock: threading.Lock, f: Callable[..., Any], *args: Any) -> Any:
