@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tahoe_governor.backup import BackupDBError, backupdb_path, open_backupdb
-from tahoe_governor.backup.backupdb import certain_reuse, recorded_children
+from tahoe_governor.backup.backupdb import certain_reuse, check_file_stat, recorded_children
 
 DAY = 86400
 
@@ -92,3 +92,28 @@ def test_recorded_children_are_direct_children_only(tmp_path):
         record(db, str(path), b"URI:LIT:" + rel.encode().replace(b"/", b""))
     assert set(recorded_children(db, str(tmp_path / "d"))) == {"a"}
     assert set(recorded_children(db, str(tmp_path))) == {"dd"}
+
+
+@pytest.mark.parametrize("case", ["new", "unchanged", "changed", "ignore_timestamps", "old"])
+def test_check_file_stat_answers_as_tahoes_check_file(tmp_path, case: str):
+    """check_file_stat, given the file's stat, decides as Tahoe's check_file (which stats the
+    path itself): same cap, same re-check, same record afterwards."""
+    (tmp_path / "private").mkdir()
+    db = open_backupdb(backupdb_path(str(tmp_path)))
+    path = str(tmp_path / "f")
+    with open(path, "wb") as f:
+        f.write(b"content")
+    if case != "new":
+        record(db, path, b"URI:LIT:abc", age_days=90 if case == "old" else 0)
+    if case == "changed":
+        os.utime(path, (1, 1))
+    use_timestamps = case != "ignore_timestamps"
+    ours = check_file_stat(db, path, os.lstat(path), use_timestamps)
+    ours_rows = db.connection.execute("SELECT count(*) FROM local_files").fetchone()
+    theirs = db.check_file(path, use_timestamps)
+    theirs_rows = db.connection.execute("SELECT count(*) FROM local_files").fetchone()
+    assert ours.was_uploaded() == theirs.was_uploaded()
+    assert ours.should_check() == theirs.should_check()
+    assert (ours.mtime, ours.ctime, ours.size) == (theirs.mtime, theirs.ctime, theirs.size)
+    assert ours_rows == theirs_rows
+    db.connection.close()

@@ -72,6 +72,9 @@ class BrokenSource:
     def read_at(self, offset: int, length: int) -> bytes:
         raise PermissionError(13, "Permission denied")
 
+    def check_unchanged(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

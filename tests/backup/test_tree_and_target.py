@@ -59,7 +59,11 @@ def test_entry_kinds(tmp_path):
     (tmp_path / "f").write_bytes(b"")
     os.symlink("d", tmp_path / "link-to-dir")
     os.mkfifo(tmp_path / "fifo")
-    kinds = {e.name: classify(e) for e in list_directory(str(tmp_path))}
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        kinds = {e.name: classify(e) for e in list_directory(fd)}
+    finally:
+        os.close(fd)
     assert kinds == {"d": EntryKind.DIRECTORY, "f": EntryKind.FILE,
                      "link-to-dir": EntryKind.SYMLINK, "fifo": EntryKind.SPECIAL}
 

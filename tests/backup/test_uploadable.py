@@ -152,3 +152,67 @@ def test_file_source_refuses_what_is_not_a_regular_file(tmp_path):
     source = FileSource(str(tmp_path / "real"))
     assert (source.size, source.read_at(1, 10)) == (4, b"ata")
     source.close()
+
+
+class SwappedContent:
+    """A source whose bytes change after the key pass while its stat would not show it
+    (a rewrite within the filesystem's timestamp granularity)."""
+
+    def __init__(self, before: bytes, after: bytes) -> None:
+        self.size = len(before)
+        self._data = before
+        self._after = after
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return self._data[offset:offset + length]
+
+    def swap(self) -> None:
+        self._data = self._after
+
+    def check_unchanged(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_bytes_unlike_the_keys_fail_the_last_read():
+    """The encoder's bytes are hashed as the key was: if they are not the bytes the key was
+    made from, the last read fails with SourceChanged (no cap under another content's key),
+    even when size and times look unchanged."""
+    source = SwappedContent(b"a" * 5000, b"b" * 5000)
+    u = GovernedUploadable(source, SECRET, JobThrottle(Clock()),
+                           JobThrottle(Clock()).lease(abortable=True), run_now)
+    u.set_default_encoding_parameters(dict(PARAMS))
+    result_of(u.get_encryption_key())
+    source.swap()
+    assert len(b"".join(result_of(u.read(4000)))) == 4000
+    failure = result_of(u.read(4000))
+    assert failure.check(SourceChanged) and isinstance(u.local_error, SourceChanged)
+
+
+def test_an_unchanged_source_reads_to_the_end():
+    """The same check passes for bytes that are the key's."""
+    source = SwappedContent(b"a" * 5000, b"b" * 5000)
+    u = GovernedUploadable(source, SECRET, JobThrottle(Clock()),
+                           JobThrottle(Clock()).lease(abortable=True), run_now)
+    u.set_default_encoding_parameters(dict(PARAMS))
+    result_of(u.get_encryption_key())
+    assert b"".join(result_of(u.read(4000)) + result_of(u.read(4000))) == b"a" * 5000
+    assert u.local_error is None
+
+
+def test_file_source_sees_a_rewrite_at_the_same_size(tmp_path):
+    """FileSource compares its fstat when opened with the listing's, and again at the end:
+    a rewrite in place at the same size is seen either way."""
+    path = tmp_path / "f"
+    path.write_bytes(b"one")
+    listed = os.lstat(path)
+    source = FileSource(str(path), None, listed)
+    source.check_unchanged()
+    os.utime(path, ns=(0, listed.st_mtime_ns + 1000))
+    with pytest.raises(SourceChanged):
+        source.check_unchanged()
+    source.close()
+    with pytest.raises(SourceChanged):
+        FileSource(str(path), None, listed)

@@ -10,6 +10,7 @@ grant, and the cap is checked exactly, however the real reactor interleaves.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import pytest
@@ -214,6 +215,11 @@ class GovernedWalkerTests(WalkerGridMixin, unittest.TestCase):
         throttle = JobThrottle(self.clock, cpu_gate=gate)
         walker = self.walker(throttle=throttle)
         run = walker.run()
+        # the walk reaches the gate after trips to the thread pool: wait for them (real time)
+        deadline = time.monotonic() + 10
+        while not held and time.monotonic() < deadline:
+            await spin(3)
+            self.clock.advance(0.05)
         for _ in range(50):
             await spin(3)
             self.clock.advance(0.05)

@@ -165,15 +165,18 @@ class WalkerGridTests(WalkerGridMixin, CLITestMixin, unittest.TestCase):
     def _deny_as_root(self, files: set[str], dirs: set[str]) -> dict[str, Any]:
         """The walker's open_file and list_directory seams, refusing ``files`` and ``dirs``."""
 
-        def open_file(path: str) -> ByteSource:
-            if path in files:
-                raise PermissionError(13, "Permission denied", path)
-            return FileSource(path)
+        denied_files = {os.path.basename(path) for path in files}
+        denied_dirs = {os.stat(path).st_ino for path in dirs}
 
-        def deny_listing(path: str) -> list[os.DirEntry[str]]:
-            if path in dirs:
-                raise PermissionError(13, "Permission denied", path)
-            return list_directory(path)
+        def open_file(name: str, dir_fd: int, listed: os.stat_result) -> ByteSource:
+            if name in denied_files:
+                raise PermissionError(13, "Permission denied", name)
+            return FileSource(name, dir_fd, listed)
+
+        def deny_listing(fd: int) -> list[os.DirEntry[str]]:
+            if os.fstat(fd).st_ino in denied_dirs:
+                raise PermissionError(13, "Permission denied")
+            return list_directory(fd)
 
         return {"open_file": open_file, "list_directory": deny_listing}
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import io
 import os
+import random
+import sqlite3
 import stat
+import time
 from typing import Any
 
 from allmydata.scripts import backupdb as tahoe_backupdb
@@ -50,6 +53,10 @@ def open_backupdb(path: str) -> Any:
     # sync): a crash can lose the last few records — those files are found
     # again on the grid by their convergent caps — but never corrupts the
     # database, and `tahoe backup` reads a WAL database as it is.
+    # The walker calls the backupdb in the reactor's thread pool (one call at a
+    # time), so the connection is opened again for use from any thread.
+    db.connection.close()
+    db = tahoe_backupdb.BackupDB_v2(sqlite3, sqlite3.connect(path, check_same_thread=False))
     db.connection.execute("PRAGMA journal_mode = WAL")
     db.connection.execute("PRAGMA synchronous = NORMAL")
     return db
@@ -109,3 +116,40 @@ def certain_reuse(record: tuple[Any, ...] | None, st: os.stat_result, now: float
         return None  # old enough for a random re-check: check_file decides
     cap: bytes = to_bytes(filecap)
     return cap
+
+
+def check_file_stat(db: Any, path: str, st: os.stat_result, use_timestamps: bool = True) -> Any:
+    """``db.check_file(path, use_timestamps)`` for a file whose ``os.stat`` is ``st``.
+
+    Tahoe's ``check_file`` stats ``path`` itself; the walker already has the
+    lstat its listing took relative to the open directory, which works at any
+    depth (a full path may be longer than the system allows) and is the stat
+    of the very file the walk saw. Otherwise this is Tahoe's code, returning
+    Tahoe's ``FileResult``. Blocking (a query): run it in the thread pool.
+    """
+    path = abspath_expanduser_unicode(path)
+    size = st[stat.ST_SIZE]
+    ctime = st[stat.ST_CTIME]
+    mtime = st[stat.ST_MTIME]
+    now = time.time()
+    c = db.cursor
+    c.execute("SELECT size,mtime,ctime,fileid FROM local_files WHERE path=?", (path,))
+    row = c.fetchone()
+    if not row:
+        return tahoe_backupdb.FileResult(db, None, False, path, mtime, ctime, size)
+    last_size, last_mtime, last_ctime, last_fileid = row
+    c.execute("SELECT caps.filecap, last_upload.last_checked FROM caps,last_upload"
+              " WHERE caps.fileid=? AND last_upload.fileid=?", (last_fileid, last_fileid))
+    row2 = c.fetchone()
+    if (last_size != size or not use_timestamps or last_mtime != mtime
+            or last_ctime != ctime or not row2):
+        c.execute("DELETE FROM local_files WHERE path=?", (path,))
+        db.connection.commit()
+        return tahoe_backupdb.FileResult(db, None, False, path, mtime, ctime, size)
+    filecap, last_checked = row2
+    age = now - last_checked
+    probability = ((age - db.NO_CHECK_BEFORE) / (db.ALWAYS_CHECK_AFTER - db.NO_CHECK_BEFORE))
+    probability = min(max(probability, 0.0), 1.0)
+    should_check = bool(random.random() < probability)
+    return tahoe_backupdb.FileResult(db, to_bytes(filecap), should_check,
+                                     path, mtime, ctime, size)

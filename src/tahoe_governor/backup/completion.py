@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from tahoe_governor.backup.grid_operations import Child
 from tahoe_governor.backup.job_throttle import InFlightAborted, JobThrottle, Lease
 from tahoe_governor.backup.run_errors import BackupCancelled, BackupFailed, Stopping, describe
+from tahoe_governor.backup.tree import DirectoryHandle
 from tahoe_governor.backup.upload_slots import UploadSlots
 
 DirectoryTask = Callable[["DirectoryJob"], Coroutine[Any, Any, Child]]
@@ -37,6 +38,8 @@ class DirectoryJob:
     name: str | None
     parent: DirectoryJob | None
     listing_stat: os.stat_result | None = None
+    handle: DirectoryHandle | None = None
+    """The open directory (see :class:`~tahoe_governor.backup.tree.DirectoryHandle`)."""
     children: dict[str, Child] = attrs.Factory(dict)
     outstanding: int = 0
     listed: bool = False
@@ -63,6 +66,8 @@ class CompletionTracker:
         self._finish_directory = finish_directory
         self._on_stop = on_stop
         self._leases: set[Lease] = set()
+        self._ready: list[DirectoryJob] = []
+        self._finishing_ready = False
         self._active = 0
         self._idle_waiters: list[Deferred[None]] = []
         self._lease_error: BaseException | None = None
@@ -106,12 +111,27 @@ class CompletionTracker:
         self._task_ended()
 
     def _maybe_finish(self, job: DirectoryJob) -> None:
-        """Start the directory's own task once it is listed and all its children are in."""
-        if job.finishing or not job.listed or job.outstanding or self.final_error is not None:
-            return
-        job.finishing = True
-        self._active += 1
-        Deferred.fromCoroutine(self._finish_directory(job)).addBoth(self._directory_done, job)
+        """Start the directory's own task once it is listed and all its children are in.
+
+        A directory task that ends at once finishes its parent from here too: the
+        chain up a deep tree is a loop over :attr:`_ready`, not nested calls.
+        """
+        self._ready.append(job)
+        if self._finishing_ready:
+            return  # the loop below, further up the stack, takes it
+        self._finishing_ready = True
+        try:
+            while self._ready:
+                job = self._ready.pop()
+                if (job.finishing or not job.listed or job.outstanding
+                        or self.final_error is not None):
+                    continue
+                job.finishing = True
+                self._active += 1
+                Deferred.fromCoroutine(self._finish_directory(job)).addBoth(
+                    self._directory_done, job)
+        finally:
+            self._finishing_ready = False
 
     def _directory_done(self, result: Any, job: DirectoryJob) -> None:
         if isinstance(result, Failure):

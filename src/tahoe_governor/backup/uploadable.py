@@ -47,7 +47,7 @@ HASH_PIECE_BYTES = 1024 * 1024
 
 
 class SourceChanged(OSError):
-    """The local file changed size while it was being read."""
+    """The local file changed while it was being read (size, times, inode or content)."""
 
 
 class ByteSource(Protocol):
@@ -58,13 +58,22 @@ class ByteSource(Protocol):
     def read_at(self, offset: int, length: int) -> bytes:
         """Up to ``length`` bytes at ``offset`` (fewer only at the end). Blocking."""
 
+    def check_unchanged(self) -> None:
+        """Raise :class:`SourceChanged` if the source changed since it was opened. Blocking."""
+
     def close(self) -> None:
         """Release the source; further reads are errors."""
 
 
+def file_version(st: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file is written or replaced: size, mtime, ctime, inode, device."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
 class FileSource:
-    """A local regular file, opened once; reads are positional (``os.pread``),
-    so the hash pass in a thread and the encoder's reads never share a file offset.
+    """A local regular file, opened once: ``name`` in the open directory ``dir_fd`` (or a
+    path). Reads are positional (``os.pread``), so the hash pass in a thread and the
+    encoder's reads never share a file offset.
 
     Opened without following a symlink and without blocking, and refused
     (OSError) unless it is a regular file: an entry swapped for a symlink or a
@@ -74,12 +83,16 @@ class FileSource:
     _FLAGS = (os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
               | getattr(os, "O_NONBLOCK", 0))
 
-    def __init__(self, path: str) -> None:
-        self._fd: int | None = os.open(path, self._FLAGS)
+    def __init__(self, name: str, dir_fd: int | None = None,
+                 expected: os.stat_result | None = None) -> None:
+        self._fd: int | None = os.open(name, self._FLAGS, dir_fd=dir_fd)
         try:
             st = os.fstat(self._fd)
             if not stat.S_ISREG(st.st_mode):
-                raise OSError(errno.EINVAL, "not a regular file", path)
+                raise OSError(errno.EINVAL, "not a regular file", name)
+            self._version = file_version(st)
+            if expected is not None and file_version(expected) != self._version:
+                raise SourceChanged(errno.EAGAIN, "changed since it was listed", name)
             self.size = st.st_size
         except BaseException:
             self.close()
@@ -98,6 +111,13 @@ class FileSource:
             length -= len(piece)
         return b"".join(pieces)
 
+    def check_unchanged(self) -> None:
+        """Compare the open file's ``fstat`` with the one taken when it was opened."""
+        if self._fd is None:
+            raise ValueError("check of a closed FileSource")
+        if file_version(os.fstat(self._fd)) != self._version:
+            raise SourceChanged(errno.EAGAIN, "changed while it was read")
+
     def close(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
@@ -113,6 +133,9 @@ class BytesSource:
 
     def read_at(self, offset: int, length: int) -> bytes:
         return self._data[offset:offset + length]
+
+    def check_unchanged(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -152,6 +175,8 @@ class GovernedUploadable(BaseUploadable):
         self._offset = 0
         self._key: bytes | None = None
         self._key_waiters: list[Deferred[bytes]] | None = None
+        self._read_hasher: Any = None
+        """The convergent hash of the bytes handed to the encoder, to compare with the key."""
         self.local_error: OSError | None = None
         """The OSError met reading the source, if any (the file was unreadable)."""
 
@@ -191,16 +216,32 @@ class GovernedUploadable(BaseUploadable):
 
     async def _read(self, length: int) -> list[bytes]:
         wanted = max(0, min(length, self._source.size - self._offset))
-        if wanted:
-            params = await self.get_all_encoding_parameters()
-            await self._throttle.admit(self._lease, self._wire_bytes(wanted, params))
-        data = self._guarded(self._source.read_at, self._offset, wanted)
-        if len(data) != wanted:
-            self._raise_changed()
-        self._offset += wanted
-        if wanted:
-            self._on_read(wanted)
+        if not wanted:
+            return [b""]
+        params = await self.get_all_encoding_parameters()
+        await self._throttle.admit(self._lease, self._wire_bytes(wanted, params))
+        offset = self._offset
+        self._offset += wanted  # the encoder reads in turn; the next one starts here
+        data = await self._run_blocking(self._guarded, self._read_piece, offset, wanted)
+        self._on_read(wanted)
         return [data]
+
+    def _read_piece(self, offset: int, length: int) -> bytes:
+        """One read for the encoder (in the thread pool). The last one also checks that
+        the file is the one the key was made from: unchanged since it was opened, and the
+        bytes handed over have the key's hash; else :class:`SourceChanged` fails the upload
+        (no cap is made under a key of other content)."""
+        data = self._source.read_at(offset, length)
+        if len(data) != length:
+            raise SourceChanged(errno.EAGAIN, "the file changed size while it was read")
+        if self._read_hasher is not None:
+            self._read_hasher.update(data)
+        if offset + length == self._source.size:
+            self._source.check_unchanged()
+            if self._read_hasher is not None and self._read_hasher.digest() != self._key:
+                raise SourceChanged(errno.EAGAIN,
+                                    "the file changed between the key pass and the encoding")
+        return data
 
     async def _convergent_key(self) -> bytes:
         k, _happy, n, segsize = await self.get_all_encoding_parameters()
@@ -222,6 +263,7 @@ class GovernedUploadable(BaseUploadable):
             self._status.set_progress(0, 1.0)
         key = hasher.digest()
         assert len(key) == 16
+        self._read_hasher = convergence_hasher(k, n, segsize, self.convergence)
         return key
 
     def _key_done(self, result: Any) -> None:

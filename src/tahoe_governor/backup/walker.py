@@ -56,9 +56,10 @@ import attrs
 from allmydata.util.fileutil import abspath_expanduser_unicode
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from tahoe_governor.backup.backupdb import certain_reuse, recorded_children
+from tahoe_governor.backup.backupdb import certain_reuse, check_file_stat, recorded_children
 from tahoe_governor.backup.completion import CompletionTracker, DirectoryJob
 from tahoe_governor.backup.grid_operations import (
     Child,
@@ -76,10 +77,16 @@ from tahoe_governor.backup.run_errors import (
     describe,
 )
 from tahoe_governor.backup.target import BackupTarget, archive_name, link_snapshot, open_target
-from tahoe_governor.backup.tree import ExcludePatterns, TreeEstimate, list_directory, local_metadata
+from tahoe_governor.backup.tree import (
+    DirectoryHandle,
+    ExcludePatterns,
+    TreeEstimate,
+    list_directory,
+    local_metadata,
+)
 from tahoe_governor.backup.tree_walk import ListDirectory, Record, TreeWalk, no_records
 from tahoe_governor.backup.upload_slots import UploadSlots
-from tahoe_governor.backup.uploadable import ByteSource, FileSource, RunBlocking
+from tahoe_governor.backup.uploadable import ByteSource, FileSource, RunBlocking, SourceChanged
 from tahoe_governor.status import BackupProgress, private_field
 from tahoe_governor.throttle.reactor_clock import ReactorClock
 
@@ -94,6 +101,11 @@ __all__ = [
 
 DEFAULT_CONCURRENCY = 32
 """Upload slots per job unless told otherwise: 32 small files in flight, or 8 large ones."""
+
+CHANGED_FILE_ATTEMPTS = 3
+"""Uploads of a file that keeps changing while it is read, before it is skipped as unreadable."""
+
+log = Logger()
 
 
 @attrs.frozen(kw_only=True)
@@ -139,10 +151,15 @@ class BackupWalker:
     :param ignore_timestamps: as ``tahoe backup --ignore-timestamps``.
     :param run_blocking: ``run_blocking(f, *args) -> Deferred``, to run
         blocking work (hashing, the estimate walk) off the reactor thread.
-    :param open_file: opens a local file as a :class:`ByteSource` (OSError if
-        it cannot); :class:`FileSource` unless a test says otherwise.
-    :param list_directory: lists a local directory, sorted by name (OSError if
-        it cannot); :func:`~tahoe_governor.backup.tree.list_directory` by default.
+    :param open_file: ``open_file(name, directory_fd, listed)`` opens a local
+        file, ``name`` in its open directory, as a :class:`ByteSource` (OSError
+        if it cannot; :class:`~tahoe_governor.backup.uploadable.SourceChanged` if
+        it is not the version of ``listed``, its lstat); :class:`FileSource`
+        unless a test says otherwise. It runs in the thread pool.
+    :param list_directory: lists an open directory (its fd), sorted by name,
+        each entry's lstat cached (OSError if it cannot);
+        :func:`~tahoe_governor.backup.tree.list_directory` by default. It runs
+        in the thread pool.
     :param grid: the grid operations; by default
         :class:`~tahoe_governor.backup.grid_operations.NodeGridOperations` on
         ``client`` and the job's throttle. (Opening the target and linking the
@@ -163,7 +180,7 @@ class BackupWalker:
         estimate: TreeEstimate | None = None,
         ignore_timestamps: bool = False,
         run_blocking: RunBlocking | None = None,
-        open_file: Callable[[str], ByteSource] = FileSource,
+        open_file: Callable[[str, int, os.stat_result], ByteSource] = FileSource,
         list_directory: ListDirectory = list_directory,
         grid: GridOperations | None = None,
         close_backupdb: bool = False,
@@ -201,15 +218,16 @@ class BackupWalker:
             self._counters.estimated_files = estimate.files
             self._counters.estimated_bytes = estimate.bytes
         self._estimate_stop = threading.Event()
+        self._db_lock = threading.Lock()
         self._completion = CompletionTracker(
             throttle=self.throttle, slots=self._slots, finish_directory=self._directory_task,
             on_stop=self._estimate_stop.set)
         self._tree = TreeWalk(
             clock=reactor, counters=self._counters, exclude=self._exclude,
             throttle=self.throttle, completion=self._completion, visit_file=self._file,
-            records=(partial(recorded_children, backupdb) if self._use_timestamps
-                     else no_records),
-            list_directory=list_directory)
+            records=(partial(_locked, self._db_lock, recorded_children, backupdb)
+                     if self._use_timestamps else no_records),
+            run_blocking=run_blocking, list_directory=list_directory)
         self._started = False
 
     # -- the public surface --------------------------------------------------
@@ -245,7 +263,7 @@ class BackupWalker:
         completion = self._completion
         lease = completion.new_lease(abortable=False)
         try:
-            if not os.path.isdir(self._source):
+            if not await self._run_blocking(os.path.isdir, self._source):
                 raise SourceError(f"the backup source {self._source} is not a directory")
             if self._estimate is None:
                 self._tree.start_estimate(self._source, self._run_blocking, self._estimate_stop)
@@ -281,16 +299,16 @@ class BackupWalker:
             completion.drop_lease(lease)
 
     async def _file(self, job: DirectoryJob, name: str, path: str,
-                    record: Record | None) -> None:
+                    record: Record | None, st: os.stat_result | None) -> None:
         """Reuse the file at once if the backupdb allows, or start a task to check/upload it.
 
-        ``record`` is the file's backupdb record read with its directory's: when
-        it makes ``check_file``'s answer certain (unchanged, checked recently)
-        that answer is taken without asking; otherwise ``check_file`` decides.
+        ``st`` is the file's lstat, taken by its directory's listing (None: it
+        could not be, so the file is unreadable). ``record`` is the file's
+        backupdb record read with its directory's: when it makes
+        ``check_file``'s answer certain (unchanged, checked recently) that
+        answer is taken without asking; otherwise ``check_file`` decides.
         """
-        try:
-            st = os.stat(path)
-        except OSError:
+        if st is None:
             self._counters.skip("unreadable", False, 0, self._reactor.seconds())
             return
         metadata = local_metadata(st)
@@ -300,7 +318,8 @@ class BackupWalker:
             job.add(name, ("filenode", cap, metadata))
             return
         try:
-            decision = self._backupdb.check_file(path, self._use_timestamps)
+            decision = await self._in_db(check_file_stat, self._backupdb, path, st,
+                                         self._use_timestamps)
         except OSError:
             self._counters.skip("unreadable", False, 0, self._reactor.seconds())
             return
@@ -313,42 +332,79 @@ class BackupWalker:
         if self._completion.final_error is not None:
             self._slots.release(slots)
             self._completion.raise_if_stopped()
+        assert job.handle is not None
+        job.handle.hold()  # the task opens the file relative to it
         self._completion.start(
-            job, name, self._file_task(path, st.st_size, decision, metadata), slots)
+            job, name, self._file_task(job.handle, name, path, st, decision, metadata), slots)
 
-    async def _file_task(self, path: str, size: int, decision: Any,
+    async def _file_task(self, directory: DirectoryHandle, name: str, path: str,
+                         st: os.stat_result, decision: Any,
                          metadata: dict[str, Any]) -> Child | None:
+        """Check or upload a file; if it changes while it is read, start it over
+        (:data:`CHANGED_FILE_ATTEMPTS` in all, then it is skipped as unreadable)."""
         counters = self._counters
         counters.start_file(path)
         outcome = "failed"
+        size = st.st_size
         lease = self._completion.new_lease(abortable=False)
         try:
-            cap = decision.was_uploaded()
-            if cap:  # the backupdb's periodic re-check of an old cap
-                await self.throttle.admit(lease)
-                healthy, results = await self._grid.check(cap)
-                counters.files_checked += 1
-                if healthy:
-                    decision.did_check_healthy(results)
-                    outcome = "reused"
-                    return ("filenode", cap, metadata)
-            cap = await self._governed(partial(self._upload_file, path), path)
-            decision.did_upload(cap)
-            outcome = "uploaded"
-            return ("filenode", cap, metadata)
-        except UnreadableSource:
-            outcome = "unreadable"
-            return None
+            for attempt in range(1, CHANGED_FILE_ATTEMPTS + 1):
+                try:
+                    outcome, child = await self._check_or_upload(
+                        directory, name, path, st, decision, metadata, lease)
+                    return child
+                except UnreadableSource as e:
+                    changed = isinstance(e.args[0], SourceChanged)
+                    if not changed or attempt == CHANGED_FILE_ATTEMPTS:
+                        log.info("backup: skipped unreadable file {path!r}: {reason}",
+                                 path=path, reason=str(e.args[0]))
+                        outcome = "unreadable"
+                        return None
+                # start over: stat, decide and open the file again (its new version)
+                counters.restart_file(path)
+                assert directory.fd is not None
+                try:
+                    st = await self._run_blocking(_lstat_at, directory.fd, name)
+                except OSError:
+                    outcome = "unreadable"
+                    return None
+                size = st.st_size
+                metadata = local_metadata(st)
+                decision = await self._in_db(check_file_stat, self._backupdb, path, st,
+                                             self._use_timestamps)
+            raise AssertionError("unreachable")
         except (BackupCancelled, Stopping, InFlightAborted):
             outcome = "cancelled"
             raise
         finally:
+            directory.release()
             self._completion.drop_lease(lease)
             counters.end_file(path, outcome, size, self._reactor.seconds())
 
-    async def _upload_file(self, path: str, lease: Lease) -> bytes:
+    async def _check_or_upload(self, directory: DirectoryHandle, name: str, path: str,
+                               st: os.stat_result, decision: Any, metadata: dict[str, Any],
+                               lease: Lease) -> tuple[str, Child]:
+        """The backupdb's ``decision`` carried out: reuse, re-check, or upload (its outcome
+        and child entry); :class:`UnreadableSource` if the file cannot be read or changed."""
+        cap = decision.was_uploaded()
+        if cap and not decision.should_check():
+            return "reused", ("filenode", cap, metadata)
+        if cap:  # the backupdb's periodic re-check of an old cap
+            await self.throttle.admit(lease)
+            healthy, results = await self._grid.check(cap)
+            self._counters.files_checked += 1
+            if healthy:
+                await self._in_db(decision.did_check_healthy, results)
+                return "reused", ("filenode", cap, metadata)
+        cap = await self._governed(partial(self._upload_file, directory, name, st, path), path)
+        await self._in_db(decision.did_upload, cap)
+        return "uploaded", ("filenode", cap, metadata)
+
+    async def _upload_file(self, directory: DirectoryHandle, name: str, listed: os.stat_result,
+                           path: str, lease: Lease) -> bytes:
         try:
-            source = self._open_file(path)
+            assert directory.fd is not None
+            source = await self._run_blocking(self._open_file, name, directory.fd, listed)
         except OSError as e:
             raise UnreadableSource(e) from e
         try:
@@ -364,14 +420,12 @@ class BackupWalker:
         lease = self._completion.new_lease(abortable=False)
         try:
             await self.throttle.admit(lease)
-            st: os.stat_result | None
-            try:
-                st = os.stat(job.path)  # after the children, as tahoe backup does
-            except OSError:
-                st = job.listing_stat
+            # the fstat of the directory the walk opened (tahoe backup stats the
+            # path again after the children; the directory may be closed by now)
+            st = job.listing_stat
             metadata = local_metadata(st) if st is not None else {}
             compare = {name: child[1] for name, child in job.children.items()}
-            decision = self._backupdb.check_directory(compare)
+            decision = await self._in_db(self._backupdb.check_directory, compare)
             dircap = decision.was_created()
             if dircap:
                 healthy = True
@@ -379,12 +433,12 @@ class BackupWalker:
                     healthy, results = await self._grid.check(dircap)
                     counters.directories_checked += 1
                     if healthy:
-                        decision.did_check_healthy(results)
+                        await self._in_db(decision.did_check_healthy, results)
                 if healthy:
                     counters.directories_reused += 1
                     return ("dirnode", dircap, metadata)
             dircap = await self._create_directory(job.children)
-            decision.did_create(dircap)
+            await self._in_db(decision.did_create, dircap)
             counters.directories_created += 1
             return ("dirnode", dircap, metadata)
         finally:
@@ -436,6 +490,10 @@ class BackupWalker:
         finally:
             self._completion.drop_lease(lease)
 
+    def _in_db(self, f: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """``f(*args)``, a backupdb call, in the thread pool, one at a time."""
+        return self._run_blocking(_locked, self._db_lock, f, *args)
+
     def _handed(self, path: str, n: int) -> None:
         self._counters.read_bytes(path, n, self._reactor.seconds())
 
@@ -443,6 +501,16 @@ class BackupWalker:
 def _in_pool(reactor: Any, get_pool: Callable[[], Any], f: Callable[..., Any],
              *args: Any) -> Deferred[Any]:
     return deferToThreadPool(reactor, get_pool(), f, *args)
+
+
+def _lstat_at(dir_fd: int, name: str) -> os.stat_result:
+    return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+
+
+def _locked(lock: threading.Lock, f: Callable[..., Any], *args: Any) -> Any:
+    # one connection, one cursor (BackupDB_v2's): its queries must not interleave
+    with lock:
+        return f(*args)
 
 
 def _is_own_error(e: BaseException) -> bool:
