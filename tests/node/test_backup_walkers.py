@@ -6,15 +6,16 @@ import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 from allmydata import uri
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import ensureDeferred
+from twisted.trial.unittest import TestCase
 
 from tahoe_governor.backup.job_throttle import JobThrottle
 from tahoe_governor.backup.walker import BackupFailed, SourceError
 from tahoe_governor.node.backup_walkers import BackupWalkers
 from tahoe_governor.policy.config import Job, parse_policy_text
+from tests.node.recording_shaper import temp_dir
 
 
 def open_backupdb_files() -> list[str]:
@@ -31,14 +32,6 @@ def open_backupdb_files() -> list[str]:
     return found
 
 
-@pytest.fixture
-def walkers(tmp_path: Path) -> BackupWalkers:
-    (tmp_path / "private").mkdir()
-    dircap = uri.DirectoryURI(uri.WriteableSSKFileURI(b"k" * 16, b"f" * 32)).to_string()
-    (tmp_path / "private" / "aliases").write_text(f"backup: {dircap.decode()}\n")
-    return BackupWalkers(reactor, client=object(), nodedir=str(tmp_path))
-
-
 def job(source: Path) -> Job:
     """Job b1 backing up ``source``."""
     policy = parse_policy_text(
@@ -47,26 +40,34 @@ def job(source: Path) -> Job:
     return policy.jobs[0]
 
 
-def outcome_of(d: Deferred) -> object:
-    out: list[object] = []
-    d.addBoth(out.append)
-    assert out, "the run has not ended"
-    return out[0]
+class BackupdbClosedTests(TestCase):
+    """However a run ends, the backupdb connection opened for it is closed."""
 
+    def setUp(self) -> None:
+        if not Path("/proc/self/fd").is_dir():
+            self.skipTest("counts descriptors in /proc")
+        self.nodedir = temp_dir(self)
+        (self.nodedir / "private").mkdir()
+        dircap = uri.DirectoryURI(uri.WriteableSSKFileURI(b"k" * 16, b"f" * 32)).to_string()
+        (self.nodedir / "private" / "aliases").write_text(f"backup: {dircap.decode()}\n")
+        self.walkers = BackupWalkers(reactor, client=object(), nodedir=str(self.nodedir))
 
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
-@pytest.mark.parametrize("ending", ["source missing", "grid unusable"])
-def test_a_runs_backupdb_is_closed_when_the_run_fails(walkers: BackupWalkers, tmp_path: Path,
-                                                       ending: str) -> None:
-    """However a run ends (here: it fails at once on a missing source, or on
-    the grid after the backupdb was opened and the walk began), the backupdb
-    connection opened for it is closed: no descriptor on the file is left."""
-    before = open_backupdb_files()
-    source = tmp_path / "photos"
-    if ending == "grid unusable":
-        source.mkdir()  # the walk starts, then the client (no grid at all) fails
-    walker = walkers(job(source), JobThrottle(reactor))
-    assert len(open_backupdb_files()) > len(before), "the run has its own connection"
-    failure = outcome_of(walker.run())
-    assert failure.check(SourceError if ending == "source missing" else BackupFailed)
-    assert open_backupdb_files() == before
+    def test_missing_source(self) -> object:
+        """The run fails on a missing source: no descriptor on the backupdb is left."""
+        return ensureDeferred(self._fails_and_closes(make_source=False, error=SourceError))
+
+    def test_grid_unusable(self) -> object:
+        """The walk begins, then the client (no grid at all) fails it: no descriptor is left."""
+        return ensureDeferred(self._fails_and_closes(make_source=True, error=BackupFailed))
+
+    async def _fails_and_closes(self, make_source: bool, error: type[Exception]) -> None:
+        before = open_backupdb_files()
+        source = self.nodedir / "photos"
+        if make_source:
+            source.mkdir()
+        walker = self.walkers(job(source), JobThrottle(reactor))
+        self.assertGreater(len(open_backupdb_files()), len(before),
+                           "the run has its own connection")
+        with self.assertRaises(error):
+            await walker.run()
+        self.assertEqual(open_backupdb_files(), before)
