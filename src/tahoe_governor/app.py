@@ -6,7 +6,8 @@ to the pieces that use it; no part builds another or reaches into one:
 - :func:`make_shaper`: the shaper every storage Tub of the node is shaped by
   (``tahoe-governor run`` and :func:`start_governor` both take it from here);
 - :func:`build_governor`: around a governed client node, the live policy, the
-  meters and CPU budgets, each job's throttle, the backup scheduler with its
+  meters and CPU budgets, each job's throttle (its CPU gate, and the backlog
+  gate that keeps a slow peer's queue short), the backup scheduler with its
   walker factory, peer watching, status assembly and the owner's controls,
   handed to a :class:`~tahoe_governor.node.governor.Governor`;
 - :func:`govern`: reads the node's policy and state database, builds and
@@ -32,6 +33,7 @@ from tahoe_governor.policy.local_zone import local_zone
 from tahoe_governor.policy.service import LivePolicy
 from tahoe_governor.policy.state_db import StateDatabase, state_db_path
 from tahoe_governor.throttle import UNLIMITED, Shaper
+from tahoe_governor.throttle.backlog_gate import BacklogGate
 from tahoe_governor.throttle.counters import PsutilCounters, SystemCounters
 from tahoe_governor.throttle.cpu_budget import JobCpuBudgets
 from tahoe_governor.throttle.link_capacity import LinkCapacityEstimate
@@ -84,10 +86,14 @@ def build_governor(
         ),
     )
     budgets = JobCpuBudgets(reactor, TICK_SECONDS)
+    backlog = BacklogGate(shaper, reactor)  # shared: a slow peer's queue is every job's
     throttles = {
-        job.name: JobThrottle(reactor, cpu_gate=budgets.add_job(
-            job.name, job.cpu, UNLIMITED if job.cpu_idle is None else job.cpu_idle).gate)
-        for job in policy.jobs if job.cpu is not None
+        job.name: JobThrottle(
+            reactor, backlog_gate=backlog,
+            cpu_gate=None if job.cpu is None else budgets.add_job(
+                job.name, job.cpu, UNLIMITED if job.cpu_idle is None else job.cpu_idle).gate,
+        )
+        for job in policy.jobs
     }
     walkers = BackupWalkers(reactor, client, nodedir)
     scheduler = BackupScheduler(

@@ -9,6 +9,7 @@ from twisted.internet.task import Clock
 
 from tahoe_governor.backup import InFlightAborted, JobThrottle
 from tahoe_governor.throttle import UNLIMITED
+from tahoe_governor.throttle.backlog_gate import BacklogGate
 
 
 def admit(throttle: JobThrottle, lease, n: int = 0) -> Deferred:
@@ -171,3 +172,46 @@ def test_granted_never_exceeds_burst_plus_rate_times_time(rate, burst, steps):
         clock.advance(1.0)
         assert throttle.granted_wire_bytes <= burst + rate * clock.seconds() + 1e-6
     assert throttle.granted_wire_bytes == sum(size for size, _ in steps)
+
+
+class FakeQueues:
+    """A shaper's capped upload queues, as the backlog gate reads them."""
+
+    def __init__(self, queued: int, limit: float) -> None:
+        self.queued, self.limit = queued, limit
+
+    def outbound_backlog(self) -> list[tuple[int, float | None]]:
+        return [(0, None), (self.queued, self.limit)]
+
+
+def test_a_new_upload_waits_while_a_capped_peers_queue_is_long():
+    """With 500 kB queued to a 100 kB/s peer (bound 2 s: 200 kB) a new upload waits;
+    it starts once the queue is down to the bound."""
+    clock = Clock()
+    queues = FakeQueues(500_000, 100_000)
+    throttle = JobThrottle(clock, backlog_gate=BacklogGate(queues, clock, seconds=2.0))
+    d = Deferred.fromCoroutine(throttle.wait_to_start_upload(throttle.lease(abortable=True)))
+    clock.advance(1.0)
+    assert not d.called
+    queues.queued = 150_000
+    clock.advance(0.1)
+    assert d.called
+
+
+def test_a_held_upload_start_fails_with_its_lease():
+    """Aborting in-flight work interrupts a start held by the backlog gate."""
+    clock = Clock()
+    throttle = JobThrottle(clock, backlog_gate=BacklogGate(FakeQueues(10**7, 1000), clock))
+    d = Deferred.fromCoroutine(throttle.wait_to_start_upload(throttle.lease(abortable=True)))
+    assert throttle.abort_in_flight() == 1
+    failures = []
+    d.addErrback(failures.append)
+    assert failures[0].check(InFlightAborted)
+
+
+def test_without_a_backlog_gate_uploads_start_at_once():
+    """No gate (a throttle of its own, as in the walker's unit tests): nothing waits."""
+    clock = Clock()
+    throttle = JobThrottle(clock)
+    d = Deferred.fromCoroutine(throttle.wait_to_start_upload(throttle.lease(abortable=True)))
+    assert d.called

@@ -45,6 +45,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
 from tahoe_governor.throttle import UNLIMITED, TokenBucket
+from tahoe_governor.throttle.backlog_gate import BacklogGate
 from tahoe_governor.throttle.reactor_clock import ReactorClock
 
 CpuGate = Callable[[], "Deferred[None]"]
@@ -108,7 +109,9 @@ class JobThrottle:
     ``wire_rate`` is the job's cap in bytes per second on the wire (share data
     sent to storage servers), ``UNLIMITED`` for none, 0 to hold everything;
     ``burst`` (bytes) defaults to the throttle core's default for the rate.
-    ``cpu_gate`` is the seam for a CPU budget (see the module doc).
+    ``cpu_gate`` is the seam for a CPU budget (see the module doc);
+    ``backlog_gate`` holds each new upload while a capped peer's queue is long
+    (:meth:`wait_to_start_upload`).
     """
 
     def __init__(
@@ -117,10 +120,12 @@ class JobThrottle:
         wire_rate: float = UNLIMITED,
         burst: int | None = None,
         cpu_gate: CpuGate | None = None,
+        backlog_gate: BacklogGate | None = None,
     ) -> None:
         self._reactor = reactor
         self._bucket = TokenBucket(wire_rate, burst, now=reactor.seconds())
         self._cpu_gate = cpu_gate
+        self._backlog_gate = backlog_gate
         self._suspended = False
         self._parked: dict[_Wait, Lease] = {}
         self._leases: set[Lease] = set()
@@ -182,6 +187,15 @@ class JobThrottle:
         return len(aborted)
 
     # -- the seam ------------------------------------------------------------
+
+    async def wait_to_start_upload(self, lease: Lease) -> None:
+        """Wait, before a new upload starts, until no capped peer's queue is over its
+        bound (the backlog gate's), so the bytes in flight to a slow peer stay a few
+        seconds of its cap and files finish one after another. Raises the lease's
+        error if it fails meanwhile."""
+        lease.check()
+        if self._backlog_gate is not None and not self._backlog_gate.open():
+            await self._wait_gate(lease, self._backlog_gate.wait)
 
     async def admit(self, lease: Lease, wire_bytes: int = 0) -> None:
         """Wait until ``wire_bytes`` may pass now (0: a work step that sends nothing).

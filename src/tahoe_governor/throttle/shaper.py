@@ -311,6 +311,16 @@ class ConnectionShaper:
             connections=len(peer.connections),
         )
 
+    def outbound_backlog(self) -> list[tuple[int, float | None]]:
+        """``(queued bytes, limit)`` of the node's upload queue and of every peer's
+        with an upload limit (bytes/s): what :class:`~.backlog_gate.BacklogGate` reads."""
+        node_queued = sum(c.outbound.queued for c in self._connections)
+        out = [(node_queued, _limit_from_rate(self.up.node_bucket.rate))]
+        for peer in self._peers.values():
+            if peer.up.bucket.rate != UNLIMITED:
+                out.append((peer.up.queued(), peer.up.bucket.rate))
+        return out
+
     def node_stats(self) -> NodeStats:
         """A snapshot of the node's shaped traffic, over every connection."""
         up_limit, down_limit = self.node_limit()

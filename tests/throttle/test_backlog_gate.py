@@ -1,0 +1,83 @@
+"""The backlog gate: new work waits while a capped peer's queue is over a few seconds of its cap."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet.defer import CancelledError
+from twisted.internet.task import Clock
+
+from tahoe_governor.throttle import ConnectionShaper
+from tahoe_governor.throttle.backlog_gate import MIN_BACKLOG_BYTES, BacklogGate
+from tests.throttle.shaping_fakes import TUBID_A, TUBID_B, connect
+
+
+def test_unlimited_peers_never_hold_work() -> None:
+    """Bytes queued nowhere (no cap): the gate is open and a wait fires at once."""
+    clock = Clock()
+    shaper = ConnectionShaper(clock)
+    wrapper, _, _ = connect(shaper, clock, TUBID_A)
+    wrapper.write(b"x" * 1_000_000)
+    gate = BacklogGate(shaper, clock)
+    assert gate.open()
+    assert gate.wait().called
+
+
+def test_a_capped_peers_long_queue_holds_new_work_until_it_drains() -> None:
+    """2 s of a 100 kB/s cap is 200 kB: with 500 kB queued the wait holds, and fires
+    once the queue has drained to the bound (about 3 s later), not before."""
+    clock = Clock()
+    shaper = ConnectionShaper(clock)
+    shaper.set_peer_limit(TUBID_A, up=100_000)
+    wrapper, _, _ = connect(shaper, clock, TUBID_A)
+    wrapper.write(b"x" * 500_000)
+    gate = BacklogGate(shaper, clock, seconds=2.0)
+    assert not gate.open()
+    waiting = gate.wait()
+    clock.pump([0.05] * 50)  # 2.5 s: 250 kB left, still over
+    assert not waiting.called
+    clock.pump([0.05] * 20)  # 3.5 s: under 200 kB
+    assert waiting.called
+
+
+def test_another_peers_queue_does_not_hold_for_an_uncapped_one() -> None:
+    """Only capped queues count: a long queue to an uncapped peer holds nothing."""
+    clock = Clock()
+    shaper = ConnectionShaper(clock)
+    shaper.set_peer_limit(TUBID_A, up=100_000)
+    capped, _, _ = connect(shaper, clock, TUBID_A)
+    free, _, _ = connect(shaper, clock, TUBID_B)
+    free.write(b"y" * 1_000_000)
+    capped.write(b"x" * 10_000)
+    assert BacklogGate(shaper, clock).open()
+
+
+def test_a_very_slow_cap_still_admits_a_small_queue() -> None:
+    """At 1 kB/s, 2 s is 2 kB: the floor of MIN_BACKLOG_BYTES still lets a file start."""
+    clock = Clock()
+    shaper = ConnectionShaper(clock)
+    shaper.set_peer_limit(TUBID_A, up=1_000)
+    wrapper, _, _ = connect(shaper, clock, TUBID_A)
+    wrapper.write(b"x" * (MIN_BACKLOG_BYTES - 10_000))
+    assert BacklogGate(shaper, clock).open()
+
+
+def test_a_held_wait_can_be_cancelled_and_leaves_no_timer() -> None:
+    """Cancelling a held wait fails it with CancelledError and stops its polling."""
+    clock = Clock()
+    shaper = ConnectionShaper(clock)
+    shaper.set_peer_limit(TUBID_A, up=10_000)
+    wrapper, _, _ = connect(shaper, clock, TUBID_A)
+    wrapper.write(b"x" * 500_000)
+    waiting = BacklogGate(shaper, clock).wait()
+    waiting.cancel()
+    failures = []
+    waiting.addErrback(failures.append)
+    assert failures[0].check(CancelledError)
+    assert [c for c in clock.getDelayedCalls() if "look" in repr(c.func)] == []
+
+
+@pytest.mark.parametrize("seconds", [0, -1, float("nan"), float("inf")])
+def test_bad_bounds_are_refused(seconds: float) -> None:
+    """A bound that is not a positive number of seconds is a ValueError naming it."""
+    with pytest.raises(ValueError, match="seconds must be a positive number"):
+        BacklogGate(ConnectionShaper(Clock()), Clock(), seconds=seconds)
