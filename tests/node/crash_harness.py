@@ -23,6 +23,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -45,12 +46,15 @@ class CrashReport:
     """What one crash-and-recover run found, every figure measured from outside."""
 
     kills: int
+    """Kills made: fewer than asked when the run completed before the next one."""
     kill_after_seconds: tuple[float, ...]
     """How long after the run started uploading each kill came."""
     outcomes: tuple[str, ...]
     """The job's run records, oldest first."""
     restored_equal: bool
     """``Latest``, downloaded through the web API, equals the source, byte for byte."""
+    restore_error: str | None
+    """What could not be downloaded, and why (None when everything was)."""
     integrity: dict[str, str]
     """``PRAGMA integrity_check`` of each database."""
     grid_bytes: int
@@ -100,6 +104,22 @@ def uploading(nodedir: Path) -> bool:
                 and progress["bytes_uploaded"] > 0)
 
 
+def servers_connected(nodedir: Path) -> int:
+    """How many storage servers the running node's welcome page says it is connected to."""
+    try:
+        url = (nodedir / "node.url").read_text().strip()
+        servers = _get_json(url + "?t=json")["servers"]
+    except (OSError, ValueError, KeyError):
+        return 0
+    return sum(1 for s in servers if s["connection_status"].startswith("Connected"))
+
+
+def completed(nodedir: Path) -> bool:
+    """Whether the running node reports a completed run of the job."""
+    job = _public_job(nodedir)
+    return bool(job and job["last_success"] is not None)
+
+
 def spawn_node(nodedir: Path, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
@@ -123,18 +143,28 @@ def cap_url(node_url: str, cap: str, path: str = "") -> str:
     return f"{node_url}uri/{urllib.parse.quote(cap, safe='')}{path}"
 
 
+class RestoreError(Exception):
+    """A file or directory of the snapshot could not be downloaded (its path and why)."""
+
+
 def download_tree(directory_url: str, dest: Path) -> None:
     """Download the directory at ``directory_url`` into ``dest`` through the web API."""
     dest.mkdir(parents=True, exist_ok=True)
     node_url = directory_url.split("uri/")[0]
-    _, info = _get_json(directory_url + "?t=json")
+    try:
+        _, info = _get_json(directory_url + "?t=json")
+    except urllib.error.HTTPError as e:
+        raise RestoreError(f"{dest}: HTTP {e.code}: {e.read()[:300]!r}") from None
     for name, (kind, child) in info["children"].items():
         child_url = cap_url(node_url, child.get("ro_uri") or child["rw_uri"])
         if kind == "dirnode":
             download_tree(child_url, dest / name)
-        else:
+            continue
+        try:
             with urllib.request.urlopen(child_url, timeout=60) as response:  # loopback only
                 (dest / name).write_bytes(response.read())
+        except urllib.error.HTTPError as e:
+            raise RestoreError(f"{dest / name}: HTTP {e.code}: {e.read()[:300]!r}") from None
 
 
 def same_tree(a: Path, b: Path) -> bool:
@@ -178,8 +208,11 @@ def crash_and_recover(
     for _ in range(kills):
         node = spawn_node(nodedir, log)
         try:
-            poll("the run to upload", lambda: uploading(nodedir),
+            poll("the run to upload or complete",
+                 lambda: uploading(nodedir) or completed(nodedir),
                  time.monotonic() + STARTUP_BUDGET)
+            if completed(nodedir):
+                break  # what was left took less than the time to the next kill
             wait = rng.uniform(*kill_window)
             time.sleep(wait)
             waits.append(wait)
@@ -188,27 +221,33 @@ def crash_and_recover(
             node.wait()
     node = spawn_node(nodedir, log)
     try:
-        def completed() -> bool:
-            job = _public_job(nodedir)
-            return bool(job and job["last_success"] is not None)
-
-        poll("the run to complete", completed, time.monotonic() + RUN_BUDGET)
+        poll("the run to complete", lambda: completed(nodedir), time.monotonic() + RUN_BUDGET)
+        # The last start may find the run already complete: restore once it has met
+        # the grid, as a user would.
+        poll("the node to connect to every server",
+             lambda: servers_connected(nodedir) == len(grid.servers),
+             time.monotonic() + STARTUP_BUDGET)
         job = _public_job(nodedir)
         assert job is not None
         progress = job["progress"] or {}
         node_url = (nodedir / "node.url").read_text().strip()
         restored = workdir / "restored"
-        download_tree(cap_url(node_url, dircap, "/photos/Latest"), restored)
+        restore_error = None
+        try:
+            download_tree(cap_url(node_url, dircap, "/photos/Latest"), restored)
+        except RestoreError as e:
+            restore_error = str(e)
     finally:
         stop_node(node)
     with StateDatabase(state_db_path(str(nodedir)), read_only=True) as db:
         outcomes = tuple(run.outcome for run in reversed(db.runs(JOB)))
     private = nodedir / "private"
     return CrashReport(
-        kills=kills,
+        kills=len(waits),
         kill_after_seconds=tuple(round(w, 2) for w in waits),
         outcomes=outcomes,
-        restored_equal=same_tree(source, restored),
+        restored_equal=restore_error is None and same_tree(source, restored),
+        restore_error=restore_error,
         integrity={name: integrity(private / name)
                    for name in ("governor.sqlite", "backupdb.sqlite")},
         grid_bytes=share_bytes(grid) - stored_before,
