@@ -19,12 +19,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from tahoe_governor.app import build_governor
-from tahoe_governor.backup.job_runner import IDLE_ABORT_SECONDS
 from tahoe_governor.node.governor import CAPACITY_SAVE_SECONDS, GRID_WAIT_SECONDS, Governor
 from tahoe_governor.node.storage_peers import PEER_REFRESH_SECONDS
 from tahoe_governor.policy.config import parse_policy_text
 from tahoe_governor.policy.state_db import StateDatabase
-from tahoe_governor.policy.upload_floor import IDLE_WINDOW_SECONDS
 from tahoe_governor.status import ControlError, private_dict, public_dict
 from tahoe_governor.status.display_names import display_name
 from tahoe_governor.throttle import Shaper
@@ -186,7 +184,7 @@ def test_an_override_reaches_the_shaper_and_the_private_status_only(
 
 def test_controls_refuse_unknown_jobs_and_scopes(governor: Governor) -> None:
     """Bad control input raises ControlError naming what was wrong."""
-    with pytest.raises(ControlError, match="no backup job named 'b2'"):
+    with pytest.raises(ControlError, match="unknown job 'b2': expected one of b1"):
         governor.controls.pause("b2")
     with pytest.raises(ControlError, match="limit scope"):
         governor.controls.set_limit("galaxy", "x", "up", "1kbps")  # type: ignore[arg-type]
@@ -220,7 +218,7 @@ def test_controls_refuse_to_clear_an_override_that_is_not_set(governor: Governor
     with pytest.raises(ControlError, match=r"no override of peer parents up to clear "
                                            r"\(overrides: job b1 up\)"):
         governor.controls.set_limit("peer", "parents", "up", None)
-    with pytest.raises(ControlError, match="no backup job named 'b9'"):
+    with pytest.raises(ControlError, match="unknown job 'b9': expected one of b1"):
         governor.controls.set_limit("job", "b9", "up", None)
     governor.controls.set_limit("job", "b1", "up", None)
     assert governor.controls.status().overrides == ()
@@ -267,11 +265,6 @@ def test_the_private_page_refuses_a_typo_through_the_real_controls(
     assert answer["error"].startswith("unknown peer 'parnets': expected the TubID")
     assert "(known: parents)" in answer["error"]
     assert governor.controls.status().overrides == ()
-
-
-def test_the_upload_floor_window_is_the_runners_idle_abort() -> None:
-    """The floor's window and the job runner's idle abort are one and the same figure."""
-    assert IDLE_WINDOW_SECONDS == IDLE_ABORT_SECONDS
 
 
 def test_status_names_peers_by_their_announced_nicknames(

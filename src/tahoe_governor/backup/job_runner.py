@@ -44,10 +44,11 @@ from tahoe_governor.backup.target import TargetError
 from tahoe_governor.backup.walker import BackupCancelled, BackupFailed, BackupResult, SourceError
 from tahoe_governor.policy.config import Job
 from tahoe_governor.policy.engine import JobLimits
+from tahoe_governor.policy.upload_floor import IDLE_WINDOW_SECONDS
 from tahoe_governor.status import BackupProgress
 from tahoe_governor.throttle.reactor_clock import ReactorClock
 
-IDLE_ABORT_SECONDS = 25 * 60
+IDLE_ABORT_SECONDS = IDLE_WINDOW_SECONDS
 """Abort in-flight files when a suspension will outlast this (the storage
 server's idle limit is 30 minutes; five are kept as a margin)."""
 

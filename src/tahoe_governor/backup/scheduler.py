@@ -144,8 +144,8 @@ class BackupScheduler(service.Service):
         try:
             return self.runners[job]
         except KeyError:
-            known = ", ".join(sorted(self.runners)) or "none configured"
-            raise ControlError(f"no backup job named {job!r} (jobs: {known})") from None
+            known = ", ".join(self.runners) or "none (tahoe.cfg has no [backups] job)"
+            raise ControlError(f"unknown job {job!r}: expected one of {known}") from None
 
     def pause(self, job: str) -> None:
         """Hold ``job`` until resumed (kept in the state database)."""

@@ -31,7 +31,8 @@ MAX_SEGMENT_SIZE = 128 * 1024
 
 IDLE_WINDOW_SECONDS = 25 * 60
 """The window a block must pass in: the storage server's 30-minute idle limit less
-a margin; equal to ``backup.job_runner.IDLE_ABORT_SECONDS`` (a test holds them equal)."""
+five minutes of margin. The job runner aborts in-flight files when a suspension
+would outlast it (``backup.job_runner.IDLE_ABORT_SECONDS`` is this figure)."""
 
 DEFAULT_SHARES_NEEDED = 3
 DEFAULT_SHARES_TOTAL = 10
