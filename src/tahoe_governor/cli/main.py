@@ -13,12 +13,39 @@ from tahoe_governor.cli.run import add_run_parser
 from tahoe_governor.cli.status import add_status_command
 
 
+def versions() -> str:
+    """This program's version and those of the Tahoe-LAFS and Foolscap it runs with."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return (f"tahoe-governor {of('tahoe-governor')} "
+            f"(Tahoe-LAFS {of('tahoe-lafs')}, Foolscap {of('foolscap')})")
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print :func:`versions` and exit (read only when asked)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0,
+                         help="print the versions of this program, Tahoe-LAFS and Foolscap")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(versions())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
         prog="tahoe-governor",
         description="Scheduled, governed backups inside a Tahoe-LAFS node.",
     )
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_demo_command(sub)
     add_check_command(sub)
