@@ -62,6 +62,7 @@ def build_governor(
     counters: SystemCounters | None = None,
     web: Any = None,
     token: str | None = None,
+    walkers: BackupWalkers | None = None,
 ) -> Governor:
     """Build (not start) the governor of a governed client node and every part it uses.
 
@@ -71,6 +72,7 @@ def build_governor(
     :param database: the state database (runs, overrides, estimates).
     :param counters: the system counters the meters read (psutil by default).
     :param web: the node's web server, ``token`` its private page's token.
+    :param walkers: makes each run's walker (the node's own by default).
     """
     shaper: Shaper = client.shaper
     counters = counters or PsutilCounters()
@@ -95,7 +97,7 @@ def build_governor(
         )
         for job in policy.jobs
     }
-    walkers = BackupWalkers(reactor, client, nodedir)
+    walkers = walkers if walkers is not None else BackupWalkers(reactor, client, nodedir)
     scheduler = BackupScheduler(
         reactor, live, database, walkers, on_completed=walkers.completed, throttles=throttles,
     )
