@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -25,11 +24,10 @@ from tahoe_governor.node.backup_walkers import BackupWalkers
 from tahoe_governor.policy.config import parse_policy_text
 from tahoe_governor.policy.state_db import StateDatabase
 from tahoe_governor.throttle.testing import FakeCounters
-from tests.node.test_governor import PARENTS, FakeClient, FakeServer
+from tests.node.test_governor import NOON, PARENTS, UTC, FakeClient, FakeServer
 
-UTC = ZoneInfo("UTC")
 HOUR = 3600.0
-THURSDAY_NOON = 1795694400.0  # 2026-11-26 12:00 UTC
+THURSDAY_NOON = NOON  # 2026-11-26 12:00 UTC
 
 CONFIG = """
 [backups]

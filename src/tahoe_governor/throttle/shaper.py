@@ -314,12 +314,15 @@ class ConnectionShaper:
     def outbound_backlog(self) -> list[tuple[int, float | None]]:
         """``(queued bytes, limit)`` of the node's upload queue and of every peer's
         with an upload limit (bytes/s): what :class:`~.backlog_gate.BacklogGate` reads."""
-        node_queued = sum(c.outbound.queued for c in self._connections)
-        out = [(node_queued, _limit_from_rate(self.up.node_bucket.rate))]
+        out = [(self._queued_up(), _limit_from_rate(self.up.node_bucket.rate))]
         for peer in self._peers.values():
             if peer.up.bucket.rate != UNLIMITED:
                 out.append((peer.up.queued(), peer.up.bucket.rate))
         return out
+
+    def _queued_up(self) -> int:
+        """Outbound bytes held back over every connection (the node's upload queue)."""
+        return sum(c.outbound.queued for c in self._connections)
 
     def node_stats(self) -> NodeStats:
         """A snapshot of the node's shaped traffic, over every connection."""
@@ -327,7 +330,7 @@ class ConnectionShaper:
         return NodeStats(
             sent_bytes=self.up.passed_bytes,
             received_bytes=self.down.passed_bytes + self._unshaped_down,
-            queued_up=sum(c.outbound.queued for c in self._connections),
+            queued_up=self._queued_up(),
             queued_down=sum(c.inbound.queued for c in self._connections),
             rate_up=self._rate("up", _NODE, 0),
             rate_down=self._rate("down", _NODE, 0),
