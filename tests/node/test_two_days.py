@@ -10,6 +10,7 @@ limits are checked against what tahoe.cfg says for that instant.
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,9 @@ class TimedWalkers(BackupWalkers):
 
 
 def open_descriptors() -> int:
+    """Descriptors open now, after collecting garbage: earlier tests' unreferenced sockets
+    must not close mid-test and hide (or fake) a leak of this one."""
+    gc.collect()
     return len(os.listdir("/proc/self/fd"))
 
 
@@ -167,4 +171,4 @@ def test_two_days_honour_every_window_to_the_second_and_leak_nothing(tmp_path: P
     governor.stop_parts()
     database.close()
     assert [c for c in clock.getDelayedCalls() if c.active()] == []
-    assert open_descriptors() == fds_before
+    assert open_descriptors() <= fds_before
