@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from tahoe_governor.cli.node_directory import add_node_directory
 from tahoe_governor.policy.config import Policy, target_problems
 from tahoe_governor.policy.engine import EffectiveLimit, JobLimits, Limits, limits_at
 from tahoe_governor.policy.errors import ConfigError, ConfigProblem
@@ -267,7 +268,7 @@ def add_check_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     check = commands.add_parser(
         "check", help="print the parsed policy and every effective limit now, or every error"
     )
-    check.add_argument("nodedir", metavar="NODEDIR", help="the Tahoe-LAFS node directory")
+    add_node_directory(check)
     check.add_argument("--now", type=_instant, default=None,
                        help="evaluate at this ISO 8601 time instead of now")
     check.add_argument("--timezone", type=_zone, default=None,
@@ -278,5 +279,5 @@ def add_check_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
 def _run(args: argparse.Namespace) -> int:
     now = args.now if args.now is not None else time.time()
     tz = args.timezone if args.timezone is not None else local_zone()
-    return run_check(os.path.abspath(os.path.expanduser(args.nodedir)), now, tz,
+    return run_check(args.nodedir, now, tz,
                      sys.stdout, sys.stderr)

@@ -25,16 +25,22 @@ from tahoe_governor.cli.node_api import (
     CommandError,
     GovernorClient,
     HttpFunction,
-    nodedir_argument,
     urllib_http,
+)
+from tahoe_governor.cli.node_directory import (
+    NodeDirectoryError,
+    add_node_directory,
+    add_node_directory_option,
+    resolve_node_directory,
 )
 from tahoe_governor.policy.errors import ValueSyntaxError
 from tahoe_governor.policy.units import parse_rate
 from tahoe_governor.web.human_units import format_speed
 
 CLEAR = "clear"
-LIMIT_USAGE = ("tahoe-governor limit NODEDIR (peer SELECTOR | job NAME | node) "
+LIMIT_USAGE = ("tahoe-governor limit [NODEDIR] (peer SELECTOR | job NAME | node) "
                "(up|down) (RATE | clear)")
+LIMIT_SCOPES = ("peer", "job", "node")
 
 
 class UsageError(Exception):
@@ -59,7 +65,7 @@ class LimitRequest:
 
 def parse_limit_words(words: list[str]) -> LimitRequest:
     """``["peer", "dsl", "up", "200kbps"]`` -> a :class:`LimitRequest`; UsageError otherwise."""
-    if not words or words[0] not in ("peer", "job", "node"):
+    if not words or words[0] not in LIMIT_SCOPES:
         raise UsageError(f"expected peer, job or node after NODEDIR, got "
                          f"{words[0] if words else 'nothing'!r}; usage: {LIMIT_USAGE}")
     scope = words[0]
@@ -140,8 +146,7 @@ def add_control_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
                             ("resume", "undo pause"),
                             ("start", "run a job now, regardless of its frequency")):
         parser = commands.add_parser(name, help=help_text)
-        parser.add_argument("nodedir", metavar="NODEDIR", type=nodedir_argument,
-                            help="the Tahoe-LAFS node directory")
+        add_node_directory(parser)
         parser.add_argument("job", metavar="JOB", help="the job's name in [backups]")
         if name == "start":
             parser.add_argument("--force", action="store_true",
@@ -152,9 +157,10 @@ def add_control_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         description="Override a cap of the running node: a peer's (by TubID, server id or "
                     "nickname), a job's upload cap, or the node's. RATE as in tahoe.cfg "
                     "(200kbps, 1MB/s, 60%, unlimited); 'clear' returns to tahoe.cfg.")
-    limit.add_argument("nodedir", metavar="NODEDIR", type=nodedir_argument)
+    add_node_directory_option(limit)
     limit.add_argument("words", nargs="+", metavar="WORD",
-                       help="(peer SELECTOR | job NAME | node) (up|down) (RATE | clear)")
+                       help="[NODEDIR] (peer SELECTOR | job NAME | node) (up|down) "
+                            "(RATE | clear)")
     limit.set_defaults(func=_run_limit)
 
 
@@ -168,10 +174,14 @@ def _run_job_control(args: argparse.Namespace, out: TextIO = sys.stdout,
 
 def _run_limit(args: argparse.Namespace, out: TextIO = sys.stdout,
                err: TextIO = sys.stderr, http: HttpFunction = urllib_http) -> int:
+    words = list(args.words)
+    # The cap's words always start with a scope, so a first word that is not one is NODEDIR.
+    positional = words.pop(0) if words and words[0] not in LIMIT_SCOPES else None
     try:
-        request = parse_limit_words(list(args.words))
-    except UsageError as e:
+        nodedir = resolve_node_directory(positional, getattr(args, "node_directory", None))
+        request = parse_limit_words(words)
+    except (UsageError, NodeDirectoryError) as e:
         print(f"tahoe-governor limit: {e}", file=err)
         return 2
     action = "clear" if request.rate is None else "limit"
-    return run_control(args.nodedir, action, request.fields(), out, err, http, limit=request)
+    return run_control(nodedir, action, request.fields(), out, err, http, limit=request)

@@ -9,6 +9,11 @@ from collections.abc import Sequence
 from tahoe_governor.cli.check import add_check_command
 from tahoe_governor.cli.controls import add_control_commands
 from tahoe_governor.cli.demo import add_demo_command
+from tahoe_governor.cli.node_directory import (
+    NodeDirectoryError,
+    add_node_directory_option,
+    resolve_node_directory,
+)
 from tahoe_governor.cli.run import add_run_parser
 from tahoe_governor.cli.status import add_status_command
 
@@ -46,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scheduled, governed backups inside a Tahoe-LAFS node.",
     )
     parser.add_argument("--version", action=_VersionAction)
+    add_node_directory_option(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_demo_command(sub)
     add_check_command(sub)
@@ -55,9 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The parsed command line, its node directory (if it takes one) made absolute."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if hasattr(args, "nodedir"):
+        try:
+            args.nodedir = resolve_node_directory(args.nodedir,
+                                                  getattr(args, "node_directory", None))
+        except NodeDirectoryError as e:
+            parser.error(str(e))
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     status: int = args.func(args)
     return status
 

@@ -15,7 +15,6 @@ message contains the token.
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -184,8 +183,3 @@ class GovernorClient:
                 "was the file replaced after the node started (restart it), or is the node "
                 "run by 'tahoe run' rather than 'tahoe-governor run'?"
             )
-
-
-def nodedir_argument(text: str) -> str:
-    """NODEDIR as given on the command line, made absolute."""
-    return os.path.abspath(os.path.expanduser(text))

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from tahoe_governor.cli.node_directory import add_node_directory
+
 
 def add_run_parser(sub: Any) -> None:
     """Register the ``run`` subcommand on ``sub`` (an argparse subparsers object)."""
@@ -20,7 +22,7 @@ def add_run_parser(sub: Any) -> None:
             "file already uploaded."
         ),
     )
-    run.add_argument("nodedir", metavar="NODEDIR", help="the node directory (holds tahoe.cfg)")
+    add_node_directory(run)
     run.set_defaults(func=run_command)
 
 

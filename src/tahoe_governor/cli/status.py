@@ -21,9 +21,9 @@ from tahoe_governor.cli.node_api import (
     CommandError,
     GovernorClient,
     HttpFunction,
-    nodedir_argument,
     urllib_http,
 )
+from tahoe_governor.cli.node_directory import add_node_directory
 from tahoe_governor.status.display_names import display_name
 from tahoe_governor.web.human_units import (
     format_bytes,
@@ -203,8 +203,7 @@ def _interval(text: str) -> float:
 def add_status_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``status`` on the ``tahoe-governor`` subcommand parser."""
     status = commands.add_parser("status", help="show the jobs and peers of the running node")
-    status.add_argument("nodedir", metavar="NODEDIR", type=nodedir_argument,
-                        help="the Tahoe-LAFS node directory")
+    add_node_directory(status)
     shown = status.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="print the public snapshot as JSON")
     shown.add_argument("--watch", action="store_true",
