@@ -18,6 +18,8 @@ to the pieces that use it; no part builds another or reaches into one:
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,6 +36,7 @@ from tahoe_governor.policy.service import LivePolicy
 from tahoe_governor.policy.state_db import StateDatabase, state_db_path
 from tahoe_governor.throttle import UNLIMITED, Shaper
 from tahoe_governor.throttle.backlog_gate import BacklogGate
+from tahoe_governor.throttle.clock_steps import ClockStepThread, ClockStepWatch
 from tahoe_governor.throttle.counters import PsutilCounters, SystemCounters
 from tahoe_governor.throttle.cpu_budget import JobCpuBudgets
 from tahoe_governor.throttle.link_capacity import LinkCapacityEstimate
@@ -63,6 +66,7 @@ def build_governor(
     web: Any = None,
     token: str | None = None,
     walkers: BackupWalkers | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Governor:
     """Build (not start) the governor of a governed client node and every part it uses.
 
@@ -73,6 +77,8 @@ def build_governor(
     :param counters: the system counters the meters read (psutil by default).
     :param web: the node's web server, ``token`` its private page's token.
     :param walkers: makes each run's walker (the node's own by default).
+    :param monotonic: the clock that does not step, against which the reactor's wall
+        clock is watched for steps (see :mod:`~tahoe_governor.throttle.clock_steps`).
     """
     shaper: Shaper = client.shaper
     counters = counters or PsutilCounters()
@@ -112,6 +118,7 @@ def build_governor(
     return Governor(
         reactor, client, shaper=shaper, live=live, database=database, meters=meters,
         budgets=budgets, scheduler=scheduler, peers=peers,
+        clock_steps=ClockStepWatch(reactor, monotonic),
         controls=NodeControls(scheduler, live, assembly.status), web=web, token=token,
     )
 
@@ -138,8 +145,11 @@ def govern(reactor: Any, client: Any, tz: ZoneInfo | None = None) -> Governor:
         reactor, client, nodedir, policy, StateDatabase(state_db_path(nodedir)),
         web=web, token=load_or_create_token(nodedir) if web is not None else None,
     )
+    clock_watch = ClockStepThread(reactor, governor.clock_steps)
+    client.add_stop_hook("clock-step watch", clock_watch.stop)
     client.add_stop_hook("backup jobs", governor.stop_parts)
     governor.start()
+    clock_watch.start()
     if web is not None and governor.token is not None:
         mount_governor_pages(web, governor.controls, governor.token, reactor, tz=policy.tz)
         client.mount("metrics", metrics_resource(governor.controls.status))

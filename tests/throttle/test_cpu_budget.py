@@ -65,12 +65,15 @@ def test_budget_change_applies_from_now():
     assert duty.balance(12.0) == pytest.approx(0.0)
 
 
-def test_time_going_backwards_is_clamped():
-    """An earlier ``now`` earns nothing and does not undo time."""
+def test_time_going_backwards_earns_nothing_then_earns_from_the_new_time():
+    """An earlier ``now`` (the clock stepped back) earns nothing and keeps the debt;
+    from then on the job earns from that earlier instant instead of stalling until the
+    clock is back at the old one."""
     duty = CpuDutyCycle(0.25, now=10.0)
     duty.charge(0.5, 10.0)
     assert duty.delay(5.0) == pytest.approx(2.0)
-    assert duty.delay(11.0) == pytest.approx(1.0)
+    assert duty.delay(6.0) == pytest.approx(1.0)
+    assert duty.delay(7.0) == pytest.approx(0.0)
 
 
 @pytest.mark.parametrize("budget", [-0.1, math.nan, "25%", True])

@@ -29,6 +29,7 @@ from tahoe_governor.policy.measurements import Measurements
 from tahoe_governor.policy.service import LivePolicy
 from tahoe_governor.policy.state_db import CAPACITY_ESTIMATE_KEYS, StateDatabase
 from tahoe_governor.throttle import UNLIMITED, Shaper
+from tahoe_governor.throttle.clock_steps import ClockStepWatch
 from tahoe_governor.throttle.cpu_budget import JobCpuBudgets
 from tahoe_governor.throttle.meters import Meters, MeterTick
 from tahoe_governor.throttle.reactor_clock import ReactorClock
@@ -74,10 +75,12 @@ class Governor:
         scheduler: BackupScheduler,
         peers: StoragePeerWatch,
         controls: NodeControls,
+        clock_steps: ClockStepWatch,
         web: Any = None,
         token: str | None = None,
     ) -> None:
         self._reactor = reactor
+        self.clock_steps = clock_steps
         self.client = client
         self.shaper = shaper
         self.live = live
@@ -99,6 +102,7 @@ class Governor:
         self._grid_timer: Any = None
         self._unsubscribe = self.live.subscribe(self._apply_limits)
         shaper.add_identified_listener(self._peer_identified)
+        clock_steps.add_listener(self._clock_stepped)
 
     @property
     def web_url(self) -> str | None:
@@ -185,6 +189,17 @@ class Governor:
         if tubid not in self.live.current.known_tubids:
             self.peers.refresh()
         self._apply_limits(self.live.current)
+
+    def _clock_stepped(self, step: float) -> None:
+        # The timers have kept their lengths; what is meant for a time of day (the next
+        # window edge, a due job) is planned again from the new time.
+        log.info("the wall clock moved {how} by {seconds:.0f} s (a sleep, or the clock was "
+                 "set): windows and schedules follow the new time",
+                 how="forward" if step > 0 else "back", seconds=abs(step))
+        if self.scheduler.running:
+            self.scheduler.reevaluate()
+        else:
+            self.live.reevaluate()
 
     def _apply_limits(self, limits: Limits) -> None:
         """Make the shaper's limits the policy's.

@@ -79,8 +79,8 @@ def check_budget(budget: float, name: str = "budget") -> float:
 class CpuDutyCycle:
     """A job's CPU balance against a budget (share of one core); see the module doc.
 
-    ``now`` is seconds on any monotonic origin; time going backwards is
-    clamped to the last instant seen.
+    ``now`` is seconds (the reactor's wall clock); time going backwards earns
+    nothing, and earning starts again from the earlier instant.
     """
 
     def __init__(
@@ -135,10 +135,10 @@ class CpuDutyCycle:
         return -self._balance / self._budget
 
     def _advance(self, now: float) -> None:
-        if now > self._last:
-            if not math.isinf(self._budget):
-                self._balance += self._budget * (now - self._last)
-            self._last = now
+        if now > self._last and not math.isinf(self._budget):
+            self._balance += self._budget * (now - self._last)
+        # Also when the clock stepped back: waiting for the old instant would stall the job.
+        self._last = now
         self._clamp()
 
     def _clamp(self) -> None:

@@ -270,7 +270,9 @@ class Meters:
         self._last_busy = self._counters.machine_busy_cpu_seconds()
         self._last_own = self._own_bytes()
         self._last_interface = {name: self._read_interface(name) for name in self._interfaces}
-        loop = LoopingCall.withCount(self._tick)
+        # Not LoopingCall.withCount: after the wall clock steps back it calls nothing until
+        # the clock is back at its last tick. The ticks elapsed are counted here instead.
+        loop = LoopingCall(self._tick_elapsed)
         loop.clock = cast(IReactorTime, self._clock)
         self._loop = loop
         loop.start(self.tick_seconds, now=False)
@@ -339,6 +341,10 @@ class Meters:
         except ValueError:
             # The interface has gone (a VPN went down): it carries nothing now.
             return self._last_interface.get(name, (0, 0))
+
+    def _tick_elapsed(self) -> None:
+        elapsed = self._clock.seconds() - self._now
+        self._tick(max(1, round(elapsed / self.tick_seconds)))
 
     def _tick(self, count: int) -> None:
         # Whatever fails here, the LoopingCall must not see it: it would stop.

@@ -190,7 +190,12 @@ class TokenBucket:
 
     def _advance(self, now: float) -> None:
         elapsed = now - self._last
-        if elapsed <= 0.0:  # same instant, or time went backwards: clamp
+        if elapsed < 0.0:
+            # The wall clock stepped back: refill from the new time, earning nothing for
+            # the gap (waiting for the old instant would starve the bucket that long).
+            self._last = now
+            return
+        if elapsed == 0.0:
             return
         self._last = now
         if self._rate != UNLIMITED and self._rate > 0.0:
