@@ -23,18 +23,19 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tahoe_governor.backup.job_throttle import JobThrottle
+from tahoe_governor.backup.job_throttles import JobThrottles
 from tahoe_governor.backup.scheduler import BackupScheduler
 from tahoe_governor.node.backup_walkers import BackupWalkers
 from tahoe_governor.node.controls import NodeControls
 from tahoe_governor.node.governor import TICK_SECONDS, Governor
+from tahoe_governor.node.reload import ConfigReloader, read_for_reload
 from tahoe_governor.node.status_assembly import NodeStatusAssembly
 from tahoe_governor.node.storage_peers import StoragePeerWatch, shaped_peer_addresses, text
 from tahoe_governor.policy.config import Policy, parse_policy_text
 from tahoe_governor.policy.local_zone import local_zone
 from tahoe_governor.policy.service import LivePolicy
 from tahoe_governor.policy.state_db import StateDatabase, state_db_path
-from tahoe_governor.throttle import UNLIMITED, Shaper
+from tahoe_governor.throttle import Shaper
 from tahoe_governor.throttle.backlog_gate import BacklogGate
 from tahoe_governor.throttle.clock_steps import ClockStepThread, ClockStepWatch
 from tahoe_governor.throttle.counters import PsutilCounters, SystemCounters
@@ -67,6 +68,7 @@ def build_governor(
     token: str | None = None,
     walkers: BackupWalkers | None = None,
     monotonic: Callable[[], float] = time.monotonic,
+    config_text: str | None = None,
 ) -> Governor:
     """Build (not start) the governor of a governed client node and every part it uses.
 
@@ -77,6 +79,8 @@ def build_governor(
     :param counters: the system counters the meters read (psutil by default).
     :param web: the node's web server, ``token`` its private page's token.
     :param walkers: makes each run's walker (the node's own by default).
+    :param config_text: the tahoe.cfg text the node runs with: given, the ``reload``
+        control reads ``nodedir``'s tahoe.cfg again (see :mod:`~tahoe_governor.node.reload`).
     :param monotonic: the clock that does not step, against which the reactor's wall
         clock is watched for steps (see :mod:`~tahoe_governor.throttle.clock_steps`).
     """
@@ -94,15 +98,8 @@ def build_governor(
         ),
     )
     budgets = JobCpuBudgets(reactor, TICK_SECONDS)
-    backlog = BacklogGate(shaper, reactor)  # shared: a slow peer's queue is every job's
-    throttles = {
-        job.name: JobThrottle(
-            reactor, backlog_gate=backlog,
-            cpu_gate=None if job.cpu is None else budgets.add_job(
-                job.name, job.cpu, UNLIMITED if job.cpu_idle is None else job.cpu_idle).gate,
-        )
-        for job in policy.jobs
-    }
+    # one backlog gate: a slow peer's queue is every job's
+    throttles = JobThrottles(reactor, budgets, BacklogGate(shaper, reactor))
     walkers = walkers if walkers is not None else BackupWalkers(reactor, client, nodedir)
     scheduler = BackupScheduler(
         reactor, live, database, walkers, on_completed=walkers.completed, throttles=throttles,
@@ -115,11 +112,16 @@ def build_governor(
         reactor, text(getattr(client, "nickname", "")), shaper, meters, live, scheduler,
         peer_nickname=peers.nickname, latest_caps=walkers.latest_caps,
     )
+    reloader = None if config_text is None else ConfigReloader(
+        lambda running, text: read_for_reload(nodedir, running, text), scheduler, live,
+        config_text)
     return Governor(
         reactor, client, shaper=shaper, live=live, database=database, meters=meters,
         budgets=budgets, scheduler=scheduler, peers=peers,
         clock_steps=ClockStepWatch(reactor, monotonic),
-        controls=NodeControls(scheduler, live, assembly.status), web=web, token=token,
+        controls=NodeControls(scheduler, live, assembly.status,
+                              reload=None if reloader is None else reloader.reload),
+        web=web, token=token,
     )
 
 
@@ -144,6 +146,7 @@ def govern(reactor: Any, client: Any, tz: ZoneInfo | None = None) -> Governor:
     governor = build_governor(
         reactor, client, nodedir, policy, StateDatabase(state_db_path(nodedir)),
         web=web, token=load_or_create_token(nodedir) if web is not None else None,
+        config_text=client.sections.text,
     )
     clock_watch = ClockStepThread(reactor, governor.clock_steps)
     client.add_stop_hook("clock-step watch", clock_watch.stop)

@@ -147,3 +147,16 @@ def test_parse_limit_words() -> None:
     assert parse_limit_words(["job", "b1", "up", "clear"]) == LimitRequest("job", "b1", "up", None)
     with pytest.raises(UsageError):
         parse_limit_words([])
+
+
+def test_reload_prints_what_changed_or_why_not(node) -> None:
+    """reload POSTs to the node's reload control and prints its answer; a refused file
+    is exit status 1 with the node's reason (check's words)."""
+    status, out, err = _command(node, ["reload"])
+    assert (status, err) == (0, "")
+    assert out == "Reloaded tahoe.cfg: nothing changed in [backups] or [bandwidth].\n"
+    assert node.requests[-1] == ("POST", f"{NODE_URL}governor/{TOKEN}/reload")
+    node.controls.reload_refusal = "/n/tahoe.cfg: [bandwidth] limit.up: bad; nothing was changed"
+    status, out, err = _command(node, ["reload"])
+    assert (status, out) == (1, "")
+    assert "limit.up: bad; nothing was changed" in err

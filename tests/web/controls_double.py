@@ -97,6 +97,8 @@ class InMemoryControls:
         self.overrides: dict[LimitKey, str] = {}
         self.calls: list[tuple[object, ...]] = []
         self.peer_rates = {PARENTS_TUBID: (24_500.0, 800.0), FRIEND_TUBID: (40_000.0, 1_200.0)}
+        self.reload_refusal: str | None = None
+        """Set: ``reload`` is refused with this message (an invalid tahoe.cfg)."""
 
     # -- GovernorControls ---------------------------------------------------
 
@@ -130,6 +132,12 @@ class InMemoryControls:
             raise ControlError(f"job {job!r} is paused: resume it before asking it to run")
         found.state = "running" if (force or found.in_window) else "waiting"
         self.calls.append(("run_now", job, force))
+
+    def reload(self) -> str:
+        self.calls.append(("reload",))
+        if self.reload_refusal is not None:
+            raise ControlError(self.reload_refusal)
+        return "Reloaded tahoe.cfg: nothing changed in [backups] or [bandwidth]."
 
     def set_limit(self, scope: str, name: str, direction: str, rate: str | None) -> None:
         try:

@@ -10,12 +10,17 @@ controls (pause, resume, run now) and builds the jobs' status snapshots.
 
 Stopping the service cancels the runs in progress and records them as
 interrupted; the next start resumes where the backupdb allows.
+
+A reloaded tahoe.cfg (:meth:`BackupScheduler.set_policy`) changes the set of
+jobs live: a new job gets a runner, a removed one is stopped like that, and
+the others go on (a run in progress keeps its source and target; the new
+limits apply at once, the new definition from the next run).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application import service
@@ -23,8 +28,9 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 
 from tahoe_governor.backup.job_runner import JobRunner, RunHistory, WalkerFactory
-from tahoe_governor.backup.job_throttle import JobThrottle
+from tahoe_governor.backup.job_throttles import JobThrottles
 from tahoe_governor.backup.walker import BackupResult
+from tahoe_governor.policy.config import Job, Policy
 from tahoe_governor.policy.engine import Limits
 from tahoe_governor.policy.service import LivePolicy
 from tahoe_governor.status import ControlError, JobStatus
@@ -40,8 +46,8 @@ class BackupScheduler(service.Service):
     :param history: the state database (runs are recorded there).
     :param on_completed: optional ``(job, end time, result)`` callback after a
         completed run is recorded (e.g. to remember the snapshot cap).
-    :param throttles: each job's throttle by name (e.g. with its CPU gate);
-        a job not named gets a new unlimited one.
+    :param throttles: makes each job's throttle (with its CPU gate); without
+        it, every job gets a new unlimited one.
     """
 
     name = "backup-scheduler"
@@ -53,24 +59,49 @@ class BackupScheduler(service.Service):
         history: RunHistory,
         make_walker: WalkerFactory,
         on_completed: Callable[[str, float, BackupResult], None] | None = None,
-        throttles: Mapping[str, JobThrottle] | None = None,
+        throttles: JobThrottles | None = None,
     ) -> None:
         self._reactor = reactor
         self._live = live_policy
         self._history = history
+        self._make_walker = make_walker
         self._on_completed = on_completed
+        self._throttles = throttles
         self.runners: dict[str, JobRunner] = {
-            job.name: JobRunner(
-                reactor, job, make_walker, history,
-                on_change=self.reevaluate, on_success=self._completed,
-                throttle=(throttles or {}).get(job.name),
-            )
-            for job in live_policy.policy.jobs
+            job.name: self._make_runner(job) for job in live_policy.policy.jobs
         }
         self._unsubscribe: Callable[[], None] | None = None
         self._applying = False
         self._again = False
         self._running_names: frozenset[str] = frozenset()
+
+    def _make_runner(self, job: Job) -> JobRunner:
+        return JobRunner(
+            self._reactor, job, self._make_walker, self._history,
+            on_change=self.reevaluate, on_success=self._completed,
+            throttle=None if self._throttles is None else self._throttles.make(job),
+        )
+
+    def set_policy(self, policy: Policy) -> Deferred[Any]:
+        """Run the jobs of ``policy`` from now on (see the module doc); fires once the runs
+        of removed jobs have stopped."""
+        jobs = {job.name: job for job in policy.jobs}
+        stopping = []
+        for name in [n for n in self.runners if n not in jobs]:
+            if (d := self.runners.pop(name).stop()) is not None:
+                stopping.append(d)
+            if self._throttles is not None:
+                self._throttles.forget(name)
+        for name, runner in self.runners.items():
+            runner.job = jobs[name]
+            if self._throttles is not None:
+                self._throttles.retune(jobs[name], runner.throttle)
+        self._live.set_policy(policy)
+        for name, job in jobs.items():
+            if name not in self.runners:
+                self.runners[name] = self._make_runner(job)
+        self.reevaluate()
+        return DeferredList(stopping)
 
     # -- service -----------------------------------------------------------------
 

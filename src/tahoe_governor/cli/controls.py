@@ -141,7 +141,7 @@ def run_control(
 
 
 def add_control_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``pause``, ``resume``, ``start`` and ``limit``."""
+    """Register ``pause``, ``resume``, ``start``, ``limit`` and ``reload``."""
     for name, help_text in (("pause", "hold a job in any window until resumed"),
                             ("resume", "undo pause"),
                             ("start", "run a job now, regardless of its frequency")):
@@ -162,6 +162,14 @@ def add_control_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
                        help="[NODEDIR] (peer SELECTOR | job NAME | node) (up|down) "
                             "(RATE | clear)")
     limit.set_defaults(func=_run_limit)
+    reload = commands.add_parser(
+        "reload", help="read tahoe.cfg again into the running node (as SIGHUP does)",
+        description="The running node reads NODEDIR/tahoe.cfg again: a valid file takes "
+                    "effect at once ([backups] and [bandwidth]; running jobs go on under the "
+                    "new limits), an invalid one is refused with the errors 'check' prints "
+                    "and changes nothing.")
+    add_node_directory(reload)
+    reload.set_defaults(func=_run_reload)
 
 
 def _run_job_control(args: argparse.Namespace, out: TextIO = sys.stdout,
@@ -170,6 +178,11 @@ def _run_job_control(args: argparse.Namespace, out: TextIO = sys.stdout,
     if args.action == "start":
         fields["force"] = bool(args.force)
     return run_control(args.nodedir, args.action, fields, out, err, http)
+
+
+def _run_reload(args: argparse.Namespace, out: TextIO = sys.stdout,
+                err: TextIO = sys.stderr, http: HttpFunction = urllib_http) -> int:
+    return run_control(args.nodedir, "reload", {}, out, err, http)
 
 
 def _run_limit(args: argparse.Namespace, out: TextIO = sys.stdout,

@@ -33,8 +33,12 @@ def run_command(args: argparse.Namespace) -> int:
     # Importing Tahoe takes seconds: only when running.
     from tahoe_governor.app import govern, make_shaper
     from tahoe_governor.node.process import run_governed_node
+    from tahoe_governor.node.reload import reload_on_sighup
+
+    def started(client: Any) -> None:
+        governor = govern(reactor, client)
+        reload_on_sighup(reactor, governor.controls.reload)
 
     return run_governed_node(
-        args.nodedir, make_shaper, reactor, out=sys.stdout, err=sys.stderr,
-        on_started=lambda client: govern(reactor, client),
+        args.nodedir, make_shaper, reactor, out=sys.stdout, err=sys.stderr, on_started=started,
     )

@@ -35,10 +35,18 @@ class NodeControls:
         scheduler: BackupScheduler,
         live: LivePolicy,
         status: Callable[[], GovernorStatus],
+        reload: Callable[[], str] | None = None,
     ) -> None:
         self._scheduler = scheduler
         self._live = live
         self.status = status
+        self._reload = reload
+
+    def reload(self) -> str:
+        if self._reload is None:
+            raise ControlError("this node was not started from a node directory: "
+                               "there is no tahoe.cfg to reload")
+        return self._reload()
 
     def pause(self, job: str) -> None:
         self._scheduler.pause(job)

@@ -42,3 +42,7 @@ class GovernorControls(Protocol):
         """Override a cap (``rate=None`` clears the override). ``name`` is the
         job name, the peer selector (TubID, server id or nickname), or "" for
         the node."""
+
+    def reload(self) -> str:
+        """Read tahoe.cfg again and run its jobs and limits from now on; what changed.
+        A file ``check`` would refuse is refused with the same words."""

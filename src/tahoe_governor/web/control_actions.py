@@ -14,6 +14,7 @@ limit      ``scope`` (node, peer, job), ``name`` (not for node), ``direction``
            (up, down), ``rate`` (as in tahoe.cfg: ``200kbps``, ``60%``,
            ``unlimited``)
 clear      ``scope``, ``name``, ``direction``: drop that override
+reload     none: read tahoe.cfg again (refused, changing nothing, if invalid)
 =========  ===================================================================
 
 Malformed fields raise :class:`~tahoe_governor.status.ControlError`
@@ -216,11 +217,16 @@ def _clear(controls: GovernorControls, fields: Fields) -> str:
     return f"Cleared the override of {target}."
 
 
+def _reload(controls: GovernorControls, fields: Fields) -> str:
+    return controls.reload()
+
+
 ACTIONS: dict[str, Callable[[GovernorControls, Fields], str]] = {
     "pause": _pause,
     "resume": _resume,
     "start": _start,
     "limit": _limit,
     "clear": _clear,
+    "reload": _reload,
 }
 """Every control, by the last segment of its URL; each returns what it did."""
