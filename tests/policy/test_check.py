@@ -144,6 +144,23 @@ def test_state_database_shows_runs_overrides_and_estimates(tmp_path: Path) -> No
     assert "node limit down: 500 kB/s (4 Mbps)  [limit.down = 50%]" in out
 
 
+def test_job_settings_set_live_are_applied_and_marked(tmp_path: Path) -> None:
+    """A frequency and allowed times set from the private page are what check evaluates,
+    each marked as replacing tahoe.cfg's."""
+    nodedir = _nodedir(tmp_path, (CONFIGS / "valid" / "story.cfg").read_text())
+    with StateDatabase(state_db_path(str(nodedir))) as db:
+        run = db.start_run("b1", THURSDAY_MORNING - 7200)
+        db.finish_run(run, THURSDAY_MORNING - 3600, "completed")
+        db.set_job_setting("b1", "frequency", "1day", THURSDAY_MORNING)
+        db.set_job_setting("b1", "allowed_times", "0100-0300", THURSDAY_MORNING)
+    status, out, _err = _check(nodedir)
+    assert status == 0
+    assert "(live override 1day replaces tahoe.cfg's)" in out
+    assert "allowed times:   0100-0300  (live override 0100-0300 replaces tahoe.cfg's)" in out
+    assert "not due until Fri 2026-11-27 08:30:00 CET" in out
+    assert "next start:      Sat 2026-11-28 01:00:00 CET" in out
+
+
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The subcommand is registered; --now and --timezone replace the clock and zone."""
     nodedir = _nodedir(tmp_path, (CONFIGS / "valid" / "minimal.cfg").read_text(),

@@ -10,10 +10,13 @@ that they stay off the public page.
 from __future__ import annotations
 
 import math
+from zoneinfo import ZoneInfo
 
 import attrs
 
+from tahoe_governor.policy.allowed_times import AllowedTimes
 from tahoe_governor.policy.errors import ValueSyntaxError
+from tahoe_governor.policy.job_settings import parse_job_setting
 from tahoe_governor.policy.overrides import LimitKey
 from tahoe_governor.policy.units import RATE_EXPECTED, parse_rate
 from tahoe_governor.status import (
@@ -97,6 +100,7 @@ class InMemoryControls:
         self.overrides: dict[LimitKey, str] = {}
         self.calls: list[tuple[object, ...]] = []
         self.peer_rates = {PARENTS_TUBID: (24_500.0, 800.0), FRIEND_TUBID: (40_000.0, 1_200.0)}
+        self.job_settings: dict[tuple[str, str], str] = {}
         self.reload_refusal: str | None = None
         """Set: ``reload`` is refused with this message (an invalid tahoe.cfg)."""
 
@@ -113,7 +117,9 @@ class InMemoryControls:
                 capacity_up=125_000.0, capacity_down=None, busy_up=100_000.0, busy_down=None,
                 node_limit_up=self._node_limit("up"), node_limit_down=self._node_limit("down"),
             ),
-            overrides=tuple(f"{key} = {rate}" for key, rate in self.overrides.items()),
+            overrides=tuple(f"{key} = {rate}" for key, rate in self.overrides.items()) + tuple(
+                f"job {job} {setting} = {value}"
+                for (job, setting), value in sorted(self.job_settings.items())),
         )
 
     def pause(self, job: str) -> None:
@@ -132,6 +138,25 @@ class InMemoryControls:
             raise ControlError(f"job {job!r} is paused: resume it before asking it to run")
         found.state = "running" if (force or found.in_window) else "waiting"
         self.calls.append(("run_now", job, force))
+
+    def set_job_setting(self, job: str, setting: str, value: str | None) -> None:
+        """As the node's: validated as tahoe.cfg's value; new allowed times move the job
+        in or out of its window now (the snapshot's instant)."""
+        found = self._job(job)
+        if value is None:
+            if (job, setting) not in self.job_settings:
+                raise ControlError(f"no override of job {job!r} {setting} to clear")
+            del self.job_settings[(job, setting)]
+        else:
+            try:
+                parsed = parse_job_setting(setting, value, ZoneInfo("UTC"))
+            except ValueError as e:
+                raise ControlError(f"job {job!r}: {e}") from None
+            self.job_settings[(job, setting)] = value
+            if isinstance(parsed, AllowedTimes) and found.state in ("running", "waiting"):
+                found.in_window = parsed.contains(self.now)
+                found.state = "running" if found.in_window else "waiting"
+        self.calls.append(("set_job_setting", job, setting, value))
 
     def reload(self) -> str:
         self.calls.append(("reload",))
@@ -199,6 +224,8 @@ class InMemoryControls:
             window_end=self.now + 3 * 3600 if job.in_window else None,
             last_failure=None, retry_at=None, frequency_seconds=7 * 86400.0,
             source=job.source, target=job.target, latest_snapshot_cap=job.snapshot,
+            allowed_times=self.job_settings.get((job.name, "allowed_times"), "2200-0600"),
+            settings_overridden=tuple(s for (j, s) in self.job_settings if j == job.name),
         )
 
     def _peer_status(self, nickname: str, tubid: str) -> PeerStatus:

@@ -44,7 +44,8 @@ def browser():
 @pytest.mark.e2e
 def test_public_and_private_pages_and_pause_in_a_browser(browser, tmp_path: Path) -> None:
     """The public page renders with its charts; on the private page, pressing Pause for a
-    job makes the job paused in the JSON. Screenshots go to the test's folder."""
+    job makes the job paused in the JSON, and giving a waiting job allowed times that
+    contain now makes it run. Screenshots go to the test's folder."""
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -69,6 +70,19 @@ def test_public_and_private_pages_and_pause_in_a_browser(browser, tmp_path: Path
         assert browser.current_url == node.private_url  # the 303 led back to the page
         browser.save_screenshot(str(tmp_path / "private-after.png"))
         assert {j["name"]: j["state"] for j in node.public_json()["jobs"]}["photos"] == "paused"
+
+        # mail waits outside its window: give it one that contains now, and it runs.
+        browser.find_element(By.CSS_SELECTOR, "#job-mail details:last-of-type summary").click()
+        field = browser.find_element(By.CSS_SELECTOR, "input[aria-label='mail allowed_times']")
+        field.clear()
+        field.send_keys("0000-2400")
+        field.find_element(By.XPATH, "./ancestor::form//button[text()='Set']").click()
+        WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda d: d.find_element(By.ID, "job-mail").get_attribute("data-state")
+            == "running")
+        assert {j["name"]: j["state"] for j in node.public_json()["jobs"]}["mail"] == "running"
+        assert browser.find_elements(
+            By.CSS_SELECTOR, "#job-mail button[formaction='unset']"), "shown as overridden"
         assert "POST /governor/[CENSORED]/pause 303" in node.log_text()
         assert node.token not in node.log_text()
 

@@ -30,6 +30,8 @@ PRIVATE_PATHS = {
     "jobs[].target",
     "jobs[].latest_snapshot_cap",
     "jobs[].last_failure_detail",
+    "jobs[].allowed_times",
+    "jobs[].settings_overridden",
     "jobs[].progress.private_current_paths",
     "overrides",
 }
@@ -110,7 +112,7 @@ class PrivacyWalkTests(SynchronousTestCase):
     def test_no_private_value_reaches_a_public_view(self) -> None:
         """No marker of a private field is on the public page, its JSON or /metrics."""
         secret = markers(self.snapshot, private=True)
-        self.assertEqual(len(secret), 4 * 2 + 1 + 1)  # 4 fields of 2 jobs, in flight, overrides
+        self.assertEqual(len(secret), 6 * 2 + 1 + 1)  # 6 fields of 2 jobs, in flight, overrides
         for path in ("/governor", "/governor?t=json", "/metrics"):
             text = self.get(path)
             self.assertEqual([m for m in secret if m in text], [], path)

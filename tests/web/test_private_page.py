@@ -39,6 +39,19 @@ class PrivatePageTests(GovernorTestCase):
                             for v in csrf_values))
         self.assertNotIn(TOKEN, text)  # every link and action is relative
 
+    def test_job_settings_forms_show_the_values_in_force_and_what_is_overridden(self) -> None:
+        """Each job has a form per setting, filled with the value in force; an overridden
+        one offers "Back to tahoe.cfg", the others do not."""
+        self.post_form("setting", {"job": "photos", "setting": "allowed_times",
+                                   "value": "0100-0500"})
+        text = self.get(PRIVATE).text
+        self.assertEqual(text.count('action="setting"'), 3 * 2)
+        self.assertIn('value="0100-0500"', text)
+        self.assertIn('value="1week"', text)
+        self.assertIn('value="25%"', text)
+        self.assertEqual(text.count('formaction="unset"'), 1)
+        self.assertIn("job photos allowed_times = 0100-0500", text)
+
     def test_script_runs_only_with_the_pages_nonce(self) -> None:
         """The refresh script carries the nonce the Content-Security-Policy allows."""
         response = self.get(PRIVATE)
@@ -94,6 +107,11 @@ class ControlTests(GovernorTestCase):
                        "rate": "unlimited"}, ("set_limit", "node", "", "down", "unlimited")),
             ("clear", {"scope": "peer", "name": "parents", "direction": "up"},
              ("set_limit", "peer", "parents", "up", None)),
+            ("setting", {"job": "mail", "setting": "allowed_times", "value": "0000-2400"},
+             ("set_job_setting", "mail", "allowed_times", "0000-2400")),
+            ("unset", {"job": "mail", "setting": "allowed_times"},
+             ("set_job_setting", "mail", "allowed_times", None)),
+            ("reload", {}, ("reload",)),
         ]
         for action, fields, call in cases:
             response = self.post_form(action, fields)
@@ -190,6 +208,12 @@ class ControlTests(GovernorTestCase):
              "Field 'direction' is 'sideways': expected 'up' or 'down'."),
             ("limit", {"scope": "node", "direction": "up"}, "Missing field 'rate'"),
             ("clear", {"scope": "node", "direction": "up"}, "no override of node up to clear"),
+            ("setting", {"job": "mail", "setting": "allowed_times", "value": "tonight"},
+             "allowed_times = 'tonight': expected"),
+            ("setting", {"job": "mail", "setting": "weight", "value": "2"},
+             "Field 'setting' is 'weight': expected 'allowed_times' or 'frequency' or 'cpu'."),
+            ("setting", {"job": "mail", "setting": "cpu"}, "Missing field 'value'"),
+            ("unset", {"job": "mail", "setting": "cpu"}, "no override of job 'mail' cpu"),
         ]
         for action, fields, message in cases:
             response = self.post_form(action, fields)

@@ -85,23 +85,35 @@ class BackupScheduler(service.Service):
     def set_policy(self, policy: Policy) -> Deferred[Any]:
         """Run the jobs of ``policy`` from now on (see the module doc); fires once the runs
         of removed jobs have stopped."""
-        jobs = {job.name: job for job in policy.jobs}
+        names = {job.name for job in policy.jobs}
         stopping = []
-        for name in [n for n in self.runners if n not in jobs]:
+        for name in [n for n in self.runners if n not in names]:
             if (d := self.runners.pop(name).stop()) is not None:
                 stopping.append(d)
             if self._throttles is not None:
                 self._throttles.forget(name)
-        for name, runner in self.runners.items():
-            runner.job = jobs[name]
-            if self._throttles is not None:
-                self._throttles.retune(jobs[name], runner.throttle)
         self._live.set_policy(policy)
-        for name, job in jobs.items():
-            if name not in self.runners:
-                self.runners[name] = self._make_runner(job)
-        self.reevaluate()
+        self._follow_policy()
         return DeferredList(stopping)
+
+    def set_job_setting(self, job: str, setting: str, text: str | None) -> None:
+        """Override ``job``'s allowed times, frequency or CPU budget (``None``: back to
+        tahoe.cfg); see :meth:`LivePolicy.set_job_setting`. Applies at once."""
+        self.runner(job)
+        self._live.set_job_setting(job, setting, text)
+        self._follow_policy()
+
+    def _follow_policy(self) -> None:
+        """Give every runner its job as now in force (a new job a new runner), then apply."""
+        for job in self._live.policy.jobs:
+            runner = self.runners.get(job.name)
+            if runner is None:
+                self.runners[job.name] = self._make_runner(job)
+                continue
+            runner.job = job
+            if self._throttles is not None:
+                self._throttles.retune(job, runner.throttle)
+        self.reevaluate()
 
     # -- service -----------------------------------------------------------------
 
@@ -243,6 +255,10 @@ class BackupScheduler(service.Service):
                     target=runner.job.target,
                     latest_snapshot_cap=(latest_caps or {}).get(name),
                     last_failure_detail=failure_detail,
+                    allowed_times=runner.job.allowed_times.text or "",
+                    settings_overridden=tuple(
+                        setting for (job, setting) in self._live.overrides.job_settings
+                        if job == name),
                 )
             )
         return tuple(out)

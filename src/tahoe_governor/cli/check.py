@@ -14,7 +14,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,6 +25,7 @@ from tahoe_governor.cli.node_directory import add_node_directory
 from tahoe_governor.policy.config import Policy, target_problems
 from tahoe_governor.policy.engine import EffectiveLimit, JobLimits, Limits, limits_at
 from tahoe_governor.policy.errors import ConfigError, ConfigProblem
+from tahoe_governor.policy.job_settings import with_job_settings
 from tahoe_governor.policy.local_zone import local_zone
 from tahoe_governor.policy.measurements import Measurements
 from tahoe_governor.policy.overrides import Overrides
@@ -115,9 +116,17 @@ def report_lines(
     nodedir: str,
     last_completed: dict[str, float],
     counters: SystemCounters | None = None,
+    job_settings: Mapping[tuple[str, str], str] | None = None,
 ) -> Iterator[str]:
-    """The human report of ``check``; ``counters`` (default: the system's) tell whether
-    a configured interface exists."""
+    """The human report of ``check`` of ``policy`` (tahoe.cfg with ``job_settings``, the
+    live overrides of the jobs' settings, applied); ``counters`` (default: the system's)
+    tell whether a configured interface exists."""
+    settings = job_settings or {}
+
+    def overridden(job: str, setting: str) -> str:
+        value = settings.get((job, setting))
+        return "" if value is None else f"  (live override {value} replaces tahoe.cfg's)"
+
     tz = policy.tz
     yield f"Policy of {os.path.join(nodedir, 'tahoe.cfg')}"
     yield f"Evaluated at {_when(limits.at, tz)} (zone {tz.key})"
@@ -132,9 +141,10 @@ def report_lines(
         last = last_completed.get(job.name)
         yield (
             f"    frequency:       {format_duration(job.frequency)} since the last completed run "
-            f"(last completed: {_when(last, tz)})"
+            f"(last completed: {_when(last, tz)}){overridden(job.name, 'frequency')}"
         )
-        yield f"    allowed times:   {job.allowed_times.text or 'any time'}"
+        yield (f"    allowed times:   {job.allowed_times.text or 'any time'}"
+               f"{overridden(job.name, 'allowed_times')}")
         if admission.paused:
             state = "paused by hand (resume to run)"
         elif admission.may_start:
@@ -148,7 +158,7 @@ def report_lines(
         never = "none while paused" if admission.paused else "never"
         yield f"    next start:      {_when(admission.next_start, tz, never)}"
         yield f"    upload cap:      {_limit(job_limits.rate)}"
-        yield f"    cpu budget:      {_cpu_budgets(job_limits)}"
+        yield f"    cpu budget:      {_cpu_budgets(job_limits)}{overridden(job.name, 'cpu')}"
         if job.upstream is not None:
             yield f"    upstream:        {job.upstream * 100:g}% of capacity.up"
         yield f"    exclude:         {', '.join(job.exclude) or 'nothing'}"
@@ -224,6 +234,7 @@ def run_check(
         print(f"state database: {e}", file=err)
         return 1
     unknown = sorted(set(stored.overrides.paused) - {j.name for j in policy.jobs})
+    policy = with_job_settings(policy, stored.overrides.job_settings)
     limits = limits_at(
         policy,
         now,
@@ -233,7 +244,8 @@ def run_check(
         stored.last_completed,
         _known_peers(nodedir),
     )
-    for line in report_lines(policy, limits, nodedir, stored.last_completed, counters):
+    for line in report_lines(policy, limits, nodedir, stored.last_completed, counters,
+                             stored.overrides.job_settings):
         print(line, file=out)
     for job in unknown:
         print(f"note: job {job!r} is paused in the state database but not in tahoe.cfg", file=out)

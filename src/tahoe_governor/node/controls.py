@@ -42,6 +42,16 @@ class NodeControls:
         self.status = status
         self._reload = reload
 
+    def set_job_setting(self, job: str, setting: str, value: str | None) -> None:
+        self._scheduler.runner(job)  # ControlError naming the known jobs
+        if value is None and (job, setting) not in self._live.overrides.job_settings:
+            raise ControlError(f"no override of job {display_name(job)!r} {setting} to clear: "
+                               "it is tahoe.cfg's already")
+        try:
+            self._scheduler.set_job_setting(job, setting, value)
+        except ValueError as e:  # ValueSyntaxError too: what was expected
+            raise ControlError(f"job {display_name(job)!r}: {e}") from None
+
     def reload(self) -> str:
         if self._reload is None:
             raise ControlError("this node was not started from a node directory: "

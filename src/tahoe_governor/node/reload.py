@@ -128,8 +128,8 @@ class ConfigReloader:
 
     def reload(self) -> str:
         """Apply tahoe.cfg as it is now; what changed. Invalid: ControlError, nothing changed."""
-        reloaded = self._read(self._live.policy, self._text)
-        said = describe_reload(self._live.policy, reloaded)
+        reloaded = self._read(self._live.configured_policy, self._text)
+        said = describe_reload(self._live.configured_policy, reloaded)
         self._text = reloaded.text
         self._scheduler.set_policy(reloaded.policy)
         log.info("{said}", said=said)

@@ -57,6 +57,9 @@ class NodeStatusAssembly:
             overrides=tuple(
                 f"{key} = {rate}" for key, rate in sorted(
                     self._live.overrides.limits.items(), key=lambda kv: str(kv[0]))
+            ) + tuple(
+                f"job {job} {setting} = {text}" for (job, setting), text in sorted(
+                    self._live.overrides.job_settings.items())
             ),
         )
 

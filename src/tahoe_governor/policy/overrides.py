@@ -1,6 +1,8 @@
-"""Runtime overrides: limits changed live and jobs paused by hand.
+"""Runtime overrides: limits and job settings changed live, and jobs paused by hand.
 
-An override replaces the tahoe.cfg value of one cap until it is cleared; it
+An override replaces the tahoe.cfg value of one cap (or of one job's allowed
+times, frequency or CPU budget, see :mod:`tahoe_governor.policy.job_settings`)
+until it is cleared; it
 is kept in the job-state database so that a restart keeps it. Displays show
 it as an override of the configured value, never as the configured value.
 """
@@ -54,6 +56,10 @@ def _frozen_limits(limits: Mapping[LimitKey, Rate]) -> Mapping[LimitKey, Rate]:
     return MappingProxyType(dict(limits))
 
 
+def _frozen_settings(settings: Mapping[tuple[str, str], str]) -> Mapping[tuple[str, str], str]:
+    return MappingProxyType(dict(settings))
+
+
 def _frozen_names(names: Iterable[str]) -> frozenset[str]:
     return frozenset(names)
 
@@ -68,6 +74,12 @@ class Overrides:
         eq=attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b)),
     )
     paused: frozenset[str] = attrs.field(factory=frozenset, converter=_frozen_names)
+    job_settings: Mapping[tuple[str, str], str] = attrs.field(
+        factory=dict,
+        converter=_frozen_settings,
+        eq=attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b)),
+    )
+    """``(job, setting) -> value as written in tahoe.cfg`` (allowed_times, frequency, cpu)."""
 
     def limit(self, key: LimitKey) -> Rate | None:
         return self.limits.get(key)
@@ -80,6 +92,15 @@ class Overrides:
         else:
             limits[key] = rate
         return attrs.evolve(self, limits=limits)
+
+    def with_job_setting(self, job: str, setting: str, text: str | None) -> Overrides:
+        """A copy with ``job``'s ``setting`` overridden by ``text``, or cleared (None)."""
+        settings = dict(self.job_settings)
+        if text is None:
+            settings.pop((job, setting), None)
+        else:
+            settings[(job, setting)] = text
+        return attrs.evolve(self, job_settings=settings)
 
     def with_paused(self, job: str, paused: bool) -> Overrides:
         jobs = self.paused | {job} if paused else self.paused - {job}

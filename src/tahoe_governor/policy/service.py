@@ -16,6 +16,7 @@ from twisted.application import service
 
 from tahoe_governor.policy.config import Policy
 from tahoe_governor.policy.engine import Limits, limits_at
+from tahoe_governor.policy.job_settings import check_setting, parse_job_setting, with_job_settings
 from tahoe_governor.policy.measurements import Measurements
 from tahoe_governor.policy.overrides import LimitKey, Overrides
 from tahoe_governor.policy.peers import KnownPeer
@@ -32,6 +33,8 @@ class OverrideStore(Protocol):
     def set_limit_override(self, key: LimitKey, rate_text: str | None, at: float) -> None: ...
 
     def set_paused(self, job: str, paused: bool, at: float) -> None: ...
+
+    def set_job_setting(self, job: str, setting: str, text: str | None, at: float) -> None: ...
 
 
 class LivePolicy(service.Service):
@@ -55,6 +58,7 @@ class LivePolicy(service.Service):
         self._reactor = reactor
         self._policy = policy
         self._overrides = overrides
+        self._effective = with_job_settings(policy, overrides.job_settings)
         self._store = store
         self._measurements = Measurements()
         self._running: frozenset[str] = frozenset()
@@ -110,6 +114,21 @@ class LivePolicy(service.Service):
         self._overrides = self._overrides.with_paused(job, paused)
         self.reevaluate()
 
+    def set_job_setting(self, job: str, setting: str, text: str | None) -> None:
+        """Override ``job``'s allowed times, frequency or CPU budget with ``text`` as written
+        in tahoe.cfg (``None`` clears it). KeyError for an unknown job; ValueSyntaxError
+        (or ValueError for an unknown setting) for a bad value, and nothing changes."""
+        self._policy.job(job)
+        if text is not None:
+            parse_job_setting(setting, text, self._policy.tz)
+        else:
+            check_setting(setting)
+        if self._store is not None:
+            self._store.set_job_setting(job, setting, text, self._reactor.seconds())
+        self._overrides = self._overrides.with_job_setting(job, setting, text)
+        self._effective = with_job_settings(self._policy, self._overrides.job_settings)
+        self.reevaluate()
+
     def set_running_jobs(self, names: Iterable[str]) -> None:
         self._running = frozenset(names)
         self.reevaluate()
@@ -125,6 +144,7 @@ class LivePolicy(service.Service):
     def set_policy(self, policy: Policy) -> None:
         """Replace the parsed tahoe.cfg (live tuning); overrides stay."""
         self._policy = policy
+        self._effective = with_job_settings(policy, self._overrides.job_settings)
         self._running = frozenset(n for n in self._running if n in {j.name for j in policy.jobs})
         self.reevaluate()
 
@@ -134,6 +154,12 @@ class LivePolicy(service.Service):
 
     @property
     def policy(self) -> Policy:
+        """The policy in force: tahoe.cfg with the job settings overridden live."""
+        return self._effective
+
+    @property
+    def configured_policy(self) -> Policy:
+        """The policy as tahoe.cfg says it, without live overrides."""
         return self._policy
 
     @property
@@ -166,7 +192,7 @@ class LivePolicy(service.Service):
 
     def _evaluate(self) -> Limits:
         return limits_at(
-            self._policy,
+            self._effective,
             self._reactor.seconds(),
             self._overrides,
             self._measurements,

@@ -82,7 +82,18 @@ def _migrate_to_2(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1, _migrate_to_2)
+def _migrate_to_3(db: sqlite3.Connection) -> None:
+    # Version 3 keeps a job's settings changed from the private page (as written).
+    db.execute(
+        """CREATE TABLE job_setting_overrides (
+            job TEXT NOT NULL, setting TEXT NOT NULL, value TEXT NOT NULL,
+            set_at REAL NOT NULL, PRIMARY KEY (job, setting)
+        )"""
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _migrate_to_1, _migrate_to_2, _migrate_to_3)
 """``MIGRATIONS[n]`` brings the schema from version ``n`` to ``n + 1``."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -291,7 +302,9 @@ class StateDatabase:
                     f"stored override {scope} {name} {direction} = {text!r} is invalid: {e}"
                 ) from e
         paused = {row[0] for row in self._db.execute("SELECT job FROM paused_jobs")}
-        return Overrides(limits, paused)
+        settings = {(job, setting): value for job, setting, value in self._db.execute(
+            "SELECT job, setting, value FROM job_setting_overrides")}
+        return Overrides(limits, paused, settings)
 
     def set_limit_override(self, key: LimitKey, rate_text: str | None, at: float) -> None:
         """Override the cap ``key`` with ``rate_text`` (as in tahoe.cfg), or clear it (None)."""
@@ -308,6 +321,17 @@ class StateDatabase:
                 "VALUES (?, ?, ?, ?, ?)",
                 (key.scope, key.name, key.direction, rate_text.strip(), at),
             )
+
+    def set_job_setting(self, job: str, setting: str, text: str | None, at: float) -> None:
+        """Override ``job``'s ``setting`` with ``text`` (as in tahoe.cfg), or clear it (None)."""
+        with self.transaction() as db:
+            if text is None:
+                db.execute("DELETE FROM job_setting_overrides WHERE job = ? AND setting = ?",
+                           (job, setting))
+                return
+            db.execute(
+                "INSERT OR REPLACE INTO job_setting_overrides (job, setting, value, set_at) "
+                "VALUES (?, ?, ?, ?)", (job, setting, text.strip(), at))
 
     def set_paused(self, job: str, paused: bool, at: float) -> None:
         with self.transaction() as db:

@@ -43,6 +43,10 @@ class GovernorControls(Protocol):
         job name, the peer selector (TubID, server id or nickname), or "" for
         the node."""
 
+    def set_job_setting(self, job: str, setting: str, value: str | None) -> None:
+        """Override ``job``'s ``allowed_times``, ``frequency`` or ``cpu`` with ``value`` as
+        written in tahoe.cfg (``None``: back to tahoe.cfg's value)."""
+
     def reload(self) -> str:
         """Read tahoe.cfg again and run its jobs and limits from now on; what changed.
         A file ``check`` would refuse is refused with the same words."""

@@ -71,6 +71,10 @@ class JobStatus:
     """Read-only cap of the last completed snapshot (private)."""
     last_failure_detail: str | None = private_field(default=None)
     """The full error message of the last failure (private: it may name paths)."""
+    allowed_times: str = private_field(default="")
+    """The allowed times in force, as written (``""``: any time) (private)."""
+    settings_overridden: tuple[str, ...] = private_field(default=())
+    """Which of allowed_times, frequency and cpu are overridden live, not tahoe.cfg's (private)."""
 
 
 @attrs.frozen

@@ -14,6 +14,9 @@ limit      ``scope`` (node, peer, job), ``name`` (not for node), ``direction``
            (up, down), ``rate`` (as in tahoe.cfg: ``200kbps``, ``60%``,
            ``unlimited``)
 clear      ``scope``, ``name``, ``direction``: drop that override
+setting    ``job``, ``setting`` (allowed_times, frequency, cpu), ``value`` (as in
+           tahoe.cfg: ``2200-0600``, ``1week``, ``25%``)
+unset      ``job``, ``setting``: back to tahoe.cfg's value
 reload     none: read tahoe.cfg again (refused, changing nothing, if invalid)
 =========  ===================================================================
 
@@ -35,6 +38,7 @@ from urllib.parse import parse_qsl
 import attrs
 from twisted.web.iweb import IRequest
 
+from tahoe_governor.policy.job_settings import JOB_SETTINGS
 from tahoe_governor.status import ControlError, GovernorControls
 from tahoe_governor.status.display_names import display_name
 
@@ -217,6 +221,21 @@ def _clear(controls: GovernorControls, fields: Fields) -> str:
     return f"Cleared the override of {target}."
 
 
+def _setting(controls: GovernorControls, fields: Fields) -> str:
+    job = _text(fields, "job", "the name of a job")
+    setting = _choice(fields, "setting", JOB_SETTINGS)
+    value = _text(fields, "value", "a value as in tahoe.cfg, e.g. 2200-0600, 1week or 25%")
+    controls.set_job_setting(job, setting, value)
+    return f"Set job {_named(job)} {setting} to {display_name(value)}."
+
+
+def _unset(controls: GovernorControls, fields: Fields) -> str:
+    job = _text(fields, "job", "the name of a job")
+    setting = _choice(fields, "setting", JOB_SETTINGS)
+    controls.set_job_setting(job, setting, None)
+    return f"Job {_named(job)} {setting} is tahoe.cfg's again."
+
+
 def _reload(controls: GovernorControls, fields: Fields) -> str:
     return controls.reload()
 
@@ -227,6 +246,8 @@ ACTIONS: dict[str, Callable[[GovernorControls, Fields], str]] = {
     "start": _start,
     "limit": _limit,
     "clear": _clear,
+    "setting": _setting,
+    "unset": _unset,
     "reload": _reload,
 }
 """Every control, by the last segment of its URL; each returns what it did."""

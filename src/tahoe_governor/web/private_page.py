@@ -34,6 +34,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.template import Tag, tags
 
+from tahoe_governor.policy.units import format_duration
 from tahoe_governor.status import (
     ControlError,
     GovernorControls,
@@ -92,6 +93,40 @@ def parse_override(text: str) -> tuple[str, str, str, str] | None:
 
 def _hidden(name: str, value: str) -> Tag:
     return tags.input(type="hidden", name=name, value=value)
+
+
+def _setting_values(job: JobStatus) -> tuple[tuple[str, str, str, str], ...]:
+    """``(setting, label, value in force as written in tahoe.cfg, placeholder)`` of a job."""
+    cpu = "unlimited" if job.cpu_budget is None else f"{job.cpu_budget * 100:g}%"
+    return (
+        ("allowed_times", "Allowed times", job.allowed_times, "any time, e.g. 2200-0600"),
+        ("frequency", "Frequency", format_duration(job.frequency_seconds), "e.g. 1week"),
+        ("cpu", "CPU budget", cpu, "e.g. 25%, or unlimited"),
+    )
+
+
+def _job_settings(job: JobStatus, csrf: str) -> Tag:
+    """One form per setting the owner may change live, each with "back to tahoe.cfg"."""
+    forms = []
+    for setting, label, value, placeholder in _setting_values(job):
+        overridden = setting in job.settings_overridden
+        forms.append(tags.form(
+            _hidden(CSRF_FIELD, csrf), _hidden("job", job.name), _hidden("setting", setting),
+            tags.label(label, " ", tags.input(
+                name="value", value=value, placeholder=placeholder,
+                **{"aria-label": f"{job.name} {setting}"})),
+            tags.button("Set", type="submit"),
+            *((tags.button("Back to tahoe.cfg", type="submit", formaction="unset"),
+               tags.span(" (overridden)", class_="muted")) if overridden else ()),
+            method="post", action="setting",
+        ))
+    return tags.details(
+        tags.summary("Settings"),
+        tags.p("As in tahoe.cfg. A change applies at once and lasts until set back, across "
+               "restarts and reloads.", class_="muted"),
+        *forms,
+        **({"open": ""} if job.settings_overridden else {}),
+    )
 
 
 class PrivateTree(Resource):
@@ -201,7 +236,8 @@ class PrivateStatusPage(GovernorPage):
             ),
             class_="controls",
         )
-        return (tags.details(tags.summary("Details"), details, open=""), controls)
+        return (tags.details(tags.summary("Details"), details, open=""), controls,
+                _job_settings(job, csrf))
 
     def _limits_section(self, status: GovernorStatus, csrf: str) -> Tag:
         overrides = tags.ul()
