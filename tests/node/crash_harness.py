@@ -26,6 +26,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,8 @@ class CrashReport:
     """``PRAGMA integrity_check`` of each database."""
     grid_bytes: int
     """Bytes the run added to the storage servers' share directories."""
+    shares_stored_twice: int
+    """Shares of the run's files held by more than one server (each extra copy counted)."""
     files_uploaded_last_run: int
     files_reused_last_run: int
     seconds: float
@@ -71,6 +74,23 @@ def make_tree(root: Path, files: int, size: int, seed: int) -> None:
         folder = root / f"d{i % 4}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"f{i}.bin").write_bytes(rng.randbytes(size))
+
+
+def share_homes(grid: LocalGrid) -> Counter[tuple[str, str]]:
+    """How many servers hold each ``(storage index, share number)``."""
+    homes: Counter[tuple[str, str]] = Counter()
+    for server in grid.servers:
+        for folder, _, names in os.walk(server.nodedir / "storage" / "shares"):
+            for name in names:
+                if name.isdigit():
+                    homes[(os.path.basename(folder), name)] += 1
+    return homes
+
+
+def stored_twice(before: Counter[tuple[str, str]], after: Counter[tuple[str, str]]) -> int:
+    """Extra copies of the shares of storage indexes that are new in ``after``."""
+    old = {index for index, _ in before}
+    return sum(n - 1 for (index, _), n in after.items() if index not in old)
 
 
 def share_bytes(grid: LocalGrid) -> int:
@@ -202,6 +222,7 @@ def crash_and_recover(
     )
     dircap = grid.create_directory()
     stored_before = share_bytes(grid)
+    homes_before = share_homes(grid)
     (nodedir / "private" / "aliases").write_text(f"backup: {dircap}\n")
     log = workdir / "node.log"
     waits = []
@@ -251,6 +272,7 @@ def crash_and_recover(
         integrity={name: integrity(private / name)
                    for name in ("governor.sqlite", "backupdb.sqlite")},
         grid_bytes=share_bytes(grid) - stored_before,
+        shares_stored_twice=stored_twice(homes_before, share_homes(grid)),
         files_uploaded_last_run=int(progress.get("files_uploaded", 0)),
         files_reused_last_run=int(progress.get("files_reused", 0)),
         seconds=round(time.monotonic() - started, 1),

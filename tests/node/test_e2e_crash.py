@@ -20,8 +20,8 @@ from tests.node.crash_harness import crash_and_recover
 
 @pytest.mark.e2e
 def test_three_sigkills_mid_run_lose_nothing(local_grid: LocalGrid, tmp_path: Path) -> None:
-    """Three SIGKILLs while uploading, then a restart: one completed run, Latest equal to the
-    source, both databases intact."""
+    """Three SIGKILLs while uploading, then a restart: one completed run, no share stored
+    twice, Latest equal to the source, both databases intact."""
     report = crash_and_recover(local_grid, tmp_path, kills=3, seed=1018)
     print(report)
     assert report.outcomes.count("completed") == 1
@@ -30,3 +30,4 @@ def test_three_sigkills_mid_run_lose_nothing(local_grid: LocalGrid, tmp_path: Pa
     assert report.outcomes[:-1] == ("interrupted",) * 3
     assert report.restored_equal
     assert report.integrity == {"governor.sqlite": "ok", "backupdb.sqlite": "ok"}
+    assert report.shares_stored_twice == 0, "a share finished before a kill was placed again"

@@ -20,6 +20,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorCore
 from twisted.web.resource import IResource
 
+from tahoe_governor.node import share_placement
 from tahoe_governor.node.config import GovernedConfig, GovernorSections
 from tahoe_governor.node.logs import node_log, node_log_failure
 from tahoe_governor.node.stopping import DEFAULT_STOP_HOOK_TIMEOUT, StopHook, StopHooks
@@ -123,6 +124,7 @@ def create_governed_client(
     main Tub now and once for each storage server's Tub as the node meets it.
     """
     tahoe = config.tahoe
+    share_placement.install()  # a repeated upload or a repair keeps the shares servers hold
     for sentence in config.forced:
         node_log(sentence)
     i2p_provider = tahoe_client.create_i2p_provider(reactor, tahoe)
