@@ -224,3 +224,24 @@ def test_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(local_zone(), ZoneInfo)
     monkeypatch.delenv("TZ")
     assert isinstance(local_zone(), ZoneInfo)
+
+
+def test_a_running_node_tells_check_which_server_a_nickname_names(tmp_path: Path) -> None:
+    """With the node running, a nickname cap resolves to the TubID the node knows; with
+    it stopped, check says nicknames resolve through private/servers.yaml only."""
+    from tests.cli.stub_node import StubNode, refused
+    from tests.web.controls_double import PARENTS_TUBID
+
+    nodedir = _nodedir(tmp_path, (CONFIGS / "valid" / "story.cfg").read_text())
+    node = StubNode(nodedir)
+    out, err = io.StringIO(), io.StringIO()
+    assert run_check(str(nodedir), THURSDAY_MORNING, AMS, out, err, FakeCounters(),
+                     http=node.http) == 0, err.getvalue()
+    assert "Peers (1; servers known to the running node and private/servers.yaml)" in \
+        out.getvalue()
+    assert f"parents (nickname; TubID {PARENTS_TUBID})" in out.getvalue()
+    out = io.StringIO()
+    run_check(str(nodedir), THURSDAY_MORNING, AMS, out, err, FakeCounters(), http=refused)
+    assert "the node is not running: nicknames resolve through private/servers.yaml" in \
+        out.getvalue()
+    assert "parents (nickname; resolved when the peer is known" in out.getvalue()

@@ -98,13 +98,33 @@ def test_window_examples_parse() -> None:
     assert AllowedTimes.parse("* 0000-2400", UTC).is_always
 
 
-def test_ini_examples_parse() -> None:
-    """Every ```ini example of the reference and of the README parses without a problem."""
-    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
-    examples = re.findall(r"```ini\n(.*?)```", REFERENCE + readme, flags=re.DOTALL)
-    assert len(examples) >= 4
-    for example in examples:
-        parse_policy_text(example, UTC)
+def _ini_examples() -> list[tuple[str, str]]:
+    pages = sorted(DOCS.glob("*.md")) + [DOCS.parent / "README.md"]
+    return [(f"{page.name} example {i + 1}", example) for page in pages
+            for i, example in enumerate(re.findall(
+                r"```ini\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.DOTALL))]
+
+
+INI_EXAMPLES = _ini_examples()
+
+
+@pytest.mark.parametrize(("where", "example"), INI_EXAMPLES, ids=[w for w, _ in INI_EXAMPLES])
+def test_every_ini_example_in_the_docs_is_accepted_as_check_accepts_it(
+        where: str, example: str) -> None:
+    """Every ```ini example of every page and of the README passes the judgement ``check``
+    makes: Tahoe's own sections and keys, then the governor's sections."""
+    from allmydata.util import configutil
+
+    from tahoe_governor.node.config import _governor_valid_config
+
+    parser = configutil.get_config_from_string(example)
+    configutil.validate_config(where, parser, _governor_valid_config())
+    parse_policy_text(example, UTC)
+
+
+def test_the_docs_have_ini_examples() -> None:
+    """The examples above are found (a change of fence would silently skip them)."""
+    assert len(INI_EXAMPLES) >= 10
 
 
 def test_reference_is_in_the_toctree() -> None:

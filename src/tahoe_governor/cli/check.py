@@ -1,8 +1,10 @@
 """``tahoe-governor check NODEDIR``: print the parsed policy and every effective limit now.
 
-Reads ``NODEDIR/tahoe.cfg``, the aliases, ``private/servers.yaml`` and (read
-only, if it exists) the job-state database; prints every job with its next
-allowed start, caps and budgets, and every effective limit; or every error.
+Reads ``NODEDIR/tahoe.cfg``, the aliases, ``private/servers.yaml``, (read
+only, if it exists) the job-state database and, when the node is running, the
+storage servers it knows (so a nickname resolves as the node resolves it);
+prints every job with its next allowed start, caps and budgets, and every
+effective limit; or every error.
 Exit status 0 when the policy is valid, 1 otherwise. This command is the only
 place that reads the wall clock (``--now`` replaces it) and the local zone.
 """
@@ -21,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from tahoe_governor.cli.node_api import CommandError, GovernorClient, HttpFunction, urllib_http
 from tahoe_governor.cli.node_directory import add_node_directory
 from tahoe_governor.policy.config import Policy, target_problems
 from tahoe_governor.policy.engine import EffectiveLimit, JobLimits, Limits, limits_at
@@ -46,13 +49,23 @@ def _aliases(nodedir: str) -> set[str]:
     return set(get_aliases(nodedir))
 
 
-def _known_peers(nodedir: str) -> list[KnownPeer]:
+def _known_peers(nodedir: str, http: HttpFunction) -> tuple[list[KnownPeer], str]:
+    """The storage servers a nickname or server id may name, and where they were learnt:
+    ``private/servers.yaml``, and the peers of the running node when it answers."""
     path = os.path.join(nodedir, "private", "servers.yaml")
     try:
         with open(path, encoding="utf-8") as f:
-            return peers_from_servers_yaml(yaml.safe_load(f))
+            peers = peers_from_servers_yaml(yaml.safe_load(f))
     except (OSError, yaml.YAMLError):
-        return []
+        peers = []
+    try:
+        running = GovernorClient(nodedir, http).public_status()["peers"]
+    except (CommandError, KeyError, TypeError):
+        return peers, ("the node is not running: nicknames resolve through "
+                       "private/servers.yaml only")
+    peers += [KnownPeer(tubid=p["tubid"], nickname=p.get("nickname") or None)
+              for p in running if isinstance(p, dict) and isinstance(p.get("tubid"), str)]
+    return peers, "servers known to the running node and private/servers.yaml"
 
 
 class _Stored:
@@ -117,6 +130,7 @@ def report_lines(
     last_completed: dict[str, float],
     counters: SystemCounters | None = None,
     job_settings: Mapping[tuple[str, str], str] | None = None,
+    peers_from: str = "",
 ) -> Iterator[str]:
     """The human report of ``check`` of ``policy`` (tahoe.cfg with ``job_settings``, the
     live overrides of the jobs' settings, applied); ``counters`` (default: the system's)
@@ -181,7 +195,8 @@ def report_lines(
     yield f"  node limit up:   {_limit(limits.node_up)}"
     yield f"  node limit down: {_limit(limits.node_down)}"
     yield ""
-    yield f"Peers ({len(limits.peers)})" if limits.peers else "Peers: no per-peer caps"
+    yield (f"Peers ({len(limits.peers)}; {peers_from})" if limits.peers and peers_from
+           else f"Peers ({len(limits.peers)})" if limits.peers else "Peers: no per-peer caps")
     for peer in limits.peers:
         resolution = peer.resolution
         where = (
@@ -207,6 +222,7 @@ def run_check(
     out: TextIO,
     err: TextIO,
     counters: SystemCounters | None = None,
+    http: HttpFunction = urllib_http,
 ) -> int:
     """The whole command, with the clock, zone and system counters as arguments;
     returns the exit status."""
@@ -235,6 +251,7 @@ def run_check(
         return 1
     unknown = sorted(set(stored.overrides.paused) - {j.name for j in policy.jobs})
     policy = with_job_settings(policy, stored.overrides.job_settings)
+    known, peers_from = _known_peers(nodedir, http)
     limits = limits_at(
         policy,
         now,
@@ -242,10 +259,10 @@ def run_check(
         Measurements(capacity_up=stored.capacity["up"], capacity_down=stored.capacity["down"]),
         (),
         stored.last_completed,
-        _known_peers(nodedir),
+        known,
     )
     for line in report_lines(policy, limits, nodedir, stored.last_completed, counters,
-                             stored.overrides.job_settings):
+                             stored.overrides.job_settings, peers_from):
         print(line, file=out)
     for job in unknown:
         print(f"note: job {job!r} is paused in the state database but not in tahoe.cfg", file=out)
