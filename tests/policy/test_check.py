@@ -105,8 +105,10 @@ def test_every_error_and_exit_status(tmp_path: Path) -> None:
     nodedir = _nodedir(tmp_path, (CONFIGS / "invalid" / "bad_values.cfg").read_text())
     status, out, err = _check(nodedir)
     assert (status, out) == (1, "")
-    assert "12 configuration problems:" in err
+    assert "13 configuration problems:" in err
     assert "[backups] b1.frequency = 'weekly': expected a duration" in err
+    assert ("[backups] b1.keep = '7 days, 4 weekly': expected comma-separated 'N period'"
+            in err)
 
 
 def test_unknown_alias_is_an_error(tmp_path: Path) -> None:
