@@ -117,7 +117,7 @@ def _period_key(kind: str, moment: datetime) -> tuple[int, ...]:
 _PERIOD_WORDS: dict[str, Callable[[datetime], str]] = {
     "hourly": lambda m: m.strftime("%Y-%m-%d %H:00"),
     "daily": lambda m: m.strftime("%Y-%m-%d"),
-    "weekly": lambda m: "week {0}-W{1:02d}".format(*m.isocalendar()[:2]),
+    "weekly": lambda m: f"week {m.isocalendar().year}-W{m.isocalendar().week:02d}",
     "monthly": lambda m: m.strftime("%Y-%m"),
     "yearly": lambda m: m.strftime("%Y"),
 }
