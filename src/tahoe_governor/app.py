@@ -100,7 +100,7 @@ def build_governor(
     budgets = JobCpuBudgets(reactor, TICK_SECONDS)
     # one backlog gate: a slow peer's queue is every job's
     throttles = JobThrottles(reactor, budgets, BacklogGate(shaper, reactor))
-    walkers = walkers if walkers is not None else BackupWalkers(reactor, client, nodedir)
+    walkers = walkers if walkers is not None else BackupWalkers(reactor, client, nodedir, policy.tz)
     scheduler = BackupScheduler(
         reactor, live, database, walkers, on_completed=walkers.completed, throttles=throttles,
     )
