@@ -1,4 +1,4 @@
-"""Archives on a real in-process Tahoe grid: listed without changes, pruned by bN.keep after runs."""
+"""Archives on a real in-process Tahoe grid: listed without changes, pruned after runs."""
 
 from __future__ import annotations
 
