@@ -89,6 +89,13 @@ def archive_instant(name: str) -> float | None:
     return moment.replace(tzinfo=UTC).timestamp()
 
 
+def newest_first(names: Iterable[str]) -> list[tuple[float | None, str]]:
+    """``(instant, name)`` of each distinct name, newest first; names that are not archive
+    times come last, in reverse order of name."""
+    return sorted(((archive_instant(n), n) for n in set(names)),
+                  key=lambda pair: (pair[0] is not None, pair[0] or 0.0, pair[1]), reverse=True)
+
+
 @attrs.frozen
 class ArchiveVerdict:
     """What the rule does with one archive, and why."""
@@ -132,8 +139,7 @@ def retention_verdicts(
     :param tz: the zone whose calendar the periods follow.
     :param latest: the name of the archive ``Latest`` points at, kept whatever the rule.
     """
-    timed = sorted(((archive_instant(n), n) for n in set(names)),
-                   key=lambda pair: (pair[0] is not None, pair[0] or 0.0, pair[1]), reverse=True)
+    timed = newest_first(names)
     dated = [(instant, name) for instant, name in timed if instant is not None]
     left = rule.counts()
     last_key: dict[str, tuple[int, ...] | int] = {}
