@@ -150,8 +150,10 @@ class InMemoryControls:
         self._job(job)
         if self.grid_error is not None:
             return fail(self.grid_error)
-        return succeed(PHOTOS_ARCHIVES if job == "photos"
-                       else JobArchives(job=job, keep_rule=None, archives=()))
+        return succeed(PHOTOS_ARCHIVES if job == "photos" else JobArchives(
+            job=job, keep_rule=None,
+            archives=(ArchiveEntry("2026-11-17_23:00:00Z", NOW - 86400 + 3200, True, None,
+                                   None),)))
 
     def pause(self, job: str) -> None:
         self._job(job).state = "paused"
