@@ -121,3 +121,13 @@ def test_command_line() -> None:
     args = parse_arguments(["recovery-sheet", "node"])
     assert args.nodedir.endswith("/node") and args.nodedir.startswith("/")
     assert parse_arguments(["recovery-sheet"]).nodedir.endswith("/.tahoe")
+
+
+def test_a_cap_target_never_takes_an_alias_in_use(tmp_path: Path) -> None:
+    """A job named like an alias that names another directory gets an alias of its own."""
+    cfg = TAHOE_CFG.replace("mail.", "backup.")
+    status, out, _ = _sheet(_nodedir(tmp_path, cfg))
+    assert status == 0
+    assert f"add-alias backup {ROOT_CAP}" in out
+    assert f"add-alias backup-target {CAP_TARGET}" in out
+    assert "backup.target = backup-target:mail" in out
