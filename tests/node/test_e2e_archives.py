@@ -1,5 +1,5 @@
 """End to end: a governed node's archives on the real local grid, listed by the command and
-pruned by bN.keep after its runs."""
+pruned by bN.keep after its runs; its recovery sheet, and the reminder until it is printed."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from tahoe_governor.cli.archives import run_archives
+from tahoe_governor.cli.recovery_sheet import run_recovery_sheet
 from tests.grid import LocalGrid
 from tests.node.governed_grid import (  # noqa: F401 (grid_on_class is a fixture)
     get_body,
@@ -45,7 +46,9 @@ class ArchivesOnGridTests(TestCase):
     def test_archives_listed_with_their_runs_and_pruned(self) -> defer.Deferred[None]:
         """Two runs with a change between them: `archives` lists both, newest first, with
         each run's counts; a third run under '2 last' unlinks the first archive, and the
-        listing and the run's result agree."""
+        listing and the run's result agree; the recovery sheet printed from the node directory
+        holds the grid's introducer and the target's cap and ends the private page's reminder,
+        and no public view (page, JSON, /metrics) shows any of it."""
         return defer.ensureDeferred(self._archives_listed_and_pruned())
 
     async def _archives_listed_and_pruned(self) -> None:
@@ -93,9 +96,24 @@ class ArchivesOnGridTests(TestCase):
             names = [a["name"] for a in (await _archives(nodedir))["archives"]]
             self.assertEqual(names, [third.archive_name, second.archive_name])
 
-            # The public views know nothing of archives or runs.
+            # The recovery sheet: the private page reminds until it is printed; the sheet
+            # holds the grid's introducer and the target's cap; no public view shows either.
+            private = json.loads(await get_body(governor.private_url + "?t=json"))
+            self.assertIn("never been printed", private["recovery_sheet_reminder"])
+            sheet, err = io.StringIO(), io.StringIO()
+            status = await deferToThread(run_recovery_sheet, str(nodedir), sheet, err, 1e9)
+            self.assertEqual(status, 0, err.getvalue())
+            cap = (nodedir / "private" / "aliases").read_text().split(": ")[1].strip()
+            furl = self.grid.introducer_furl
+            self.assertIn(f"directory cap of alias 'backup': {cap}", sheet.getvalue())
+            self.assertIn(f"tahoe create-client --introducer={furl}", sheet.getvalue())
+            private = json.loads(await get_body(governor.private_url + "?t=json"))
+            self.assertIsNone(private["recovery_sheet_reminder"])
             public = await get_body(governor.web_url + "governor?t=json")
-            self.assertNotIn(first.archive_name.encode(), public)
-            self.assertNotIn(b"recovery", public)
+            page = await get_body(governor.web_url + "governor")
+            metrics = await get_body(governor.web_url + "metrics")
+            for view in (public, page, metrics):
+                for secret in (cap, furl, "recovery", first.archive_name):
+                    self.assertNotIn(secret.encode(), view)
         finally:
             await stop_node(client)
