@@ -7,8 +7,11 @@ answers :meth:`~tahoe_governor.status.GovernorControls.archives`: the job's
 ``Archives/`` listed through the node's own directory objects (nothing is
 created), newest first, each archive joined with the completed run that
 linked it (a run records its archive's name) and with what the job's
-``bN.keep`` does with it. A state database that cannot be read leaves the
-runs out (and no reminder) rather than failing the status.
+``bN.keep`` does with it; a target that cannot be resolved or is not a
+directory is a :class:`~tahoe_governor.status.ControlError` in the words of
+:class:`~tahoe_governor.backup.target.TargetError`. A state database that
+cannot be read leaves the runs out (and no reminder) rather than failing the
+status.
 """
 
 from __future__ import annotations
@@ -22,12 +25,12 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from tahoe_governor.backup.archives import read_archives
-from tahoe_governor.backup.target import resolve_target_in_nodedir
+from tahoe_governor.backup.target import TargetError, resolve_target_in_nodedir
 from tahoe_governor.policy.config import Job
 from tahoe_governor.policy.recovery_reminder import recovery_sheet_reminder
 from tahoe_governor.policy.retention import newest_first, retention_verdicts
 from tahoe_governor.policy.state_db import Run, StateDatabase
-from tahoe_governor.status import ArchiveEntry, JobArchives, RunRecord
+from tahoe_governor.status import ArchiveEntry, ControlError, JobArchives, RunRecord
 
 RECENT_RUNS = 5
 """Runs per job on the private page (``status --history`` shows the same)."""
@@ -86,8 +89,11 @@ class OwnerRecords:
         return Deferred.fromCoroutine(self._archives(job))
 
     async def _archives(self, job: Job) -> JobArchives:
-        target = resolve_target_in_nodedir(job.target, self._nodedir)
-        listing = await read_archives(self._client, target)
+        try:
+            target = resolve_target_in_nodedir(job.target, self._nodedir)
+            listing = await read_archives(self._client, target)
+        except TargetError as e:  # its words name the alias and path, never the cap
+            raise ControlError(str(e)) from None
         runs = {run.detail: run for run in self._database.runs(job.name, limit=RUNS_JOINED)
                 if run.outcome == "completed" and run.detail}
         verdicts = ({v.name: v for v in retention_verdicts(
