@@ -146,3 +146,22 @@ def test_archive_instant_reads_tahoe_backup_names() -> None:
         datetime(2026, 11, 26, 22, 0, 5, tzinfo=UTC).timestamp()
     assert archive_instant("2026-11-26 22:00:05") is None
     assert archive_instant("photos") is None
+
+
+def test_pruning_after_every_run_of_a_year_ends_as_restic_on_the_whole_year() -> None:
+    """Applied after each of 365 daily runs (what the node does), the rule leaves exactly
+    the archives restic keeps when it judges the whole year at once: nothing it forgot on
+    the way was needed later, and Latest's archive is never forgotten."""
+    start = datetime(2026, 1, 1, 22, 0, tzinfo=UTC)
+    rule = parse_keep("7 daily, 4 weekly, 12 monthly, 3 yearly")
+    every, remaining = [], []
+    for day in range(365):
+        newest = (start + timedelta(days=day)).strftime("%Y-%m-%d_%H:%M:%SZ")
+        every.append(newest)
+        remaining.append(newest)
+        verdicts = retention_verdicts(remaining, rule, UTC, latest=newest)
+        remaining = [v.name for v in verdicts if v.keep]
+        assert newest in remaining
+    at_once = {v.name for v in retention_verdicts(every, rule, UTC, latest=every[-1]) if v.keep}
+    assert set(remaining) == at_once
+    assert len(remaining) == 21
