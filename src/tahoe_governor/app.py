@@ -28,6 +28,7 @@ from tahoe_governor.backup.scheduler import BackupScheduler
 from tahoe_governor.node.backup_walkers import BackupWalkers
 from tahoe_governor.node.controls import NodeControls
 from tahoe_governor.node.governor import TICK_SECONDS, Governor
+from tahoe_governor.node.owner_records import OwnerRecords
 from tahoe_governor.node.reload import ConfigReloader, read_for_reload
 from tahoe_governor.node.status_assembly import NodeStatusAssembly
 from tahoe_governor.node.storage_peers import StoragePeerWatch, shaped_peer_addresses, text
@@ -100,7 +101,8 @@ def build_governor(
     budgets = JobCpuBudgets(reactor, TICK_SECONDS)
     # one backlog gate: a slow peer's queue is every job's
     throttles = JobThrottles(reactor, budgets, BacklogGate(shaper, reactor))
-    walkers = walkers if walkers is not None else BackupWalkers(reactor, client, nodedir)
+    if walkers is None:
+        walkers = BackupWalkers(reactor, client, nodedir, policy.tz)
     scheduler = BackupScheduler(
         reactor, live, database, walkers, on_completed=walkers.completed, throttles=throttles,
     )
@@ -108,9 +110,11 @@ def build_governor(
         reactor, getattr(client, "storage_broker", None), live, meters, counters,
         peer_addresses=lambda: shaped_peer_addresses(shaper),
     )
+    records = OwnerRecords(client, nodedir, database, lambda: live.policy.jobs, policy.tz)
     assembly = NodeStatusAssembly(
         reactor, text(getattr(client, "nickname", "")), shaper, meters, live, scheduler,
         peer_nickname=peers.nickname, latest_caps=walkers.latest_caps,
+        recent_runs=records.recent_runs, recovery_sheet_reminder=records.recovery_sheet_reminder,
     )
     reloader = None if config_text is None else ConfigReloader(
         lambda running, text: read_for_reload(nodedir, running, text), scheduler, live,
@@ -120,7 +124,8 @@ def build_governor(
         budgets=budgets, scheduler=scheduler, peers=peers,
         clock_steps=ClockStepWatch(reactor, monotonic),
         controls=NodeControls(scheduler, live, assembly.status,
-                              reload=None if reloader is None else reloader.reload),
+                              reload=None if reloader is None else reloader.reload,
+                              records=records),
         web=web, token=token,
     )
 

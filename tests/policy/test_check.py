@@ -105,8 +105,10 @@ def test_every_error_and_exit_status(tmp_path: Path) -> None:
     nodedir = _nodedir(tmp_path, (CONFIGS / "invalid" / "bad_values.cfg").read_text())
     status, out, err = _check(nodedir)
     assert (status, out) == (1, "")
-    assert "12 configuration problems:" in err
+    assert "13 configuration problems:" in err
     assert "[backups] b1.frequency = 'weekly': expected a duration" in err
+    assert ("[backups] b1.keep = '7 days, 4 weekly': expected comma-separated 'N period'"
+            in err)
 
 
 def test_unknown_alias_is_an_error(tmp_path: Path) -> None:
@@ -245,3 +247,34 @@ def test_a_running_node_tells_check_which_server_a_nickname_names(tmp_path: Path
     assert "the node is not running: nicknames resolve through private/servers.yaml" in \
         out.getvalue()
     assert "parents (nickname; resolved when the peer is known" in out.getvalue()
+
+
+def test_retention_preview_of_recorded_archives(tmp_path: Path) -> None:
+    """check shows each job's keep rule and what it would forget of the archives its
+    completed runs recorded (here five daily runs under '3 last': the two oldest)."""
+    cfg = (CONFIGS / "valid" / "story.cfg").read_text().replace(
+        "b1.keep = 7 daily, 4 weekly, 12 monthly, 3 yearly", "b1.keep = 3 last")
+    nodedir = _nodedir(tmp_path, cfg)
+    _status, out, _err = _check(nodedir)
+    assert "keep:            3 last; Latest's archive always" in out
+    assert "(no archive recorded here yet to preview)" in out
+    names = []
+    with StateDatabase(state_db_path(str(nodedir))) as db:
+        for day in range(5):
+            ended = THURSDAY_MORNING - (5 - day) * 86400
+            names.append(datetime.fromtimestamp(ended, ZoneInfo("UTC"))
+                         .strftime("%Y-%m-%d_%H:%M:%SZ"))
+            run = db.start_run("b1", ended - 60)
+            db.finish_run(run, ended, "completed", detail=names[-1])
+        failed = db.start_run("b1", THURSDAY_MORNING - 60)
+        db.finish_run(failed, THURSDAY_MORNING, "failed", detail="/home/alice: unreadable")
+    _status, out, _err = _check(nodedir)
+    assert ("of the 5 archives recorded here: keeps 3, forgets 2 after the next completed run"
+            in out)
+    assert f"forgets {names[0]}" in out and f"forgets {names[1]}" in out
+    assert f"forgets {names[2]}" not in out
+    assert "tahoe-governor archives NODEDIR b1 --keep-preview" in out
+    no_rule = cfg.replace("b1.keep = 3 last", "")
+    (nodedir / "tahoe.cfg").write_text(no_rule)
+    _status, out, _err = _check(nodedir)
+    assert "keep:            every archive (b1.keep not set)" in out

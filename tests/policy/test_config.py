@@ -26,6 +26,7 @@ from tahoe_governor.policy.config import (
 )
 from tahoe_governor.policy.errors import ConfigError, ConfigProblem, ValueSyntaxError
 from tahoe_governor.policy.peers import KnownPeer, peers_from_servers_yaml
+from tahoe_governor.policy.retention import KeepRule
 
 CONFIGS = Path(__file__).parent / "configs"
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -74,6 +75,7 @@ def test_story_values() -> None:
     assert job.bandwidth is not None and job.bandwidth.bytes_per_second == 25_000
     assert job.cpu == 0.25 and job.upstream == 0.3
     assert job.exclude == ("*.tmp", ".DS_Store") and job.weight == 1
+    assert job.keep == KeepRule(daily=7, weekly=4, monthly=12, yearly=3)
     assert policy.up.capacity is not None and policy.up.capacity.bytes_per_second == 125_000
     assert policy.up.limit is not None and policy.up.limit.bytes_per_second == 75_000
     assert policy.down.limit is not None and policy.down.limit.kind == "unlimited"

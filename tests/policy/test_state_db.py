@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from tahoe_governor.policy.overrides import LimitKey
+from tahoe_governor.policy.recovery_reminder import recovery_sheet_reminder
 from tahoe_governor.policy.state_db import (
     MIGRATIONS,
     SCHEMA_VERSION,
+    RecoverySheetPrinted,
     StateDatabase,
     StateDatabaseError,
     state_db_path,
@@ -239,3 +241,33 @@ def test_kill_mid_migration_then_migrate(tmp_path: Path) -> None:
         assert db.schema_version() == SCHEMA_VERSION
         assert db.integrity_problems() == []
         assert db.last_completed() == {"b1": 2.0}
+
+
+def test_recovery_sheet_is_remembered_with_its_jobs(db: StateDatabase) -> None:
+    """Printing the sheet is remembered (the last time only), with the jobs it covered."""
+    assert db.recovery_sheet() is None
+    db.record_recovery_sheet(10.0, ("b1",))
+    db.record_recovery_sheet(20.0, ("b1", "photos"))
+    assert db.recovery_sheet() == RecoverySheetPrinted(20.0, ("b1", "photos"))
+
+
+@pytest.mark.parametrize(
+    ("printed", "jobs", "expected", "why"),
+    [
+        (None, ["b1"], "never been printed", "never printed"),
+        (RecoverySheetPrinted(1.0, ("b1",)), ["b1"], None, "printed, covers every job"),
+        (RecoverySheetPrinted(1.0, ("b1",)), ["b1", "b2"], "before job b2 existed",
+         "a job added since"),
+        (RecoverySheetPrinted(1.0, ()), ["b1", "b2"], "before jobs b1, b2 existed",
+         "printed with no job"),
+        (None, [], None, "no job: nothing to find again"),
+    ],
+)
+def test_recovery_sheet_reminder(printed, jobs, expected, why) -> None:
+    """The reminder shows until a sheet covering every job has been printed."""
+    reminder = recovery_sheet_reminder(printed, jobs)
+    if expected is None:
+        assert reminder is None, why
+    else:
+        assert reminder is not None and expected in reminder, why
+        assert "tahoe-governor recovery-sheet NODEDIR" in reminder

@@ -13,6 +13,7 @@ import math
 from zoneinfo import ZoneInfo
 
 import attrs
+from twisted.internet.defer import Deferred, fail, succeed
 
 from tahoe_governor.policy.allowed_times import AllowedTimes
 from tahoe_governor.policy.errors import ValueSyntaxError
@@ -20,12 +21,15 @@ from tahoe_governor.policy.job_settings import parse_job_setting
 from tahoe_governor.policy.overrides import LimitKey
 from tahoe_governor.policy.units import RATE_EXPECTED, parse_rate
 from tahoe_governor.status import (
+    ArchiveEntry,
     BackupProgress,
     ControlError,
     GovernorStatus,
+    JobArchives,
     JobStatus,
     LinkStatus,
     PeerStatus,
+    RunRecord,
     SkipCounts,
 )
 
@@ -50,6 +54,22 @@ SECRETS = (PHOTOS_SOURCE, PHOTOS_TARGET, PHOTOS_SNAPSHOT, MAIL_SOURCE, MAIL_TARG
 
 NOW = 1_795_000_000.0
 """The snapshot's instant (2026-11-18)."""
+
+PHOTOS_RUN = RunRecord(
+    started=NOW - 6 * 86400 - 3600, ended=NOW - 6 * 86400, outcome="completed",
+    files_seen=1154, files_uploaded=300, files_reused=850, files_skipped=3, files_failed=1,
+    bytes_uploaded=1_500_000_000, detail="2026-11-12_01:46:40Z")
+"""Photos' last completed run (it linked archive ``2026-11-12_01:46:40Z``)."""
+
+PHOTOS_ARCHIVES = JobArchives(
+    job="photos", keep_rule="1 last",
+    archives=(
+        ArchiveEntry("2026-11-12_01:46:40Z", NOW - 6 * 86400, True, PHOTOS_RUN, True,
+                     ("last: one of the 1 newest",)),
+        ArchiveEntry("2026-11-01_10:00:00Z", NOW - 17 * 86400 + 32_000, False, None, False,
+                     ("no kind of 1 last keeps it",)),
+    ))
+"""Photos' archives on the grid: the last run's, and an older one made by tahoe backup."""
 
 
 def running_progress() -> BackupProgress:
@@ -99,6 +119,9 @@ class InMemoryControls:
         self.node_limits = {"up": 75_000.0, "down": UNLIMITED}
         self.overrides: dict[LimitKey, str] = {}
         self.calls: list[tuple[object, ...]] = []
+        self.recovery_sheet_reminder: str | None = None
+        self.grid_error: Exception | None = None
+        """What reading the grid fails with (None: it works)."""
         self.peer_rates = {PARENTS_TUBID: (24_500.0, 800.0), FRIEND_TUBID: (40_000.0, 1_200.0)}
         self.job_settings: dict[tuple[str, str], str] = {}
         self.reload_refusal: str | None = None
@@ -120,7 +143,17 @@ class InMemoryControls:
             overrides=tuple(f"{key} = {rate}" for key, rate in self.overrides.items()) + tuple(
                 f"job {job} {setting} = {value}"
                 for (job, setting), value in sorted(self.job_settings.items())),
+            recovery_sheet_reminder=self.recovery_sheet_reminder,
         )
+
+    def archives(self, job: str) -> Deferred[JobArchives]:
+        self._job(job)
+        if self.grid_error is not None:
+            return fail(self.grid_error)
+        return succeed(PHOTOS_ARCHIVES if job == "photos" else JobArchives(
+            job=job, keep_rule=None,
+            archives=(ArchiveEntry("2026-11-17_23:00:00Z", NOW - 86400 + 3200, True, None,
+                                   None),)))
 
     def pause(self, job: str) -> None:
         self._job(job).state = "paused"
@@ -226,6 +259,7 @@ class InMemoryControls:
             source=job.source, target=job.target, latest_snapshot_cap=job.snapshot,
             allowed_times=self.job_settings.get((job.name, "allowed_times"), "2200-0600"),
             settings_overridden=tuple(s for (j, s) in self.job_settings if j == job.name),
+            recent_runs=(PHOTOS_RUN,) if job.name == "photos" else (),
         )
 
     def _peer_status(self, nickname: str, tubid: str) -> PeerStatus:

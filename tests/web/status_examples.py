@@ -9,6 +9,7 @@ from tahoe_governor.status import (
     JobStatus,
     LinkStatus,
     PeerStatus,
+    RunRecord,
     SkipCounts,
 )
 from tahoe_governor.throttle import UNLIMITED
@@ -89,6 +90,15 @@ def example_status(at: float = 1_790_000_000.0, elapsed: float = 120.0) -> Gover
         source=SECRETS[3],
         target=SECRETS[4],
         latest_snapshot_cap=SECRETS[1],
+        recent_runs=(
+            RunRecord(started=at - 600, ended=None, outcome="running", files_seen=1200,
+                      files_uploaded=300, files_reused=850, files_skipped=3, files_failed=1,
+                      bytes_uploaded=1_500_000, detail=None),
+            RunRecord(started=at - 7 * 86400 - 3600, ended=at - 7 * 86400, outcome="failed",
+                      files_seen=10, files_uploaded=2, files_reused=8, files_skipped=0,
+                      files_failed=0, bytes_uploaded=20_000,
+                      detail=f"cannot read {SECRETS[2]}"),
+        ),
     )
     documents = JobStatus(
         name="documents",
@@ -161,4 +171,6 @@ def example_status(at: float = 1_790_000_000.0, elapsed: float = 120.0) -> Gover
         peers=(dsl, fast),
         link=link,
         overrides=(f"job photos target {SECRETS[0]}",),
+        recovery_sheet_reminder="The recovery sheet has never been printed: run "
+                                "'tahoe-governor recovery-sheet NODEDIR'.",
     )

@@ -34,6 +34,18 @@ PRIVATE_PATHS = {
     "jobs[].settings_overridden",
     "jobs[].progress.private_current_paths",
     "overrides",
+    "jobs[].recent_runs[].outcome",
+    "jobs[].recent_runs[].detail",
+    "jobs[].recent_runs[].started",
+    "jobs[].recent_runs[].ended",
+    "jobs[].recent_runs[].files_seen",
+    "jobs[].recent_runs[].files_uploaded",
+    "jobs[].recent_runs[].files_reused",
+    "jobs[].recent_runs[].files_skipped",
+    "jobs[].recent_runs[].files_failed",
+    "jobs[].recent_runs[].bytes_uploaded",
+    "jobs[].recent_runs",
+    "recovery_sheet_reminder",
 }
 """Fields that may hold a local path, a capability or the owner's settings."""
 
@@ -112,7 +124,8 @@ class PrivacyWalkTests(SynchronousTestCase):
     def test_no_private_value_reaches_a_public_view(self) -> None:
         """No marker of a private field is on the public page, its JSON or /metrics."""
         secret = markers(self.snapshot, private=True)
-        self.assertEqual(len(secret), 6 * 2 + 1 + 1)  # 6 fields of 2 jobs, in flight, overrides
+        # 6 fields of 2 jobs, in flight, overrides, 2 runs' outcome and detail, the reminder
+        self.assertEqual(len(secret), 6 * 2 + 1 + 1 + 2 * 2 + 1)
         for path in ("/governor", "/governor?t=json", "/metrics"):
             text = self.get(path)
             self.assertEqual([m for m in secret if m in text], [], path)

@@ -12,7 +12,11 @@ HTTP hop:
    it (``did_upload``); for each directory, once all its children are known,
    ask the backupdb (``check_directory``) for an identical immutable directory
    made before, or make one (``did_create``);
-3. link the new root directory as ``Archives/<UTC time>`` and ``Latest``.
+3. link the new root directory as ``Archives/<UTC time>`` and ``Latest``;
+4. with a retention rule (``bN.keep``), unlink the archives it does not keep
+   (:func:`~tahoe_governor.backup.archives.apply_retention`). A failure here
+   does not fail the run, whose snapshot is linked: the result says so, and
+   the next completed run applies the rule again.
 
 Skips (unreadable, special, symlink, undecodable), exclude patterns, child
 metadata, caps and directory contents are ``tahoe backup``'s, so the backupdb
@@ -49,6 +53,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, tzinfo
 from functools import partial
 from typing import Any
 
@@ -59,6 +64,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from tahoe_governor.backup.archives import apply_retention
 from tahoe_governor.backup.backupdb import certain_reuse, check_file_stat, recorded_children
 from tahoe_governor.backup.completion import CompletionTracker, DirectoryJob
 from tahoe_governor.backup.grid_operations import (
@@ -87,6 +93,7 @@ from tahoe_governor.backup.tree import (
 from tahoe_governor.backup.tree_walk import ListDirectory, Record, TreeWalk, no_records
 from tahoe_governor.backup.upload_slots import UploadSlots
 from tahoe_governor.backup.uploadable import ByteSource, FileSource, RunBlocking, SourceChanged
+from tahoe_governor.policy.retention import KeepRule
 from tahoe_governor.status import BackupProgress, private_field
 from tahoe_governor.throttle.reactor_clock import ReactorClock
 
@@ -117,6 +124,10 @@ class BackupResult:
     progress: BackupProgress
     private_snapshot_cap: bytes = private_field(repr=False)
     """Private: the read-only cap of the new snapshot (also linked as ``Latest``)."""
+    forgotten: tuple[str, ...] = ()
+    """Archives the retention rule unlinked from ``Archives/`` after this run."""
+    retention_failure: str | None = None
+    """Why the retention rule could not be applied (the kind of error), ``None`` if it was."""
 
     @property
     def skipped_any(self) -> bool:
@@ -184,6 +195,8 @@ class BackupWalker:
         list_directory: ListDirectory = list_directory,
         grid: GridOperations | None = None,
         close_backupdb: bool = False,
+        keep: KeepRule | None = None,
+        keep_zone: tzinfo = UTC,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
@@ -202,6 +215,8 @@ class BackupWalker:
         self._target = target
         self._backupdb = backupdb
         self._close_backupdb = close_backupdb
+        self._keep = keep
+        self._keep_zone = keep_zone
         self.throttle = throttle if throttle is not None else JobThrottle(reactor)
         """The job's throttle: suspend, resume, abort_in_flight and set_wire_rate go here."""
         self._exclude = (exclude if isinstance(exclude, ExcludePatterns)
@@ -280,9 +295,11 @@ class BackupWalker:
             name = archive_name(self._reactor.seconds())
             _kind, snapshot, _metadata = completion.root_child
             await link_snapshot(self._client, dirs, snapshot, name)
+            forgotten, retention_failure = await self._forget_old_archives(dirs)
             self._counters.phase = "finished"
             return BackupResult(archive_name=name, progress=self.progress(),
-                                private_snapshot_cap=snapshot)
+                                private_snapshot_cap=snapshot, forgotten=forgotten,
+                                retention_failure=retention_failure)
         except Exception as e:
             if completion.final_error is None:
                 cause = Failure()
@@ -297,6 +314,23 @@ class BackupWalker:
         finally:
             self._estimate_stop.set()
             completion.drop_lease(lease)
+
+    async def _forget_old_archives(self, dirs: Any) -> tuple[tuple[str, ...], str | None]:
+        """Apply the retention rule after linking; a failure is reported, not raised."""
+        if self._keep is None:
+            return (), None
+        try:
+            forgotten = await apply_retention(dirs.target, dirs.archives, self._keep,
+                                              self._keep_zone)
+        except Exception as e:
+            # The type only: a grid error's message may hold a storage index or cap.
+            why = f"the retention rule could not be applied ({type(e).__name__})"
+            log.warn("backup: {why}; the next completed run applies it again", why=why)
+            return (), why
+        if forgotten:
+            log.info("backup: retention unlinked {n} archive(s) from Archives/: {names}",
+                     n=len(forgotten), names=", ".join(forgotten))
+        return forgotten, None
 
     async def _file(self, job: DirectoryJob, name: str, path: str,
                     record: Record | None, st: os.stat_result | None) -> None:

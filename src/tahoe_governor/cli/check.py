@@ -3,8 +3,9 @@
 Reads ``NODEDIR/tahoe.cfg``, the aliases, ``private/servers.yaml``, (read
 only, if it exists) the job-state database and, when the node is running, the
 storage servers it knows (so a nickname resolves as the node resolves it);
-prints every job with its next allowed start, caps and budgets, and every
-effective limit; or every error.
+prints every job with its next allowed start, caps and budgets, its retention
+rule with what it would keep and forget of the archives the state database
+recorded, and every effective limit; or every error.
 Exit status 0 when the policy is valid, 1 otherwise. This command is the only
 place that reads the wall clock (``--now`` replaces it) and the local zone.
 """
@@ -16,7 +17,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,7 +26,7 @@ import yaml
 
 from tahoe_governor.cli.node_api import CommandError, GovernorClient, HttpFunction, urllib_http
 from tahoe_governor.cli.node_directory import add_node_directory
-from tahoe_governor.policy.config import Policy, target_problems
+from tahoe_governor.policy.config import Job, Policy, target_problems
 from tahoe_governor.policy.engine import EffectiveLimit, JobLimits, Limits, limits_at
 from tahoe_governor.policy.errors import ConfigError, ConfigProblem
 from tahoe_governor.policy.job_settings import with_job_settings
@@ -33,6 +34,7 @@ from tahoe_governor.policy.local_zone import local_zone
 from tahoe_governor.policy.measurements import Measurements
 from tahoe_governor.policy.overrides import Overrides
 from tahoe_governor.policy.peers import KnownPeer, peers_from_servers_yaml
+from tahoe_governor.policy.retention import archive_instant, retention_verdicts
 from tahoe_governor.policy.state_db import (
     CAPACITY_ESTIMATE_KEYS,
     StateDatabase,
@@ -75,12 +77,17 @@ class _Stored:
         self.overrides = Overrides()
         self.last_completed: dict[str, float] = {}
         self.capacity: dict[str, float | None] = {"up": None, "down": None}
+        self.archives: dict[str, list[str]] = {}
+        """Job -> names of the archives its completed runs linked, newest first."""
         path = state_db_path(nodedir)
         if not os.path.exists(path):
             return
         with StateDatabase(path, read_only=True) as db:
             self.overrides = db.overrides()
             self.last_completed = db.last_completed()
+            for run in db.runs(limit=100_000):
+                if run.outcome == "completed" and run.detail and archive_instant(run.detail):
+                    self.archives.setdefault(run.job, []).append(run.detail)
             for direction, key in CAPACITY_ESTIMATE_KEYS.items():
                 found = db.estimate(key)
                 self.capacity[direction] = None if found is None else found[0]
@@ -123,6 +130,25 @@ def _interface(policy: Policy, counters: SystemCounters) -> str:
     return f"{policy.interface} [interface]"
 
 
+def _retention(policy: Policy, job: Job, recorded: Sequence[str]) -> Iterator[str]:
+    if job.keep is None:
+        yield f"    keep:            every archive ({job.name}.keep not set)"
+        return
+    yield f"    keep:            {job.keep}; Latest's archive always"
+    if not recorded:
+        yield "                     (no archive recorded here yet to preview)"
+        return
+    verdicts = retention_verdicts(recorded, job.keep, policy.tz, latest=recorded[0])
+    forgotten = [v for v in verdicts if not v.keep]
+    yield (f"                     of the {len(verdicts)} archives recorded here: keeps "
+           f"{len(verdicts) - len(forgotten)}, forgets {len(forgotten)} after the next "
+           "completed run")
+    for verdict in forgotten:
+        yield f"                     forgets {verdict.name}"
+    yield (f"                     (all of Archives/, with reasons: tahoe-governor archives "
+           f"NODEDIR {job.name} --keep-preview)")
+
+
 def report_lines(
     policy: Policy,
     limits: Limits,
@@ -130,11 +156,13 @@ def report_lines(
     last_completed: dict[str, float],
     counters: SystemCounters | None = None,
     job_settings: Mapping[tuple[str, str], str] | None = None,
+    recorded_archives: Mapping[str, Sequence[str]] | None = None,
     peers_from: str = "",
 ) -> Iterator[str]:
     """The human report of ``check`` of ``policy`` (tahoe.cfg with ``job_settings``, the
     live overrides of the jobs' settings, applied); ``counters`` (default: the system's)
-    tell whether a configured interface exists."""
+    tell whether a configured interface exists; ``recorded_archives`` (job -> archive
+    names its runs linked, newest first) are previewed under each job's retention rule."""
     settings = job_settings or {}
 
     def overridden(job: str, setting: str) -> str:
@@ -177,6 +205,7 @@ def report_lines(
             yield f"    upstream:        {job.upstream * 100:g}% of capacity.up"
         yield f"    exclude:         {', '.join(job.exclude) or 'nothing'}"
         yield f"    weight:          {job.weight:g}"
+        yield from _retention(policy, job, (recorded_archives or {}).get(job.name, ()))
     yield ""
     yield "Link"
     for direction in ("up", "down"):
@@ -262,7 +291,7 @@ def run_check(
         known,
     )
     for line in report_lines(policy, limits, nodedir, stored.last_completed, counters,
-                             stored.overrides.job_settings, peers_from):
+                             stored.overrides.job_settings, stored.archives, peers_from):
         print(line, file=out)
     for job in unknown:
         print(f"note: job {job!r} is paused in the state database but not in tahoe.cfg", file=out)

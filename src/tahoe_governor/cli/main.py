@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from tahoe_governor.cli.archives import add_archives_command
 from tahoe_governor.cli.check import add_check_command
 from tahoe_governor.cli.controls import add_control_commands
 from tahoe_governor.cli.demo import add_demo_command
@@ -14,22 +15,10 @@ from tahoe_governor.cli.node_directory import (
     add_node_directory_option,
     resolve_node_directory,
 )
+from tahoe_governor.cli.recovery_sheet import add_recovery_sheet_command
 from tahoe_governor.cli.run import add_run_parser
 from tahoe_governor.cli.status import add_status_command
-
-
-def versions() -> str:
-    """This program's version and those of the Tahoe-LAFS and Foolscap it runs with."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def of(package: str) -> str:
-        try:
-            return version(package)
-        except PackageNotFoundError:
-            return "not installed"
-
-    return (f"tahoe-governor {of('tahoe-governor')} "
-            f"(Tahoe-LAFS {of('tahoe-lafs')}, Foolscap {of('foolscap')})")
+from tahoe_governor.cli.versions import versions
 
 
 class _VersionAction(argparse.Action):
@@ -58,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parser(sub)
     add_status_command(sub)
     add_control_commands(sub)
+    add_archives_command(sub)
+    add_recovery_sheet_command(sub)
     return parser
 
 

@@ -3,7 +3,8 @@
 The node writes its web address to ``NODEDIR/node.url`` when it starts, and
 its private token is in ``NODEDIR/private/governor.token``. Public reads go
 to ``/governor?t=json``; controls fetch a CSRF token from the private JSON
-and POST JSON to ``/governor/<token>/<action>``.
+and POST JSON to ``/governor/<token>/<action>``; a job's archives come from
+``/governor/<token>/archives?job=JOB``.
 
 Requests go through an injected function (:data:`HttpFunction`); the default
 is a blocking :mod:`urllib` client that ignores proxy settings (the node is
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -113,6 +115,16 @@ def _decode(response: HttpResponse, where: str) -> Any:
                            "JSON: is this a tahoe-governor node?") from None
 
 
+def _json_error(response: HttpResponse) -> str | None:
+    """The ``error`` of a JSON refusal, ``None`` for any other body."""
+    try:
+        data = json.loads(response.body)
+    except ValueError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    return error if isinstance(error, str) else None
+
+
 class GovernorClient:
     """The governed node of ``nodedir``, through its web API."""
 
@@ -136,6 +148,9 @@ class GovernorClient:
                 f"(start it with 'tahoe-governor run {self.nodedir}')"
             ) from None
         if response.status >= 500:
+            reason = _json_error(response)
+            if reason is not None:  # the node said why (e.g. the grid could not be read)
+                raise CommandError(reason)
             log_file = Path(self.nodedir) / "logs" / "twistd.log"
             raise CommandError(f"the node at {self.node_url} failed to answer "
                                f"(HTTP {response.status}): see its log, {log_file}")
@@ -162,6 +177,17 @@ class GovernorClient:
         response = self._request("GET", self.private_url() + "?t=json")
         self._check_private(response)
         return dict(_decode(response, "the private page"))
+
+    def archives(self, job: str) -> dict[str, Any]:
+        """``GET /governor/<token>/archives?job=JOB``: the job's archives on the grid, newest
+        first (a CommandError with the node's reason for an unknown job or an unreadable grid)."""
+        query = urllib.parse.urlencode({"job": job})
+        response = self._request("GET", self.private_url() + "archives?" + query)
+        self._check_private(response)
+        data = _decode(response, "the private page")
+        if response.status != 200:
+            raise CommandError(str(data.get("error", f"the node answered {response.status}")))
+        return dict(data)
 
     def control(self, action: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         """POST one control with a fresh CSRF token; the node's answer, or a CommandError

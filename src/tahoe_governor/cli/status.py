@@ -5,7 +5,13 @@ completed run, next start) and one of peers (rates against caps, backlog),
 read from the node's public ``/governor?t=json``. ``--watch`` redraws it every
 ``--interval`` seconds with a progress bar per job until Ctrl-C; ``--json``
 prints the snapshot for scripts; ``--private-url`` prints the owner's private
-page address (the only output that shows the token).
+page address (the only output that shows the token). ``--history`` reads the
+private snapshot instead and adds each job's last runs (start, outcome, files,
+bytes uploaded, duration, archive or error).
+
+While the recovery sheet has not been printed (or was printed before a job
+existed), the report ends with a reminder, read from the state database
+(never from the public snapshot, which does not carry it).
 """
 
 from __future__ import annotations
@@ -134,6 +140,40 @@ def status_lines(status: dict[str, Any], bars: bool = False) -> list[str]:
     return lines
 
 
+def history_lines(status: dict[str, Any]) -> list[str]:
+    """Each job's last runs, newest first, from a private snapshot."""
+    now = status["at"]
+    lines = []
+    for job in status["jobs"]:
+        lines.append("")
+        runs = job.get("recent_runs", [])
+        lines.append(f"Last runs of {display_name(job['name'])}"
+                     + ("" if runs else ": none recorded yet"))
+        rows = []
+        for run in runs:
+            duration = None if run["ended"] is None else run["ended"] - run["started"]
+            rows.append([
+                _relative(run["started"], now), run["outcome"], str(run["files_seen"]),
+                format_bytes(run["bytes_uploaded"]),
+                "-" if duration is None else format_seconds(duration),
+                display_name(run["detail"] or ""),
+            ])
+        if rows:
+            lines.extend("  " + line for line in table(
+                ["STARTED", "OUTCOME", "FILES", "UPLOADED", "DURATION", "ARCHIVE OR ERROR"],
+                rows))
+    return lines
+
+
+def _reminder(nodedir: str, status: dict[str, Any]) -> str | None:
+    if "recovery_sheet_reminder" in status:  # a private snapshot carries it
+        reminder = status["recovery_sheet_reminder"]
+        return str(reminder) if reminder else None
+    from tahoe_governor.cli.recovery_sheet import stored_reminder
+
+    return stored_reminder(nodedir, [job["name"] for job in status["jobs"]])
+
+
 def run_status(
     nodedir: str,
     out: TextIO,
@@ -143,6 +183,7 @@ def run_status(
     watch: bool = False,
     interval: float = 2.0,
     private_url: bool = False,
+    history: bool = False,
     http: HttpFunction = urllib_http,
     sleep: Callable[[float], None] = time.sleep,
     rounds: int | None = None,
@@ -156,12 +197,20 @@ def run_status(
             print(client.private_url(), file=out)
             return 0
         if not watch:
-            status = client.public_status()
+            if history:
+                status = client.private_status()
+                status.pop("csrf", None)
+            else:
+                status = client.public_status()
             if as_json:
                 json.dump(status, out, indent=1, sort_keys=True)
                 out.write("\n")
-            else:
-                out.write("\n".join(status_lines(status)) + "\n")
+                return 0
+            lines = status_lines(status) + (history_lines(status) if history else [])
+            reminder = _reminder(nodedir, status)
+            if reminder:
+                lines += ["", "Warning: " + reminder]
+            out.write("\n".join(lines) + "\n")
             return 0
     except CommandError as e:
         print(f"tahoe-governor status: {e}", file=err)
@@ -210,6 +259,8 @@ def add_status_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
                        help="redraw with progress bars until Ctrl-C")
     shown.add_argument("--private-url", action="store_true",
                        help="print the private page's address (contains the secret token)")
+    shown.add_argument("--history", action="store_true",
+                       help="add each job's last runs and how they ended (reads the private API)")
     status.add_argument("--interval", type=_interval, default=2.0, metavar="SECONDS",
                         help="seconds between redraws with --watch (default 2)")
     status.set_defaults(func=_run)
@@ -217,4 +268,5 @@ def add_status_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 def _run(args: argparse.Namespace) -> int:
     return run_status(args.nodedir, sys.stdout, sys.stderr, as_json=args.json, watch=args.watch,
-                      interval=args.interval, private_url=args.private_url)
+                      interval=args.interval, private_url=args.private_url,
+                      history=args.history)

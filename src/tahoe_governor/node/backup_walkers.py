@@ -6,11 +6,13 @@ directory, with the node's backupdb (a connection of its own, closed when
 the run ends, however it ends). It remembers each job's last completed
 run of this process: the snapshot's cap (for the private page) and the tree's
 size, which the next run takes as its estimate instead of walking the tree
-twice.
+twice. Each walker applies its job's retention rule (``bN.keep``) in the
+policy's zone ``tz`` after linking its snapshot.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, tzinfo
 from typing import Any
 
 from tahoe_governor.backup.backupdb import backupdb_path, open_backupdb
@@ -27,8 +29,10 @@ class BackupWalkers:
     """Makes the walker of each run (:data:`~tahoe_governor.backup.job_runner.WalkerFactory`)
     and keeps what the last completed run of each job found."""
 
-    def __init__(self, reactor: ReactorClock, client: Any, nodedir: str) -> None:
+    def __init__(self, reactor: ReactorClock, client: Any, nodedir: str,
+                 tz: tzinfo = UTC) -> None:
         self._reactor = reactor
+        self._tz = tz
         self._client = client
         self._nodedir = nodedir
         self.latest_caps: dict[str, str] = {}
@@ -46,6 +50,7 @@ class BackupWalkers:
                 # estimate walk: a nightly run would otherwise walk the tree twice.
                 estimate=self._last_trees.get(job.name),
                 close_backupdb=True,  # this run's own connection: closed when it ends
+                keep=job.keep, keep_zone=self._tz,
             )
         except BaseException:
             backupdb.connection.close()

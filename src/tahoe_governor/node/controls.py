@@ -2,11 +2,13 @@
 
 :class:`NodeControls` provides :class:`~tahoe_governor.status.GovernorControls`
 for the private page and the command: pause, resume and run-now go to the
-backup scheduler; a limit override goes to the live policy (which keeps it in
-the state database). Bad input raises :class:`~tahoe_governor.status.ControlError`
-and changes nothing: an unknown job, a peer selector that names no known server
-and no ``peer.<selector>`` of tahoe.cfg, clearing an override that is not set,
-and an upload rate below the floor of :mod:`tahoe_governor.policy.upload_floor`.
+backup scheduler; a job's archives are read from the grid by
+:class:`~tahoe_governor.node.owner_records.OwnerRecords`; a limit override
+goes to the live policy (which keeps it in the state database). Bad input
+raises :class:`~tahoe_governor.status.ControlError` and changes nothing: an
+unknown job, a peer selector that names no known server and no
+``peer.<selector>`` of tahoe.cfg, clearing an override that is not set, and an
+upload rate below the floor of :mod:`tahoe_governor.policy.upload_floor`.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
+from twisted.internet.defer import Deferred
+
 from tahoe_governor.backup.scheduler import BackupScheduler
+from tahoe_governor.node.owner_records import OwnerRecords
 from tahoe_governor.policy.errors import ValueSyntaxError
 from tahoe_governor.policy.overrides import SCOPES, LimitKey
 from tahoe_governor.policy.service import LivePolicy
 from tahoe_governor.policy.units import parse_rate
 from tahoe_governor.policy.upload_floor import below_floor, peer_floor, shared_floor
-from tahoe_governor.status import ControlError, GovernorStatus
+from tahoe_governor.status import ControlError, GovernorStatus, JobArchives
 from tahoe_governor.status.display_names import display_name
 
 
@@ -36,7 +41,9 @@ class NodeControls:
         live: LivePolicy,
         status: Callable[[], GovernorStatus],
         reload: Callable[[], str] | None = None,
+        records: OwnerRecords | None = None,
     ) -> None:
+        self._records = records
         self._scheduler = scheduler
         self._live = live
         self.status = status
@@ -66,6 +73,12 @@ class NodeControls:
 
     def run_now(self, job: str, force: bool = False) -> None:
         self._scheduler.run_now(job, force)
+
+    def archives(self, job: str) -> Deferred[JobArchives]:
+        runner = self._scheduler.runner(job)  # ControlError for an unknown job
+        if self._records is None:
+            raise ControlError("this node keeps no records of its archives")
+        return self._records.archives(runner.job)
 
     def set_limit(
         self,

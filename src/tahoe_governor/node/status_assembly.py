@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import attrs
+
 from tahoe_governor.backup.scheduler import BackupScheduler
 from tahoe_governor.policy.service import LivePolicy
-from tahoe_governor.status import GovernorStatus, LinkStatus, PeerStatus
+from tahoe_governor.status import GovernorStatus, LinkStatus, PeerStatus, RunRecord
 from tahoe_governor.throttle import UNLIMITED, Shaper
 from tahoe_governor.throttle.meters import Meters
 from tahoe_governor.throttle.reactor_clock import ReactorClock
@@ -24,6 +26,8 @@ class NodeStatusAssembly:
     :param nickname: the node's own nickname.
     :param peer_nickname: a peer's announced nickname by TubID ("" if unknown).
     :param latest_caps: job name -> cap of its last completed snapshot (read at each call).
+    :param recent_runs: a job's last runs from the state database (private).
+    :param recovery_sheet_reminder: why to print the recovery sheet, or ``None`` (private).
     """
 
     def __init__(
@@ -36,7 +40,11 @@ class NodeStatusAssembly:
         scheduler: BackupScheduler,
         peer_nickname: Callable[[str], str],
         latest_caps: Mapping[str, str],
+        recent_runs: Callable[[str], tuple[RunRecord, ...]] = lambda job: (),
+        recovery_sheet_reminder: Callable[[], str | None] = lambda: None,
     ) -> None:
+        self._recent_runs = recent_runs
+        self._recovery_sheet_reminder = recovery_sheet_reminder
         self._reactor = reactor
         self._nickname = nickname
         self._shaper = shaper
@@ -51,7 +59,8 @@ class NodeStatusAssembly:
         return GovernorStatus(
             at=self._reactor.seconds(),
             nickname=self._nickname,
-            jobs=self._scheduler.job_statuses(dict(self._latest_caps)),
+            jobs=tuple(attrs.evolve(job, recent_runs=self._recent_runs(job.name))
+                       for job in self._scheduler.job_statuses(dict(self._latest_caps))),
             peers=tuple(self._peer(tubid) for tubid in self._shaper.peers()),
             link=self._link(),
             overrides=tuple(
@@ -61,6 +70,7 @@ class NodeStatusAssembly:
                 f"job {job} {setting} = {text}" for (job, setting), text in sorted(
                     self._live.overrides.job_settings.items())
             ),
+            recovery_sheet_reminder=self._recovery_sheet_reminder(),
         )
 
     def _peer(self, tubid: str) -> PeerStatus:

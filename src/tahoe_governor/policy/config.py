@@ -23,6 +23,7 @@ import attrs
 from tahoe_governor.policy.allowed_times import AllowedTimes
 from tahoe_governor.policy.errors import FILE, ConfigError, ConfigProblem, ValueSyntaxError
 from tahoe_governor.policy.peers import PeerSelector
+from tahoe_governor.policy.retention import KeepRule, parse_keep
 from tahoe_governor.policy.schedule import Schedule, parse_schedule
 from tahoe_governor.policy.units import (
     AUTO_WORD,
@@ -62,6 +63,7 @@ JOB_FIELDS = (
     "upstream",
     "exclude",
     "weight",
+    "keep",
 )
 """The keys ``<job>.<field>`` of ``[backups]``."""
 REQUIRED_JOB_FIELDS = ("source", "target", "frequency")
@@ -131,6 +133,8 @@ class Job:
     """Cap as a fraction of ``capacity.up``; ``None`` when not configured."""
     exclude: tuple[str, ...] = ()
     weight: float = 1.0
+    keep: KeepRule | None = None
+    """Which archives to keep after each completed run; ``None``: every one."""
 
 
 @attrs.frozen
@@ -351,6 +355,7 @@ def _parse_jobs(
             "upstream": parse_percent,
             "exclude": parse_exclude,
             "weight": parse_weight,
+            "keep": parse_keep,
         }[field]
         try:
             job[field] = parse(text)
@@ -535,6 +540,7 @@ def parse_policy_text(text: str, tz: ZoneInfo) -> Policy:
                 upstream=job.get("upstream"),  # type: ignore[arg-type]
                 exclude=job.get("exclude", ()),  # type: ignore[arg-type]
                 weight=job.get("weight", 1.0),  # type: ignore[arg-type]
+                keep=job.get("keep"),  # type: ignore[arg-type]
             )
             for job in jobs
         ),

@@ -92,8 +92,17 @@ def _migrate_to_3(db: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_4(db: sqlite3.Connection) -> None:
+    # Version 4 remembers when the recovery sheet was printed, and for which jobs.
+    db.execute(
+        """CREATE TABLE recovery_sheets (
+            printed REAL NOT NULL, jobs TEXT NOT NULL
+        )"""
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    _migrate_to_1, _migrate_to_2, _migrate_to_3)
+    _migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4)
 """``MIGRATIONS[n]`` brings the schema from version ``n`` to ``n + 1``."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -118,6 +127,14 @@ class Run:
     files_failed: int = 0
     bytes_uploaded: int = 0
     detail: str | None = None
+
+
+@attrs.frozen
+class RecoverySheetPrinted:
+    """The last time the recovery sheet was printed, and the jobs it covered."""
+
+    printed: float
+    jobs: tuple[str, ...]
 
 
 def state_db_path(nodedir: str) -> str:
@@ -356,3 +373,19 @@ class StateDatabase:
         row = self._db.execute("SELECT value, updated FROM estimates WHERE key = ?", (key,))
         found = row.fetchone()
         return None if found is None else (float(found[0]), float(found[1]))
+
+    # The recovery sheet.
+
+    def record_recovery_sheet(self, printed: float, jobs: tuple[str, ...]) -> None:
+        """Remember that the recovery sheet was printed at ``printed`` with ``jobs`` on it."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM recovery_sheets")
+            db.execute("INSERT INTO recovery_sheets (printed, jobs) VALUES (?, ?)",
+                       (printed, "\n".join(jobs)))
+
+    def recovery_sheet(self) -> RecoverySheetPrinted | None:
+        """When the recovery sheet was last printed, or ``None`` if never."""
+        found = self._db.execute("SELECT printed, jobs FROM recovery_sheets").fetchone()
+        if found is None:
+            return None
+        return RecoverySheetPrinted(float(found[0]), tuple(j for j in found[1].split("\n") if j))

@@ -8,6 +8,7 @@ snapshots and the web pages, ``/metrics`` and the command read them: both
 depend on this package, and it depends on nothing of theirs.
 """
 
+from tahoe_governor.status.archives import ArchiveEntry, JobArchives, RunRecord
 from tahoe_governor.status.backup_progress import PHASES, BackupProgress, SkipCounts
 from tahoe_governor.status.controls import ControlError, GovernorControls
 from tahoe_governor.status.privacy import is_private, private_dict, private_field, public_dict
@@ -21,6 +22,9 @@ from tahoe_governor.status.snapshots import (
 )
 
 __all__ = [
+    "ArchiveEntry",
+    "JobArchives",
+    "RunRecord",
     "FILE_OUTCOMES",
     "JOB_STATES",
     "PHASES",

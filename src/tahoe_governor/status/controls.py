@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
+from twisted.internet.defer import Deferred
+
+from tahoe_governor.status.archives import JobArchives
 from tahoe_governor.status.snapshots import GovernorStatus
 
 
@@ -50,3 +53,8 @@ class GovernorControls(Protocol):
     def reload(self) -> str:
         """Read tahoe.cfg again and run its jobs and limits from now on; what changed.
         A file ``check`` would refuse is refused with the same words."""
+
+    def archives(self, job: str) -> Deferred[JobArchives]:
+        """The archives of ``job`` on the grid, newest first, with their runs and what the
+        job's retention rule does with each; :class:`ControlError` for an unknown job (raised
+        at once), the grid's error if ``Archives/`` cannot be read."""

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 import attrs
 
+from tahoe_governor.status.archives import RunRecord
 from tahoe_governor.status.backup_progress import BackupProgress
 from tahoe_governor.status.privacy import private_field
 
@@ -75,6 +76,9 @@ class JobStatus:
     """The allowed times in force, as written (``""``: any time) (private)."""
     settings_overridden: tuple[str, ...] = private_field(default=())
     """Which of allowed_times, frequency and cpu are overridden live, not tahoe.cfg's (private)."""
+    recent_runs: tuple[RunRecord, ...] = private_field(default=())
+    """The last runs recorded in the state database, newest first (private: a run's
+    detail may name paths, its archive name tells when the target was written)."""
 
 
 @attrs.frozen
@@ -134,6 +138,9 @@ class GovernorStatus:
     overrides: tuple[str, ...] = private_field(default=())
     """Private: overrides in force, as ``"peer dsl up = 100kbps"`` (the owner's
     selectors and rates; the private page shows them, ``/metrics`` only their count)."""
+    recovery_sheet_reminder: str | None = private_field(default=None)
+    """Private: why the owner should print the recovery sheet, ``None`` once done (see
+    :mod:`tahoe_governor.policy.recovery_reminder`)."""
 
     def job(self, name: str) -> JobStatus:
         for job in self.jobs:

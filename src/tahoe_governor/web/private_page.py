@@ -45,8 +45,14 @@ from tahoe_governor.status import (
 from tahoe_governor.status.display_names import display_name
 from tahoe_governor.throttle.reactor_clock import ReactorClock
 from tahoe_governor.web.access_tokens import CsrfTokens
+from tahoe_governor.web.archive_listing import ArchiveListingResource
 from tahoe_governor.web.control_actions import ACTIONS, UnreadableBody, request_fields
-from tahoe_governor.web.human_units import format_instant, format_speed
+from tahoe_governor.web.human_units import (
+    format_bytes,
+    format_instant,
+    format_seconds,
+    format_speed,
+)
 from tahoe_governor.web.page_layout import html_body, json_body, new_nonce, page, wants_json
 from tahoe_governor.web.rate_history import RateHistory
 from tahoe_governor.web.request_errors import (
@@ -144,6 +150,7 @@ class PrivateTree(Resource):
         self.putChild(b"", PrivateStatusPage(controls, csrf, history, reactor, tz))
         for action in ACTIONS:
             self.putChild(action.encode("ascii"), ControlResource(action, controls, csrf, reactor))
+        self.putChild(b"archives", ArchiveListingResource(controls))
 
     def getChild(self, name: bytes, request: IRequest) -> Resource:
         return NotFound()
@@ -198,6 +205,8 @@ class PrivateStatusPage(GovernorPage):
                        "Keep this address to yourself: it lets anyone holding it pause "
                        "backups and change limits. ",
                        tags.a("JSON", href="?t=json"), class_="muted"),
+                *([tags.p(status.recovery_sheet_reminder, class_="error", role="alert")]
+                  if status.recovery_sheet_reminder else []),
             ),
             jobs_section(status, self._tz, lambda job: self._job_private(job, csrf)),
             self._limits_section(status, csrf),
@@ -220,6 +229,7 @@ class PrivateStatusPage(GovernorPage):
             ("In flight", tags.ul(*(tags.li(tags.code(p)) for p in in_flight))
              if in_flight else None),
         ])
+        history = self._history_table(job, status_at=self._reactor.seconds())
         pause_or_resume = "resume" if job.state == "paused" else "pause"
         controls = tags.div(
             tags.form(
@@ -236,8 +246,27 @@ class PrivateStatusPage(GovernorPage):
             ),
             class_="controls",
         )
-        return (tags.details(tags.summary("Details"), details, open=""), controls,
+        return (tags.details(tags.summary("Details"), details, open=""),
+                tags.details(tags.summary("Last runs"), history), controls,
                 _job_settings(job, csrf))
+
+    def _history_table(self, job: JobStatus, status_at: float) -> Tag:
+        if not job.recent_runs:
+            return tags.p("No run recorded yet.")
+        body = tags.tbody()
+        for run in job.recent_runs:
+            duration = run.duration_seconds
+            body(tags.tr(
+                tags.td(format_instant(run.started, status_at, self._tz)),
+                tags.td(run.outcome),
+                tags.td(str(run.files_seen)),
+                tags.td(format_bytes(run.bytes_uploaded)),
+                tags.td("-" if duration is None else format_seconds(duration)),
+                tags.td(tags.code(run.detail) if run.detail else ""),
+            ))
+        return tags.table(tags.thead(tags.tr(
+            tags.th("Started"), tags.th("Outcome"), tags.th("Files"), tags.th("Uploaded"),
+            tags.th("Duration"), tags.th("Archive or error"))), body)
 
     def _limits_section(self, status: GovernorStatus, csrf: str) -> Tag:
         overrides = tags.ul()
