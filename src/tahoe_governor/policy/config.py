@@ -373,28 +373,26 @@ def _budget_at_least(budget: float | None, other: float | None) -> bool:
     return budget is None or (other is not None and budget >= other)
 
 
-def parse_target(text: str) -> str:
+def _directory_target(text: str, caps: re.Pattern[str], expected: str, not_a_cap: str) -> str:
+    """``alias:path``, or a cap that ``caps`` accepts; else what was expected."""
     target = text.strip()
-    if _DIRCAP.fullmatch(target) or (
+    if caps.fullmatch(target) or (
         not target.startswith("URI:") and _ALIAS_PATH.fullmatch(target)
     ):
         return target
     if target.startswith("URI:"):
-        raise ValueSyntaxError(TARGET_EXPECTED + " (this cap is not a writeable directory)")
-    raise ValueSyntaxError(TARGET_EXPECTED)
+        raise ValueSyntaxError(f"{expected} (this cap is not {not_a_cap})")
+    raise ValueSyntaxError(expected)
+
+
+def parse_target(text: str) -> str:
+    return _directory_target(text, _DIRCAP, TARGET_EXPECTED, "a writeable directory")
 
 
 def parse_maintenance_target(text: str) -> str:
     """Any directory: ``alias:path`` or a directory cap, writeable or not (a read-only
     cap is enough to check, verify, renew leases and repair immutable files)."""
-    target = text.strip()
-    if _ANY_DIRCAP.fullmatch(target) or (
-        not target.startswith("URI:") and _ALIAS_PATH.fullmatch(target)
-    ):
-        return target
-    if target.startswith("URI:"):
-        raise ValueSyntaxError(MAINTENANCE_TARGET_EXPECTED + " (this cap is not a directory)")
-    raise ValueSyntaxError(MAINTENANCE_TARGET_EXPECTED)
+    return _directory_target(text, _ANY_DIRCAP, MAINTENANCE_TARGET_EXPECTED, "a directory")
 
 
 def parse_verify_share(text: str) -> float:
