@@ -128,6 +128,8 @@ class MaintenanceOnGridTests(TestCase):
                 held = share_numbers(self.grid, storage_index)
                 self.assertEqual(set().union(*held.values()), {"0", "1", "2"}, storage_index)
                 self.assertTrue(held[lost_server.nickname], "the server that lost it holds one")
+                # Only what was missing is put back: the healthy state's 3 share files.
+                self.assertEqual(sum(len(s) for s in held.values()), 3, held)
             self.assertEqual(first.verified, -(-first.objects_checked // 2))
 
             status = governor.controls.status().job("m1")
