@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import attrs
+from twisted.internet.defer import Deferred
 
 from tahoe_governor.maintenance.grid import GridUnavailable, UnreadableDirectory
 from tahoe_governor.maintenance.records import Finding, GridEntry
@@ -39,6 +40,8 @@ class FakeGrid:
         self.leases: Counter[str] = Counter()
         self.on_check: Callable[[str], None] | None = None
         self.available = True
+        self.held: list[Deferred[None]] | None = None
+        """When a list: each check waits on a Deferred appended here until the test fires it."""
 
     def entry(self, key: str, path: str) -> GridEntry:
         obj = self.objects[key]
@@ -70,6 +73,10 @@ class FakeGrid:
         self.leases[entry.key] += add_lease
         if self.on_check is not None:
             self.on_check(entry.key)
+        if self.held is not None:
+            answer: Deferred[None] = Deferred()
+            self.held.append(answer)
+            await answer
         return self._finding(entry.key, verify)
 
     async def repair(self, entry: GridEntry, *, verify: bool, add_lease: bool) -> Finding:

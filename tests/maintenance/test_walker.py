@@ -110,9 +110,10 @@ def test_a_suspended_walker_starts_no_step_until_resumed(db: StateDatabase) -> N
     clock, grid = Clock(), archive_tree()
     throttle = JobThrottle(clock)
     walker = _walker(clock, grid, db, throttle)
-    grid.on_check = lambda key: throttle.suspend() if key == "f1" else None
+    grid.on_check = lambda key: throttle.suspend() if key == "snap-b" else None
     d = walker.run()
     checked = sum(grid.checks.values())
+    assert checked == 3  # root, snap-a, snap-b: the fourth waits for the gate
     clock.advance(3600)
     assert sum(grid.checks.values()) == checked and not d.called
     assert walker.progress().suspended
@@ -174,3 +175,29 @@ def test_objects_no_longer_reached_are_forgotten_at_the_end_of_a_pass(
     assert second.objects_found == 6  # root, snap-a, pics, f1, f2, f3
     keys = {row[0] for row in db.query("SELECT storage_index FROM maintenance_objects")}
     assert keys == {"root", "snap-a", "pics", "f1", "f2", "f3"}
+
+
+def test_a_few_checks_at_once_and_a_closing_window_holds_the_rest(db: StateDatabase) -> None:
+    """With three checks in flight at most, a fourth starts only when one ends; once the
+    throttle is suspended, the checks in flight end and record, no new one starts, and
+    the repair the fourth (the damaged f3) needs waits for the gate too."""
+    clock, grid = Clock(), archive_tree()
+    grid.held = []
+    throttle = JobThrottle(clock)
+    d = _walker(clock, grid, db, throttle, checks_in_flight=3).run()
+    assert len(grid.held) == 3
+    grid.held.pop(0).callback(None)
+    assert len(grid.held) == 3 and sum(grid.checks.values()) == 4
+    throttle.suspend()
+    while grid.held:
+        grid.held.pop(0).callback(None)
+    clock.advance(3600)
+    assert sum(grid.checks.values()) == 4 and not d.called
+    recorded = db.query("SELECT storage_index FROM maintenance_objects WHERE checked_pass = 1")
+    assert sorted(recorded) == [("root",), ("snap-a",), ("snap-b",)]
+    assert grid.checks["f3"] == 1 and grid.repairs["f3"] == 0
+    throttle.resume()
+    while grid.held:
+        grid.held.pop(0).callback(None)
+    assert _result(d).progress.objects_checked == 8
+    assert dict(grid.checks) == {key: 1 for key in OBJECTS}

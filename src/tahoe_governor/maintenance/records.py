@@ -222,19 +222,19 @@ class MaintenanceRecords:
                        (self.job,))
         return int(chosen)
 
-    def next_object(self, number: int) -> PendingObject | None:
-        """An object of pass ``number`` not checked in it yet, in the order found."""
+    def pending_objects(self, number: int, after_id: int, limit: int) -> list[PendingObject]:
+        """Up to ``limit`` objects of pass ``number`` not checked in it yet, found after the
+        object ``after_id`` (0: from the first), in the order found."""
         rows = self._db.query(
             "SELECT id, storage_index, cap, path, kind, size, expansion, verify_pass "
             "FROM maintenance_objects WHERE job = ? AND seen_pass = ? AND checked_pass < ? "
-            "ORDER BY id LIMIT 1", (self.job, number, number))
-        if not rows:
-            return None
-        row_id, key, cap, path, kind, size, expansion, verify_pass = rows[0]
-        return PendingObject(
-            int(row_id), str(key), str(cap), str(path), str(kind),
-            None if size is None else int(size),
-            float(expansion), verify_pass == number)
+            "AND id > ? ORDER BY id LIMIT ?", (self.job, number, number, after_id, limit))
+        return [
+            PendingObject(int(row_id), str(key), str(cap), str(path), str(kind),
+                          None if size is None else int(size), float(expansion),
+                          verify_pass == number)
+            for row_id, key, cap, path, kind, size, expansion, verify_pass in rows
+        ]
 
     def record_check(self, object_id: int, number: int, finding: Finding, now: float) -> None:
         """Object ``object_id`` is checked in pass ``number``: remember what was found."""

@@ -45,6 +45,10 @@ from tahoe_governor.throttle.reactor_clock import ReactorClock
 
 log = Logger()
 
+CHECKS_IN_FLIGHT = 8
+"""Objects checked at once: a check waits on the servers' round trips, so a few in
+flight keep the pass going at the grid's pace (``tahoe deep-check`` keeps 10)."""
+
 
 class StepLease(Protocol):
     def fail(self, error: BaseException) -> None: ...
@@ -104,6 +108,8 @@ class MaintenanceWalker:
     :param records: the task's rows in the state database.
     :param gate: the task's throttle (every step passes it first).
     :param verify: the share (0 to 1) of each pass's objects to verify.
+    :param checks_in_flight: how many objects are checked at once (each step still
+        passes the gate first, so a closing window holds all but those in flight).
     """
 
     def __init__(
@@ -117,6 +123,7 @@ class MaintenanceWalker:
         repair: bool = True,
         add_lease: bool = True,
         expected_objects: int | None = None,
+        checks_in_flight: int = CHECKS_IN_FLIGHT,
     ) -> None:
         self._reactor = reactor
         self._grid = grid
@@ -126,6 +133,7 @@ class MaintenanceWalker:
         self._repair = repair
         self._add_lease = add_lease
         self._expected = expected_objects
+        self._checks_in_flight = checks_in_flight
         self._started = reactor.seconds()
         self._phase = "preparing"
         self._pass: PassState | None = None
@@ -238,13 +246,52 @@ class MaintenanceWalker:
             log.info("maintenance: pass {n} found {found} objects; {chosen} to verify",
                      n=state.number, found=self._found, chosen=chosen)
             return True
-        pending = self._records.next_object(state.number)
-        if pending is None:
-            return False
         self._phase = "checking"
+        await self._check_objects(lease, state.number)
+        return False
+
+    async def _check_objects(self, lease: Any, number: int) -> None:
+        """Check every object of the pass not checked yet, ``checks_in_flight`` at once
+        (each started only once the gate admits it), each recorded as it ends; the first
+        check that fails fails the run."""
+        in_flight: set[Deferred[None]] = set()
+        failures: list[Failure] = []
+        wake: list[Deferred[None]] = []
+
+        def ended(result: Any, d: Deferred[None]) -> None:
+            in_flight.discard(d)
+            if isinstance(result, Failure):
+                failures.append(result)
+            # Take the waiters first: firing one runs the loop on, which may wait again.
+            waiters, wake[:] = list(wake), []
+            for waiting in waiters:
+                if not waiting.called:
+                    waiting.callback(None)
+
+        cursor = 0  # the last object handed out, by id
+        while True:
+            room = self._checks_in_flight - len(in_flight)
+            for pending in self._records.pending_objects(number, cursor, room) if room else ():
+                if failures:
+                    break
+                cursor = pending.id
+                await self._gate.admit(lease, 0)
+                self._check_cancelled()
+                d = ensureDeferred(self._check_and_record(lease, number, pending))
+                in_flight.add(d)
+                d.addBoth(ended, d)
+            if failures:
+                failures[0].raiseException()
+            if not in_flight:
+                return
+            waiting: Deferred[None] = Deferred()  # fired by the next check to end
+            wake.append(waiting)
+            await waiting
+
+    async def _check_and_record(self, lease: Any, number: int, pending: PendingObject) -> None:
         finding = await self._check(lease, pending)
         self._check_cancelled()
-        self._records.record_check(pending.id, state.number, finding, self._reactor.seconds())
+        self._records.record_check(pending.id, number, finding, self._reactor.seconds())
         self._checked += 1
         self._this_run += 1
         self._results[finding.result] += 1
@@ -253,7 +300,6 @@ class MaintenanceWalker:
             self._bytes_verified += pending.size or 0
         if finding.result == "unrecoverable":
             self._unrecoverable.append(pending.path)
-        return True
 
     async def _check(self, lease: Any, pending: PendingObject) -> Finding:
         entry = GridEntry(key=pending.key, cap=pending.cap, path=pending.path,
