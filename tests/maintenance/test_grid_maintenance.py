@@ -10,6 +10,7 @@ by a node restart resumes without checking a finished object again.
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,14 @@ from typing import Any
 import pytest
 from allmydata.util import base32
 from twisted.internet import defer
+from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
+from tahoe_governor.cli.maintenance import UNRECOVERABLE_EXIT, run_maintenance
 from tahoe_governor.policy.state_db import StateDatabase
 from tests.grid import LocalGrid
 from tests.node.governed_grid import (  # noqa: F401 (grid_on_class is a fixture)
+    get_body,
     grid_on_class,
     integrity,
     make_tree,
@@ -191,3 +195,46 @@ class MaintenanceOnGridTests(TestCase):
         finally:
             await stop_node(client)
         self.assertEqual(integrity(database), "ok")
+
+    def test_a_file_below_k_shares_is_reported_by_name_once(self) -> defer.Deferred[None]:
+        """A file left with one share (k = 2) is reported unrecoverable by its path, not
+        repaired and not retried: the pass completes, the command names it (exit 2), the
+        public page only counts it."""
+        return defer.ensureDeferred(self._unrecoverable())
+
+    async def _unrecoverable(self) -> None:
+        base = temp_dir(self)
+        source = base / "source"
+        make_tree(source, files=4, size=5_000)
+        nodedir = self.grid.make_client_dir(base / "client", extra_cfg=config(source))
+        with StateDatabase(str(base / "client" / "private" / "governor.sqlite")) as db:
+            db.set_paused("m1", True, 0.0)
+        client, governor = await start_governed_node(nodedir)
+        try:
+            await wait_for(lambda: outcomes(governor, "b1") == ["completed"], 90, "the backup")
+            snapshot = governor.controls.status().job("b1").latest_snapshot_cap
+            assert snapshot is not None
+            name, lost = sorted((await file_indexes(client, snapshot)).items())[0]
+            for server in self.grid.servers[:2]:
+                folder = server.nodedir / "storage" / "shares" / lost[:2] / lost
+                if folder.is_dir():
+                    shutil.rmtree(folder)
+            self.assertEqual(sum(len(s) for s in share_numbers(self.grid, lost).values()), 1)
+            governor.controls.resume("m1")
+            await wait_for(lambda: outcomes(governor, "m1") == ["completed"], 120, "the pass")
+            runner = governor.scheduler.runners["m1"]
+            found = runner.last_result.progress
+            self.assertEqual(found.result("unrecoverable"), 1)
+            self.assertEqual(found.result("repaired"), 0)
+            (path,) = found.private_unrecoverable
+            self.assertTrue(path.endswith(name), (path, name))
+            self.assertEqual(runner.lifecycle.state, "done")  # not failed, not looping
+            out, err = io.StringIO(), io.StringIO()
+            code = await deferToThread(run_maintenance, str(nodedir), None, out, err)
+            self.assertEqual(code, UNRECOVERABLE_EXIT, err.getvalue())
+            self.assertIn(f"    {path}\n", out.getvalue())
+            public = await get_body(governor.web_url + "governor?t=json")
+            self.assertNotIn(name.split("/")[-1].encode(), public)
+            self.assertIn(b'"unrecoverable": 1', public)
+        finally:
+            await stop_node(client)
