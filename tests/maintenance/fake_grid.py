@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import attrs
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
 
 from tahoe_governor.maintenance.grid import GridUnavailable, UnreadableDirectory
 from tahoe_governor.maintenance.records import Finding, GridEntry
@@ -40,6 +42,8 @@ class FakeGrid:
         self.leases: Counter[str] = Counter()
         self.on_check: Callable[[str], None] | None = None
         self.available = True
+        self.check_seconds: tuple[IReactorTime, float] | None = None
+        """When set, (clock, seconds): each check takes that long on that clock."""
         self.held: list[Deferred[None]] | None = None
         """When a list: each check waits on a Deferred appended here until the test fires it."""
 
@@ -73,6 +77,9 @@ class FakeGrid:
         self.leases[entry.key] += add_lease
         if self.on_check is not None:
             self.on_check(entry.key)
+        if self.check_seconds is not None:
+            clock, seconds = self.check_seconds
+            await deferLater(clock, seconds, lambda: None)
         if self.held is not None:
             answer: Deferred[None] = Deferred()
             self.held.append(answer)
