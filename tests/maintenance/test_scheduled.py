@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from twisted.internet.task import Clock
 
 from tahoe_governor.backup.job_throttle import JobThrottle
@@ -15,6 +16,7 @@ from tahoe_governor.maintenance import MaintenanceRecords, MaintenanceWalker
 from tahoe_governor.policy.config import parse_policy_text
 from tahoe_governor.policy.service import LivePolicy
 from tahoe_governor.policy.state_db import StateDatabase
+from tahoe_governor.status import ControlError
 from tests.maintenance.fake_grid import archive_tree
 
 UTC = ZoneInfo("UTC")
@@ -74,4 +76,19 @@ def test_the_window_end_holds_the_pass_and_the_next_window_resumes_it(
         "maintenance", 1, runner.last_result.progress)
     scheduler.stopService()
     live.stopService()
+    db.close()
+
+
+def test_a_tasks_settings_are_not_overridden_live(tmp_path: Path) -> None:
+    """The private page's live job settings are a backup job's: for a task they are refused
+    with where to change them, and nothing is stored."""
+    clock = Clock()
+    clock.advance(MIDNIGHT)
+    db = StateDatabase(str(tmp_path / "governor.sqlite"))
+    live = LivePolicy.from_database(clock, parse_policy_text(CONFIG, UTC), db)
+    scheduler = BackupScheduler(clock, live, db, lambda job, throttle: None)  # type: ignore
+    with pytest.raises(ControlError, match=r"maintenance task 'm1': its settings are changed "
+                                           r"in tahoe.cfg \(\[maintenance\]\)"):
+        scheduler.set_job_setting("m1", "frequency", "1day")
+    assert live.overrides.job_settings == {}
     db.close()
