@@ -11,13 +11,14 @@ by a node restart resumes without checking a finished object again.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from allmydata.util import base32
-from twisted.internet import defer
+from twisted.internet import defer, reactor, task
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
@@ -34,9 +35,12 @@ from tests.node.governed_grid import (  # noqa: F401 (grid_on_class is a fixture
     wait_for,
 )
 from tests.node.recording_shaper import temp_dir
+from tests.socket_counters import SS, bytes_received_on_port
+from tests.system_programs import require_programs
 
 FILES = 9
 DAMAGED = 3
+PEER_CAP = 100_000  # 800kbps, in bytes per second
 
 
 def config(source: Path) -> str:
@@ -236,5 +240,64 @@ class MaintenanceOnGridTests(TestCase):
             public = await get_body(governor.web_url + "governor?t=json")
             self.assertNotIn(name.split("/")[-1].encode(), public)
             self.assertIn(b'"unrecoverable": 1', public)
+        finally:
+            await stop_node(client)
+
+    def test_a_repair_holds_the_peer_cap_at_the_receiving_server(self) -> defer.Deferred[None]:
+        """Repairing a 1.5 MB file whose share a capped server lost: counted by that
+        server's own kernel, the repair upload never ran ahead of the cap's pace (plus one
+        burst and the TLS overhead), and the share did arrive."""
+        require_programs((SS,), ("iproute2",))
+        return defer.ensureDeferred(self._repair_under_a_peer_cap())
+
+    async def _repair_under_a_peer_cap(self) -> None:
+        base = temp_dir(self)
+        source = base / "source"
+        source.mkdir()
+        (source / "big.bin").write_bytes(os.urandom(1_500_000))
+        capped = self.grid.servers[0]
+        nodedir = self.grid.make_client_dir(
+            base / "client",
+            extra_cfg=config(source) + f"[bandwidth]\npeer.{capped.nickname}.up = 800kbps\n")
+        with StateDatabase(str(base / "client" / "private" / "governor.sqlite")) as db:
+            db.set_paused("m1", True, 0.0)
+        client, governor = await start_governed_node(nodedir)
+        try:
+            await wait_for(lambda: outcomes(governor, "b1") == ["completed"], 120, "the backup")
+            snapshot = governor.controls.status().job("b1").latest_snapshot_cap
+            assert snapshot is not None
+            (lost,) = (await file_indexes(client, snapshot)).values()
+            folder = capped.nodedir / "storage" / "shares" / lost[:2] / lost
+            self.assertTrue(folder.is_dir())
+            shutil.rmtree(folder)
+
+            port = capped.tub_port
+            samples: list[tuple[float, int]] = []  # (seconds since the resume, bytes)
+            before = await deferToThread(bytes_received_on_port, port)
+            started = reactor.seconds()
+            sampling = True
+
+            async def sample() -> None:
+                while sampling:
+                    received = await deferToThread(bytes_received_on_port, port)
+                    samples.append((reactor.seconds() - started, received - before))
+                    await task.deferLater(reactor, 0.05, lambda: None)
+
+            sampler = defer.ensureDeferred(sample())
+            governor.controls.resume("m1")
+            try:
+                await wait_for(lambda: outcomes(governor, "m1") == ["completed"], 120,
+                               "the repair")
+            finally:
+                sampling = False
+                await sampler
+            found = governor.scheduler.runners["m1"].last_result.progress
+            self.assertEqual(found.result("repaired"), 1)
+            allowance = 4096 + 12_288  # one burst; TLS record overhead
+            over = [(round(at, 2), n) for at, n in samples
+                    if n > PEER_CAP * 1.03 * at + allowance]
+            self.assertEqual(over, [], "bytes received above the cap's pace (seconds, bytes)")
+            self.assertGreater(samples[-1][1], 700_000)  # the lost share (750 kB) arrived
+            self.assertTrue(folder.is_dir())
         finally:
             await stop_node(client)
