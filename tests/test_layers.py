@@ -22,6 +22,7 @@ FLOORS = {
     "policy": 1,
     "status": 2,
     "backup": 3,
+    "maintenance": 3,
     "node": 4,
     "web": 4,
     "app": 5,

@@ -7,8 +7,9 @@ to the pieces that use it; no part builds another or reaches into one:
   (``tahoe-governor run`` and :func:`start_governor` both take it from here);
 - :func:`build_governor`: around a governed client node, the live policy, the
   meters and CPU budgets, each job's throttle (its CPU gate, and the backlog
-  gate that keeps a slow peer's queue short), the backup scheduler with its
-  walker factory, peer watching, status assembly and the owner's controls,
+  gate that keeps a slow peer's queue short), the scheduler with its
+  walker factory (backup jobs and maintenance tasks), peer watching, status
+  assembly and the owner's controls,
   handed to a :class:`~tahoe_governor.node.governor.Governor`;
 - :func:`govern`: reads the node's policy and state database, builds and
   starts the governor, and mounts ``/governor`` (public and private pages) and
@@ -28,6 +29,7 @@ from tahoe_governor.backup.scheduler import BackupScheduler
 from tahoe_governor.node.backup_walkers import BackupWalkers
 from tahoe_governor.node.controls import NodeControls
 from tahoe_governor.node.governor import TICK_SECONDS, Governor
+from tahoe_governor.node.maintenance_walkers import JobWalkers, MaintenanceWalkers
 from tahoe_governor.node.owner_records import OwnerRecords
 from tahoe_governor.node.reload import ConfigReloader, read_for_reload
 from tahoe_governor.node.status_assembly import NodeStatusAssembly
@@ -79,7 +81,7 @@ def build_governor(
     :param database: the state database (runs, overrides, estimates).
     :param counters: the system counters the meters read (psutil by default).
     :param web: the node's web server, ``token`` its private page's token.
-    :param walkers: makes each run's walker (the node's own by default).
+    :param walkers: makes each backup run's walker (the node's own by default).
     :param config_text: the tahoe.cfg text the node runs with: given, the ``reload``
         control reads ``nodedir``'s tahoe.cfg again (see :mod:`~tahoe_governor.node.reload`).
     :param monotonic: the clock that does not step, against which the reactor's wall
@@ -101,10 +103,13 @@ def build_governor(
     budgets = JobCpuBudgets(reactor, TICK_SECONDS)
     # one backlog gate: a slow peer's queue is every job's
     throttles = JobThrottles(reactor, budgets, BacklogGate(shaper, reactor))
-    if walkers is None:
-        walkers = BackupWalkers(reactor, client, nodedir, policy.tz)
+    backup_walkers = walkers if walkers is not None else BackupWalkers(
+        reactor, client, nodedir, policy.tz)
+    every_walker = JobWalkers(
+        backup_walkers, MaintenanceWalkers(reactor, client, nodedir, database))
     scheduler = BackupScheduler(
-        reactor, live, database, walkers, on_completed=walkers.completed, throttles=throttles,
+        reactor, live, database, every_walker, on_completed=every_walker.completed,
+        throttles=throttles,
     )
     peers = StoragePeerWatch(
         reactor, getattr(client, "storage_broker", None), live, meters, counters,
@@ -113,7 +118,7 @@ def build_governor(
     records = OwnerRecords(client, nodedir, database, lambda: live.policy.jobs, policy.tz)
     assembly = NodeStatusAssembly(
         reactor, text(getattr(client, "nickname", "")), shaper, meters, live, scheduler,
-        peer_nickname=peers.nickname, latest_caps=walkers.latest_caps,
+        peer_nickname=peers.nickname, latest_caps=every_walker.latest_caps,
         recent_runs=records.recent_runs, recovery_sheet_reminder=records.recovery_sheet_reminder,
     )
     reloader = None if config_text is None else ConfigReloader(

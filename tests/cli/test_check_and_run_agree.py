@@ -18,7 +18,7 @@ NODE = "[node]\nnickname = laptop\n"
 
 BAD_FILES = [
     (None, "holds no tahoe.cfg"),
-    (NODE + "[maintenance]\nm1.target = backup:x\n", "unknown section [maintenance]"),
+    (NODE + "[upkeep]\nm1.target = backup:x\n", "unknown section [upkeep]"),
     (NODE + "[client]\nshares.neded = 3\n", "shares.neded"),
     (NODE + "[client]\nforce_foolscap = perhaps\n", "expected true or false"),
     (NODE + "[backups]\nb1.source = /srv\nb1.target = backup:x\nb1.frequency = 1fortnight\n",

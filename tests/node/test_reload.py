@@ -177,3 +177,16 @@ def test_sighup_reloads_and_logs_a_refusal(tmp_path: Path) -> None:
     finally:
         signal.signal(signal.SIGHUP, previous)
     assert calls == ["reload"]
+
+
+def test_an_added_maintenance_task_is_scheduled_without_touching_bandwidth(node: Node) -> None:
+    """A [maintenance] task added by a reload is a new job of the scheduler, waiting for its
+    window; the reload does not call it a [bandwidth] change, and b1's run goes on."""
+    walker = node.governor.scheduler.runners["b1"].walker
+    said = node.reload(NODE + BACKUPS + BANDWIDTH + "[maintenance]\nm1.target = backup:photos\n"
+                       "m1.frequency = 1week\nm1.allowed_times = 0300-0400\n")
+    assert said == "Reloaded tahoe.cfg: job m1 added."
+    assert list(node.governor.scheduler.runners) == ["b1", "m1"]
+    task = node.governor.controls.status().job("m1")
+    assert (task.kind, task.state) == ("maintenance", "waiting")
+    assert node.governor.scheduler.runners["b1"].walker is walker

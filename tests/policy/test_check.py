@@ -278,3 +278,27 @@ def test_retention_preview_of_recorded_archives(tmp_path: Path) -> None:
     (nodedir / "tahoe.cfg").write_text(no_rule)
     _status, out, _err = _check(nodedir)
     assert "keep:            every archive (b1.keep not set)" in out
+
+
+def test_check_explains_each_maintenance_task(tmp_path: Path) -> None:
+    """check lists every [maintenance] task with its target, schedule, what a pass does and
+    its caps; a task whose alias is unknown is refused like a backup job's."""
+    nodedir = _nodedir(tmp_path, (CONFIGS / "valid" / "maintenance.cfg").read_text())
+    status, out, err = _check(nodedir)
+    assert (status, err) == (0, "")
+    section = out[out.index("Maintenance (2)"):out.index("Link")]
+    assert "  m1\n    target:          backup:pictures\n" in section
+    assert "frequency:       1month since the last completed run" in section
+    assert "allowed times:   0100-0600" in section
+    assert "verify the data of 5% of the files (those verified longest ago first)" in section
+    assert "repair what is not healthy; renew the leases" in section
+    assert "bandwidth cap:   25 kB/s (200 kbps)  [m1.bandwidth = 200kbps]" in section
+    assert "cpu budget:      10% of one core" in section
+    assert "repair nothing (repair = false)" in section
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _nodedir(bad, "[maintenance]\nm1.target = photos:x\nm1.frequency = 1week\n")
+    status, out, err = _check(bad)
+    assert status == 1
+    assert ("[maintenance] m1.target = 'photos:x': expected an alias defined in "
+            "private/aliases") in err

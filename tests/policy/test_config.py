@@ -336,3 +336,43 @@ def test_any_file_gives_a_policy_or_a_config_error(text: str) -> None:
         parse_policy_text(text, AMS)
     except ConfigError:
         pass
+
+
+def test_maintenance_tasks_are_typed_with_their_defaults() -> None:
+    """[maintenance] gives typed tasks in file order: verify a fraction (0% allowed),
+    repair and add_lease booleans defaulting to true, and the engine's fixed fields."""
+    policy = parse_policy_text((CONFIGS / "valid" / "maintenance.cfg").read_text(), AMS)
+    m1, ro = policy.maintenance
+    assert (m1.name, m1.target, m1.frequency) == ("m1", "backup:pictures", 30 * 86400)
+    assert (m1.verify, m1.repair, m1.add_lease, m1.cpu) == (0.05, True, True, 0.1)
+    assert m1.bandwidth is not None and m1.bandwidth.resolve(None) == 25_000
+    assert m1.allowed_times.text == "0100-0600"
+    assert (ro.verify, ro.repair, ro.add_lease, ro.bandwidth) == (0.0, False, True, None)
+    assert ro.allowed_times.is_always
+    assert (m1.cpu_idle, m1.upstream, m1.weight) == (0.1, None, 1.0)
+    assert [job.name for job in policy.scheduled_jobs] == ["pictures", "m1", "ro"]
+    assert policy.job("ro") is ro
+
+
+def test_a_maintenance_task_named_like_a_backup_job_is_refused() -> None:
+    """A task and a job share one name space (the controls take a name): the clash is
+    reported on the task's key, saying why."""
+    text = ("[backups]\nb1.source = /x\nb1.target = backup:\nb1.frequency = 1day\n"
+            "[maintenance]\nb1.target = backup:\nb1.frequency = 1week\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_policy_text(text, AMS)
+    (problem,) = caught.value.problems
+    assert (problem.section, problem.key) == ("maintenance", "b1.target")
+    assert "no [backups] job has" in problem.expected
+
+
+def test_maintenance_values_are_explained() -> None:
+    """Bad verify, repair and unknown keys say what was expected, as [backups] does."""
+    text = "[maintenance]\nm1.target = backup:\nm1.frequency = 1week\nm1.verify = half\n" \
+           "m1.repair = perhaps\nm1.add_leases = true\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_policy_text(text, AMS)
+    expected = {p.key: p.expected for p in caught.value.problems}
+    assert "0 <= N <= 100" in expected["m1.verify"]
+    assert expected["m1.repair"] == "true or false"
+    assert "did you mean 'm1.add_lease'?" in expected["m1.add_leases"]

@@ -66,15 +66,20 @@ def test_each_documented_example_is_accepted(directive: str, example: str) -> No
     """Each directive, set to the example shown in its row (and the directives it says it
     needs to theirs), parses."""
     job = {"b1.source": "/data", "b1.target": "backup:", "b1.frequency": "1day"}
+    task = {"m1.target": "backup:", "m1.frequency": "1week"}
     bandwidth = {"capacity.up": "1Mbps", "capacity.down": "8Mbps"}
     examples = dict(DIRECTIVE_ROWS)
     for name in [*DIRECTIVE_NEEDS[directive], directive]:
-        key = name.replace("<job>", "b1").replace("<selector>", "parents")
-        (job if name.startswith("<job>.") else bandwidth)[key] = examples[name]
+        key = name.replace("<job>", "b1").replace("<task>", "m1").replace("<selector>", "parents")
+        section = job if name.startswith("<job>.") else task if name.startswith("<task>.") \
+            else bandwidth
+        section[key] = examples[name]
     text = "[backups]\n" + "".join(f"{k} = {v}\n" for k, v in job.items())
+    text += "[maintenance]\n" + "".join(f"{k} = {v}\n" for k, v in task.items())
     text += "[bandwidth]\n" + "".join(f"{k} = {v}\n" for k, v in bandwidth.items())
     policy = parse_policy_text(text, UTC)
     assert policy.jobs[0].name == "b1"
+    assert policy.maintenance[0].name == "m1"
 
 
 def test_rate_units_table() -> None:

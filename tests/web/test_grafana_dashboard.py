@@ -68,6 +68,10 @@ def test_dashboard_covers_what_a_user_tunes_by() -> None:
         "link_rate_bytes_per_second",
         "link_capacity_bytes_per_second",
         "link_busy_threshold_bytes_per_second",
+        "maintenance_pass_checked_objects",
+        "maintenance_unrecoverable_objects",
+        "maintenance_last_success_timestamp_seconds",
+        "maintenance_objects_total",
     ):
         assert f"tahoe_governor_{metric}" in joined, metric
 
@@ -148,4 +152,7 @@ def test_variable_queries_become_promql() -> None:
     assert queries["$backup_job"] == (
         'count by (job) (tahoe_governor_job_state{instance=~"$instance"})'
     )
-    assert set(queries) == {"$instance", "$backup_job", "$peer"}
+    assert queries["$task"] == (
+        'count by (job) (tahoe_governor_maintenance_objects_total{instance=~"$instance"})'
+    )
+    assert set(queries) == {"$instance", "$backup_job", "$task", "$peer"}

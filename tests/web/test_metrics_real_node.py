@@ -5,7 +5,8 @@ The node's tahoe.cfg sets every kind of limit in both directions (an
 unlimited cap has no sample, so its panel would rightly be empty): node
 limits, capacities, busy thresholds, a peer cap each way, a job with a
 bandwidth and a CPU budget that is still running while Prometheus scrapes,
-and a small job that has completed (last success, next start).
+a small job that has completed (last success, next start), and a maintenance
+task that has completed a pass.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class DashboardOnRealNodeTests(TestCase):
                 f"documents.source = {base / 'documents'}\n"
                 "documents.target = backup:documents\n"
                 "documents.frequency = 1day\n"
+                "[maintenance]\n"
+                "upkeep.target = backup:\n"
+                "upkeep.frequency = 1week\n"
                 "[bandwidth]\n"
                 "capacity.up = 100MB/s\n"
                 "capacity.down = 100MB/s\n"
@@ -83,6 +87,8 @@ class DashboardOnRealNodeTests(TestCase):
             runners = governor.scheduler.runners
             await wait_for(lambda: runners["documents"].last_result is not None, 60,
                            "the small job to complete")
+            await wait_for(lambda: runners["upkeep"].last_result is not None, 60,
+                           "a maintenance pass to complete")
             photos = runners["photos"]
             await wait_for(
                 lambda: (photos.progress() is not None

@@ -1,4 +1,4 @@
-"""One backup job over time: its lifecycle, its runs, its throttle, its history.
+"""One job over time (a backup job or a maintenance task): its lifecycle, runs, throttle, history.
 
 A :class:`JobRunner` performs what the job's :class:`JobLifecycle` decides:
 it starts a run (a walker made by the injected factory), holds and resumes it
@@ -23,16 +23,24 @@ The storage servers abort an upload that receives nothing for 30 minutes, so
 when a suspension will last longer than :data:`IDLE_ABORT_SECONDS` the files
 in flight are aborted at once; the backupdb makes the next window skip every
 finished file.
+
+The runner knows a kind of job only through its :class:`Walker`: a backup
+run's (:class:`~tahoe_governor.backup.walker.BackupWalker`) or a maintenance
+pass's (:class:`~tahoe_governor.maintenance.walker.MaintenanceWalker`, made by
+the node layer). A walker's progress says what a run counts
+(:class:`RunProgress`); an error may carry ``public_summary``, its words for
+the public page.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -41,11 +49,10 @@ from tahoe_governor.backup.job_lifecycle import JobLifecycle
 from tahoe_governor.backup.job_throttle import JobThrottle
 from tahoe_governor.backup.run_errors import StateDatabaseFault, database_fault_kind
 from tahoe_governor.backup.target import TargetError
-from tahoe_governor.backup.walker import BackupCancelled, BackupFailed, BackupResult, SourceError
-from tahoe_governor.policy.config import Job
+from tahoe_governor.backup.walker import BackupCancelled, BackupFailed, SourceError
+from tahoe_governor.policy.config import ScheduledJob
 from tahoe_governor.policy.engine import JobLimits
 from tahoe_governor.policy.upload_floor import IDLE_WINDOW_SECONDS
-from tahoe_governor.status import BackupProgress
 from tahoe_governor.throttle.reactor_clock import ReactorClock
 
 IDLE_ABORT_SECONDS = IDLE_WINDOW_SECONDS
@@ -60,17 +67,42 @@ writing of a run's record that the state database refused."""
 log = Logger()
 
 
+class RunProgress(Protocol):
+    """What a runner reads of a walker's progress (a backup run's, a maintenance pass's)."""
+
+    @property
+    def work_bytes(self) -> int:
+        """Bytes of work so far, the CPU budget's measure of work."""
+
+    def outcome_counts(self) -> Mapping[str, int]:
+        """Files per outcome so far, added to the job's totals when the run ends."""
+
+    def run_counts(self) -> Mapping[str, int]:
+        """The counts the state database keeps for the run."""
+
+
+class RunResult(Protocol):
+    """What a completed run gives: its last progress and a public note for its record."""
+
+    @property
+    def progress(self) -> Any: ...
+
+    @property
+    def detail(self) -> str: ...
+
+
 class Walker(Protocol):
-    """What a runner uses of :class:`~tahoe_governor.backup.walker.BackupWalker`."""
+    """What a runner uses of a walker (:class:`~tahoe_governor.backup.walker.BackupWalker`,
+    :class:`~tahoe_governor.maintenance.walker.MaintenanceWalker`)."""
 
-    def run(self) -> Deferred[BackupResult]: ...
+    def run(self) -> Deferred[Any]: ...
 
-    def progress(self) -> BackupProgress: ...
+    def progress(self) -> Any: ...
 
     def cancel(self) -> None: ...
 
 
-WalkerFactory = Callable[[Job, JobThrottle], Walker]
+WalkerFactory = Callable[[ScheduledJob, JobThrottle], Walker]
 """Makes the walker of one run of a job, governed by the job's throttle."""
 
 
@@ -92,6 +124,9 @@ class RunHistory(Protocol):
 def failure_summary(failure: Failure) -> str:
     """What kind of failure ended a run, without its message: messages may hold
     local paths or capabilities, and this is shown on the public page."""
+    summary = getattr(failure.value, "public_summary", None)
+    if isinstance(summary, str):
+        return summary  # the error's own public words (a maintenance task's errors)
     if failure.check(StateDatabaseFault):
         return state_database_summary(failure.value.error)
     if failure.check(BackupDBError):
@@ -133,16 +168,9 @@ class UnwrittenRecord:
     detail: str | None
 
 
-def run_counts(progress: BackupProgress) -> dict[str, int]:
+def run_counts(progress: RunProgress) -> dict[str, int]:
     """The counts the state database keeps for a run."""
-    return {
-        "files_seen": progress.files_seen,
-        "files_uploaded": progress.files_uploaded,
-        "files_reused": progress.files_reused,
-        "files_skipped": progress.files_skipped,
-        "files_failed": progress.files_failed,
-        "bytes_uploaded": progress.bytes_uploaded,
-    }
+    return dict(progress.run_counts())
 
 
 class JobRunner:
@@ -160,11 +188,11 @@ class JobRunner:
     def __init__(
         self,
         reactor: ReactorClock,
-        job: Job,
+        job: ScheduledJob,
         make_walker: WalkerFactory,
         history: RunHistory,
         on_change: Callable[[], None],
-        on_success: Callable[[str, float, BackupResult], None],
+        on_success: Callable[[str, float, Any], None],
         throttle: JobThrottle | None = None,
     ) -> None:
         self._reactor = reactor
@@ -176,8 +204,10 @@ class JobRunner:
         self.throttle = throttle if throttle is not None else JobThrottle(reactor)
         self.lifecycle = JobLifecycle(self, self)
         self.walker: Walker | None = None
-        self.last_progress: BackupProgress | None = None
-        self.last_result: BackupResult | None = None
+        self.last_progress: Any = None
+        """The last progress of the run in progress or of the last run (a ``RunProgress``)."""
+        self.last_result: Any = None
+        """The result of the last completed run (a ``RunResult``)."""
         self.forced = False
         self.failure_summary: str | None = None
         """Why the last run failed, in words safe for the public page (no path, no cap)."""
@@ -194,10 +224,9 @@ class JobRunner:
         self._record_failures_in_a_row = 0
         self._record_timer: Any = None
         self._suspended_until: float | None = None
-        self.totals: dict[str, int] = {
-            "uploaded": 0, "reused": 0, "skipped": 0, "failed": 0, "bytes": 0,
-        }
-        """Files per outcome and bytes read over every finished run of this process."""
+        self.totals: Counter[str] = Counter()
+        """Files per outcome (the walker's ``outcome_counts``) and, under ``"bytes"``, the
+        work bytes over every finished run of this process."""
 
     # -- from the scheduler ----------------------------------------------------
 
@@ -256,7 +285,7 @@ class JobRunner:
         # transition of the lifecycle, even when the run ends at once.
         d.addBoth(lambda outcome: self._reactor.callLater(0, self._ended, outcome))
 
-    def _ended(self, outcome: BackupResult | Failure) -> None:
+    def _ended(self, outcome: RunResult | Failure) -> None:
         if isinstance(outcome, Failure):
             self._ended_badly(outcome)
         else:
@@ -304,7 +333,7 @@ class JobRunner:
         if result is not None:
             # The run completed (its snapshot is linked) even if its record must
             # wait: the in-memory last completion is set in _after_run either way.
-            self._record_end(now, "completed", run_counts(result.progress), result.archive_name)
+            self._record_end(now, "completed", run_counts(result.progress), result.detail)
         self._run_id = None
         self._completed_at = now  # reported in _after_run, outside the transition
 
@@ -323,7 +352,7 @@ class JobRunner:
 
     # -- status ------------------------------------------------------------------
 
-    def progress(self) -> BackupProgress | None:
+    def progress(self) -> Any:
         """The run in progress now, or the last run of this process."""
         if self.walker is not None:
             return self.walker.progress()
@@ -377,12 +406,10 @@ class JobRunner:
             self.walker = None
         if self.last_progress is not None:
             p = self.last_progress
-            for outcome, n in (("uploaded", p.files_uploaded), ("reused", p.files_reused),
-                               ("skipped", p.files_skipped), ("failed", p.files_failed)):
-                self.totals[outcome] += n
-            self.totals["bytes"] += p.bytes_read
+            self.totals.update(p.outcome_counts())
+            self.totals["bytes"] += p.work_bytes
 
-    def _ended_well(self, result: BackupResult) -> None:
+    def _ended_well(self, result: RunResult) -> None:
         self.last_result = result
         self._finish_walker()
         self.last_progress = result.progress
@@ -391,7 +418,7 @@ class JobRunner:
 
     def _ended_badly(self, failure: Failure) -> None:
         self._finish_walker()
-        if failure.check(BackupCancelled) and self._stopping is not None:
+        if failure.check(BackupCancelled, CancelledError) and self._stopping is not None:
             # Shut down: the run is interrupted, not failed; the next start resumes it.
             counts = run_counts(self.last_progress) if self.last_progress else None
             self._unwritten_end(self._reactor.seconds(), "interrupted", counts, "node stopped")

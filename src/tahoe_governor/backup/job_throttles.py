@@ -1,4 +1,4 @@
-"""Each backup job's throttle, made from its tahoe.cfg entry, retuned when tahoe.cfg is reloaded.
+"""Each job's throttle (a backup job's or a task's), made from tahoe.cfg, retuned on reload.
 
 A job's :class:`~tahoe_governor.backup.job_throttle.JobThrottle` has the CPU
 gate of its budget (``bN.cpu``, ``bN.cpu.idle``) and the node's one backlog
@@ -9,7 +9,7 @@ budget on reload gets a gate; one that loses it is left ungated.
 from __future__ import annotations
 
 from tahoe_governor.backup.job_throttle import JobThrottle
-from tahoe_governor.policy.config import Job
+from tahoe_governor.policy.config import ScheduledJob
 from tahoe_governor.throttle import UNLIMITED
 from tahoe_governor.throttle.backlog_gate import BacklogGate
 from tahoe_governor.throttle.cpu_budget import JobCpuBudgets
@@ -25,13 +25,13 @@ class JobThrottles:
         self._budgets = budgets
         self._backlog = backlog
 
-    def make(self, job: Job) -> JobThrottle:
+    def make(self, job: ScheduledJob) -> JobThrottle:
         """A new throttle for ``job``, gated by its CPU budget if it has one."""
         throttle = JobThrottle(self._reactor, backlog_gate=self._backlog)
         self.retune(job, throttle)
         return throttle
 
-    def retune(self, job: Job, throttle: JobThrottle) -> None:
+    def retune(self, job: ScheduledJob, throttle: JobThrottle) -> None:
         """Apply ``job``'s CPU budget (as now configured) to its ``throttle``."""
         has_budget = job.name in self._budgets.jobs()
         if job.cpu is None:

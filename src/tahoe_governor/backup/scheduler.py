@@ -1,6 +1,8 @@
-"""The backup scheduler: the service that runs every configured job on time.
+"""The scheduler: the service that runs every configured job on time.
 
-It keeps one :class:`JobRunner` per ``[backups]`` job and, whenever the live
+It keeps one :class:`JobRunner` per ``[backups]`` job and per ``[maintenance]``
+task (a task is a job of another kind: the same lifecycle, runner and
+controls; only its walker differs, made by the injected factory), and, whenever the live
 policy's limits change (a window edge, a job becoming due, a schedule edge,
 an override, a measurement) or a run ends, hands each runner its verdict
 (:meth:`JobRunner.apply`). It tells the policy which jobs are running (they
@@ -29,11 +31,16 @@ from twisted.logger import Logger
 
 from tahoe_governor.backup.job_runner import JobRunner, RunHistory, WalkerFactory
 from tahoe_governor.backup.job_throttles import JobThrottles
-from tahoe_governor.backup.walker import BackupResult
-from tahoe_governor.policy.config import Job, Policy
+from tahoe_governor.policy.config import Job, Policy, ScheduledJob
 from tahoe_governor.policy.engine import Limits
 from tahoe_governor.policy.service import LivePolicy
-from tahoe_governor.status import ControlError, JobStatus
+from tahoe_governor.status import (
+    CHECK_RESULTS,
+    FILE_OUTCOMES,
+    ControlError,
+    JobStatus,
+    MaintenancePass,
+)
 from tahoe_governor.throttle.reactor_clock import ReactorClock
 
 log = Logger()
@@ -58,7 +65,7 @@ class BackupScheduler(service.Service):
         live_policy: LivePolicy,
         history: RunHistory,
         make_walker: WalkerFactory,
-        on_completed: Callable[[str, float, BackupResult], None] | None = None,
+        on_completed: Callable[[str, float, Any], None] | None = None,
         throttles: JobThrottles | None = None,
     ) -> None:
         self._reactor = reactor
@@ -68,14 +75,14 @@ class BackupScheduler(service.Service):
         self._on_completed = on_completed
         self._throttles = throttles
         self.runners: dict[str, JobRunner] = {
-            job.name: self._make_runner(job) for job in live_policy.policy.jobs
+            job.name: self._make_runner(job) for job in live_policy.policy.scheduled_jobs
         }
         self._unsubscribe: Callable[[], None] | None = None
         self._applying = False
         self._again = False
         self._running_names: frozenset[str] = frozenset()
 
-    def _make_runner(self, job: Job) -> JobRunner:
+    def _make_runner(self, job: ScheduledJob) -> JobRunner:
         return JobRunner(
             self._reactor, job, self._make_walker, self._history,
             on_change=self.reevaluate, on_success=self._completed,
@@ -85,7 +92,7 @@ class BackupScheduler(service.Service):
     def set_policy(self, policy: Policy) -> Deferred[Any]:
         """Run the jobs of ``policy`` from now on (see the module doc); fires once the runs
         of removed jobs have stopped."""
-        names = {job.name for job in policy.jobs}
+        names = {job.name for job in policy.scheduled_jobs}
         stopping = []
         for name in [n for n in self.runners if n not in names]:
             if (d := self.runners.pop(name).stop()) is not None:
@@ -99,13 +106,15 @@ class BackupScheduler(service.Service):
     def set_job_setting(self, job: str, setting: str, text: str | None) -> None:
         """Override ``job``'s allowed times, frequency or CPU budget (``None``: back to
         tahoe.cfg); see :meth:`LivePolicy.set_job_setting`. Applies at once."""
-        self.runner(job)
+        if not isinstance(self.runner(job).job, Job):
+            raise ControlError(f"maintenance task {job!r}: its settings are changed in "
+                               "tahoe.cfg ([maintenance]), then 'tahoe-governor reload'")
         self._live.set_job_setting(job, setting, text)
         self._follow_policy()
 
     def _follow_policy(self) -> None:
         """Give every runner its job as now in force (a new job a new runner), then apply."""
-        for job in self._live.policy.jobs:
+        for job in self._live.policy.scheduled_jobs:
             runner = self.runners.get(job.name)
             if runner is None:
                 self.runners[job.name] = self._make_runner(job)
@@ -175,7 +184,7 @@ class BackupScheduler(service.Service):
         finally:
             self._applying = False
 
-    def _completed(self, job: str, ended: float, result: BackupResult) -> None:
+    def _completed(self, job: str, ended: float, result: Any) -> None:
         self._live.set_last_completed(job, ended)
         if self._on_completed is not None:
             self._on_completed(job, ended, result)
@@ -206,7 +215,7 @@ class BackupScheduler(service.Service):
         """Start ``job`` now regardless of its frequency (inside its windows unless forced)."""
         runner = self.runner(job)
         if job in self._live.overrides.paused:
-            raise ControlError(f"backup job {job!r} is paused; resume it first")
+            raise ControlError(f"{_kind(runner.job)} {job!r} is paused; resume it first")
         runner.run_now(force)
         self.reevaluate()
 
@@ -219,16 +228,17 @@ class BackupScheduler(service.Service):
         out = []
         for name, runner in self.runners.items():
             jl = limits.job(name)
+            job = runner.job
             totals = runner.totals
             progress = runner.progress()
-            files_total = {k: totals[k] for k in ("uploaded", "reused", "skipped", "failed")}
+            outcomes = FILE_OUTCOMES if isinstance(job, Job) else CHECK_RESULTS
+            files_total = {k: totals[k] for k in outcomes}
             bytes_total = totals["bytes"]
             if runner.walker is not None and progress is not None:  # count the run in progress
-                files_total["uploaded"] += progress.files_uploaded
-                files_total["reused"] += progress.files_reused
-                files_total["skipped"] += progress.files_skipped
-                files_total["failed"] += progress.files_failed
-                bytes_total += progress.bytes_read
+                for outcome, n in progress.outcome_counts().items():
+                    files_total[outcome] += n
+                bytes_total += progress.work_bytes
+            last_pass = getattr(runner.last_result, "progress", None)
             state = runner.lifecycle.state
             failure, failure_detail = runner.failure_status()
             if not self.running and jl.admission.due:
@@ -250,15 +260,22 @@ class BackupScheduler(service.Service):
                     window_end=jl.admission.until if jl.admission.in_window else None,
                     last_failure=failure,
                     retry_at=runner.retry_at,
-                    frequency_seconds=runner.job.frequency,
-                    source=runner.job.source,
-                    target=runner.job.target,
+                    frequency_seconds=job.frequency,
+                    source=job.source if isinstance(job, Job) else "",
+                    target=job.target,
                     latest_snapshot_cap=(latest_caps or {}).get(name),
                     last_failure_detail=failure_detail,
-                    allowed_times=runner.job.allowed_times.text or "",
+                    allowed_times=job.allowed_times.text or "",
                     settings_overridden=tuple(
-                        setting for (job, setting) in self._live.overrides.job_settings
-                        if job == name),
+                        setting for (named, setting) in self._live.overrides.job_settings
+                        if named == name),
+                    kind=_kind(job).split()[0],
+                    last_pass=last_pass if isinstance(last_pass, MaintenancePass) else None,
                 )
             )
         return tuple(out)
+
+
+def _kind(job: object) -> str:
+    """How a message names a job of this kind."""
+    return "backup job" if isinstance(job, Job) else "maintenance task"

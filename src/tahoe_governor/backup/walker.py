@@ -130,6 +130,11 @@ class BackupResult:
     """Why the retention rule could not be applied (the kind of error), ``None`` if it was."""
 
     @property
+    def detail(self) -> str:
+        """The run's note in the state database: the snapshot's name."""
+        return self.archive_name
+
+    @property
     def skipped_any(self) -> bool:
         """True if anything was skipped (``tahoe backup`` then exits with 2)."""
         return self.progress.skipped.total > 0

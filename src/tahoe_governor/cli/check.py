@@ -17,7 +17,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,7 +26,13 @@ import yaml
 
 from tahoe_governor.cli.node_api import CommandError, GovernorClient, HttpFunction, urllib_http
 from tahoe_governor.cli.node_directory import add_node_directory
-from tahoe_governor.policy.config import Job, Policy, target_problems
+from tahoe_governor.policy.config import (
+    Job,
+    MaintenanceJob,
+    Policy,
+    ScheduledJob,
+    target_problems,
+)
 from tahoe_governor.policy.engine import EffectiveLimit, JobLimits, Limits, limits_at
 from tahoe_governor.policy.errors import ConfigError, ConfigProblem
 from tahoe_governor.policy.job_settings import with_job_settings
@@ -120,6 +126,45 @@ def _cpu_budgets(job: JobLimits) -> str:
     return text
 
 
+def _schedule_lines(
+    job: ScheduledJob, job_limits: JobLimits, last_completed: dict[str, float], tz: ZoneInfo,
+    overridden: Callable[[str, str], str],
+) -> Iterator[str]:
+    """A job's or task's frequency, windows and whether it may start now; ``overridden``
+    notes a setting changed live."""
+    admission = job_limits.admission
+    last = last_completed.get(job.name)
+    yield (
+        f"    frequency:       {format_duration(job.frequency)} since the last completed run "
+        f"(last completed: {_when(last, tz)}){overridden(job.name, 'frequency')}"
+    )
+    yield (f"    allowed times:   {job.allowed_times.text or 'any time'}"
+           f"{overridden(job.name, 'allowed_times')}")
+    if admission.paused:
+        state = "paused by hand (resume to run)"
+    elif admission.may_start:
+        state = "may start now"
+        state += f", until {_when(admission.until, tz)}" if admission.until else ""
+    elif not admission.due:
+        state = f"not due until {_when(admission.due_at, tz)}"
+    else:
+        state = "due, waiting for its allowed times"
+    yield f"    now:             {state}"
+    never = "none while paused" if admission.paused else "never"
+    yield f"    next start:      {_when(admission.next_start, tz, never)}"
+
+
+def _maintenance_work(task: MaintenanceJob) -> str:
+    """What one pass of ``task`` does, in words."""
+    verify = (f"verify the data of {task.verify * 100:g}% of the files (those verified "
+              "longest ago first), ask the servers about the rest" if task.verify
+              else "ask the servers which shares they hold (no data downloaded)")
+    steps = ["check every file and directory once per pass", verify,
+             "repair what is not healthy" if task.repair else "repair nothing (repair = false)",
+             "renew the leases" if task.add_lease else "leave the leases (add_lease = false)"]
+    return "; ".join(steps)
+
+
 def _interface(policy: Policy, counters: SystemCounters) -> str:
     if policy.interface is None:
         return "chosen by the routes to the storage servers"
@@ -174,31 +219,13 @@ def report_lines(
     yield f"Evaluated at {_when(limits.at, tz)} (zone {tz.key})"
     yield ""
     yield f"Jobs ({len(policy.jobs)})" if policy.jobs else "Jobs: none ([backups] is empty)"
-    for job, job_limits in zip(policy.jobs, limits.jobs, strict=True):
-        admission = job_limits.admission
+    for job in policy.jobs:
+        job_limits = limits.job(job.name)
         missing = "" if os.path.isdir(job.source) else "  (warning: not a directory now)"
         yield f"  {job.name}"
         yield f"    source:          {job.source}{missing}"
         yield f"    target:          {job.target}"
-        last = last_completed.get(job.name)
-        yield (
-            f"    frequency:       {format_duration(job.frequency)} since the last completed run "
-            f"(last completed: {_when(last, tz)}){overridden(job.name, 'frequency')}"
-        )
-        yield (f"    allowed times:   {job.allowed_times.text or 'any time'}"
-               f"{overridden(job.name, 'allowed_times')}")
-        if admission.paused:
-            state = "paused by hand (resume to run)"
-        elif admission.may_start:
-            state = "may start now"
-            state += f", until {_when(admission.until, tz)}" if admission.until else ""
-        elif not admission.due:
-            state = f"not due until {_when(admission.due_at, tz)}"
-        else:
-            state = "due, waiting for its allowed times"
-        yield f"    now:             {state}"
-        never = "none while paused" if admission.paused else "never"
-        yield f"    next start:      {_when(admission.next_start, tz, never)}"
+        yield from _schedule_lines(job, job_limits, last_completed, tz, overridden)
         yield f"    upload cap:      {_limit(job_limits.rate)}"
         yield f"    cpu budget:      {_cpu_budgets(job_limits)}{overridden(job.name, 'cpu')}"
         if job.upstream is not None:
@@ -206,6 +233,17 @@ def report_lines(
         yield f"    exclude:         {', '.join(job.exclude) or 'nothing'}"
         yield f"    weight:          {job.weight:g}"
         yield from _retention(policy, job, (recorded_archives or {}).get(job.name, ()))
+    if policy.maintenance:
+        yield ""
+        yield f"Maintenance ({len(policy.maintenance)})"
+    for task in policy.maintenance:
+        task_limits = limits.job(task.name)
+        yield f"  {task.name}"
+        yield f"    target:          {task.target}"
+        yield from _schedule_lines(task, task_limits, last_completed, tz, overridden)
+        yield f"    does:            {_maintenance_work(task)}"
+        yield f"    bandwidth cap:   {_limit(task_limits.rate)}  (both directions together)"
+        yield f"    cpu budget:      {_cpu_budgets(task_limits)}"
     yield ""
     yield "Link"
     for direction in ("up", "down"):
@@ -278,7 +316,7 @@ def run_check(
     except StateDatabaseError as e:
         print(f"state database: {e}", file=err)
         return 1
-    unknown = sorted(set(stored.overrides.paused) - {j.name for j in policy.jobs})
+    unknown = sorted(set(stored.overrides.paused) - {j.name for j in policy.scheduled_jobs})
     policy = with_job_settings(policy, stored.overrides.job_settings)
     known, peers_from = _known_peers(nodedir, http)
     limits = limits_at(

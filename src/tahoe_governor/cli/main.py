@@ -10,6 +10,7 @@ from tahoe_governor.cli.archives import add_archives_command
 from tahoe_governor.cli.check import add_check_command
 from tahoe_governor.cli.controls import add_control_commands
 from tahoe_governor.cli.demo import add_demo_command
+from tahoe_governor.cli.maintenance import add_maintenance_command
 from tahoe_governor.cli.node_directory import (
     NodeDirectoryError,
     add_node_directory_option,
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_control_commands(sub)
     add_archives_command(sub)
     add_recovery_sheet_command(sub)
+    add_maintenance_command(sub)
     return parser
 
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from tahoe_governor.cli.maintenance import maintenance_status_row
 from tahoe_governor.cli.node_api import (
     CommandError,
     GovernorClient,
@@ -74,6 +75,13 @@ def job_rows(status: dict[str, Any]) -> list[list[str]]:
     rows = []
     for job in status["jobs"]:
         progress = job.get("progress")
+        if job.get("kind") == "maintenance":  # a task's pass, not a backup run
+            files, done, rate_and_cap, eta = maintenance_status_row(job)
+            rows.append([display_name(job["name"]), job["state"], files, done, rate_and_cap, eta,
+                         _relative(job.get("last_success"), now),
+                         _relative(job.get("next_start"), now,
+                                   never=_NO_NEXT_START.get(job["state"], "not scheduled"))])
+            continue
         if progress is not None:
             files = "/".join(str(progress[k]) for k in (
                 "files_seen", "files_uploaded", "files_reused", "files_skipped", "files_failed"))
@@ -111,7 +119,7 @@ def status_lines(status: dict[str, Any], bars: bool = False) -> list[str]:
         for job, line in zip(status["jobs"], rendered[1:], strict=True):
             lines.append(line)
             progress = job.get("progress")
-            if bars and progress is not None:
+            if bars and progress is not None and "bytes_done" in progress:
                 fraction = fraction_done(progress["bytes_done"], progress.get("estimated_bytes"))
                 lines.append("  " + progress_bar(fraction))
             if job.get("last_failure"):

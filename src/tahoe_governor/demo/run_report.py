@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from tahoe_governor.status import BackupProgress
+
 if TYPE_CHECKING:  # the status module is the metrics layer's; read, never built, here
     from tahoe_governor.status import GovernorStatus, JobStatus, PeerStatus
 
@@ -140,8 +142,9 @@ def _sent_to(status: GovernorStatus, tubid: str) -> int:
 def job_run(job: JobStatus) -> JobRun:
     """The counts of ``job``'s current or last run (from its progress)."""
     progress = job.progress
-    if progress is None:
-        raise ValueError(f"job {job.name!r} has no run to report (its progress is empty)")
+    if not isinstance(progress, BackupProgress):
+        what = "empty" if progress is None else "a maintenance pass's"
+        raise ValueError(f"job {job.name!r} has no run to report (its progress is {what})")
     return JobRun(
         job=job.name,
         files_seen=progress.files_seen,
@@ -298,7 +301,7 @@ def render_live(status: GovernorStatus, job_name: str, label: str, width: int = 
     job = status.job(job_name)
     lines = [f"{label} run of job {job.name!r}: {job.state}"]
     progress = job.progress
-    if progress is not None:
+    if isinstance(progress, BackupProgress):  # the demo's jobs are backup jobs
         expected_files = progress.estimated_files
         expected_bytes = progress.estimated_bytes
         lines.append(

@@ -29,11 +29,8 @@ from allmydata.storage_client import MissingPlugin
 from allmydata.util import configutil
 from allmydata.util.configutil import UnknownConfigError
 
-from tahoe_governor.policy.config import Policy, parse_policy_text
+from tahoe_governor.policy.config import GOVERNOR_SECTIONS, Policy, parse_policy_text
 from tahoe_governor.policy.errors import ConfigError
-
-#: The sections a governed node's tahoe.cfg may hold beyond Tahoe's own.
-GOVERNOR_SECTIONS = ("backups", "bandwidth")
 
 #: (section, key) pairs set to ``true`` whatever the file says: the shaper sits
 #: under Foolscap connections only, and Tahoe 1.20 otherwise prefers HTTPS storage.
@@ -84,7 +81,8 @@ def _governor_valid_config() -> configutil.ValidConfiguration:
 
 @attrs.frozen
 class GovernorSections:
-    """The raw ``[backups]`` and ``[bandwidth]`` sections, for the policy layer to parse.
+    """The raw ``[backups]``, ``[bandwidth]`` and ``[maintenance]`` sections, for the policy
+    layer to parse.
 
     Keys keep the case they have in the file (a peer selector may be a
     nickname) and values are as written, ``%`` included (no interpolation);
@@ -100,6 +98,7 @@ class GovernorSections:
     #: The whole tahoe.cfg text they were read from, for a parser that reads the
     #: file itself (``policy.parse_policy_text``): the same text the node ran with.
     text: str = attrs.field(repr=False, default="")
+    maintenance: Mapping[str, str] = attrs.field(factory=lambda: MappingProxyType({}))
 
     @property
     def has_backups(self) -> bool:
@@ -189,7 +188,8 @@ def _raw_sections(text: str, source: str) -> GovernorSections:
         return MappingProxyType(items)
 
     return GovernorSections(
-        backups=section("backups"), bandwidth=section("bandwidth"), source=source, text=text
+        backups=section("backups"), bandwidth=section("bandwidth"), source=source, text=text,
+        maintenance=section("maintenance"),
     )
 
 

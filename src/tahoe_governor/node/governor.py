@@ -236,7 +236,7 @@ class Governor:
             if name not in budgeted:
                 continue
             progress = runner.progress()
-            done = progress.bytes_read if progress is not None and runner.walker else 0
+            done = progress.work_bytes if progress is not None and runner.walker else 0
             seen = self._work_seen.get(name, 0)
             if done > seen:
                 self.budgets.record_work(name, done - seen)

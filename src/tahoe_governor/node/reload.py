@@ -83,8 +83,8 @@ def tahoe_settings_changed(before: str, after: str) -> tuple[str, ...]:
 def describe_reload(before: Policy, reloaded: ReloadedConfig) -> str:
     """What a reload changed, in a few sentences for the owner."""
     after = reloaded.policy
-    old = {job.name: job for job in before.jobs}
-    new = {job.name: job for job in after.jobs}
+    old = {job.name: job for job in before.scheduled_jobs}  # [maintenance] tasks too
+    new = {job.name: job for job in after.scheduled_jobs}
     parts = []
     if added := [n for n in new if n not in old]:
         parts.append(f"{_jobs(added)} added")
@@ -94,7 +94,8 @@ def describe_reload(before: Policy, reloaded: ReloadedConfig) -> str:
     if changed := [n for n in new if n in old and new[n] != old[n]]:
         parts.append(f"{_jobs(changed)} changed (limits at once; source, target and "
                      "exclusions from the next run)")
-    if attrs.evolve(after, jobs=()) != attrs.evolve(before, jobs=()):
+    if attrs.evolve(after, jobs=(), maintenance=()) != attrs.evolve(before, jobs=(),
+                                                                 maintenance=()):
         parts.append("[bandwidth] changed")
     said = ("Reloaded tahoe.cfg: " + "; ".join(parts) + "." if parts else
             "Reloaded tahoe.cfg: nothing changed in [backups] or [bandwidth].")

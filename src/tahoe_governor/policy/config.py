@@ -1,7 +1,8 @@
-"""The ``[backups]`` and ``[bandwidth]`` sections of tahoe.cfg, parsed into a :class:`Policy`.
+"""The ``[backups]``, ``[maintenance]`` and ``[bandwidth]`` sections of tahoe.cfg, parsed
+into a :class:`Policy`.
 
 The file is read like Tahoe reads it (UTF-8 with an optional byte-order mark,
-``configparser`` with ``strict=False``), except that in these two sections
+``configparser`` with ``strict=False``), except that in these sections
 keys are case-sensitive, ``%`` is literal, ``#`` after whitespace starts a
 comment, and a key given twice is an error. Every problem of the file is
 collected and raised together as one :class:`ConfigError`; no other exception
@@ -48,7 +49,10 @@ Direction = Literal["up", "down"]
 DIRECTIONS: tuple[Direction, Direction] = ("up", "down")
 
 BACKUPS = "backups"
+MAINTENANCE = "maintenance"
 BANDWIDTH = "bandwidth"
+GOVERNOR_SECTIONS = (BACKUPS, MAINTENANCE, BANDWIDTH)
+"""The sections this module reads (beyond ``[client]``'s two keys)."""
 CLIENT = "client"
 """Tahoe's own section; read here for ``shares.needed`` and ``shares.total`` only."""
 
@@ -68,6 +72,19 @@ JOB_FIELDS = (
 """The keys ``<job>.<field>`` of ``[backups]``."""
 REQUIRED_JOB_FIELDS = ("source", "target", "frequency")
 
+MAINTENANCE_FIELDS = (
+    "target",
+    "frequency",
+    "allowed_times",
+    "verify",
+    "repair",
+    "add_lease",
+    "bandwidth",
+    "cpu",
+)
+"""The keys ``<task>.<field>`` of ``[maintenance]``."""
+REQUIRED_MAINTENANCE_FIELDS = ("target", "frequency")
+
 INTERFACE_KEY = "interface"
 BANDWIDTH_KEYS = (
     *(
@@ -81,6 +98,7 @@ BANDWIDTH_KEYS = (
 
 DIRECTIVES = (
     *(f"<job>.{field}" for field in JOB_FIELDS),
+    *(f"<task>.{field}" for field in MAINTENANCE_FIELDS),
     *BANDWIDTH_KEYS,
     "peer.<selector>.up",
     "peer.<selector>.down",
@@ -89,6 +107,11 @@ DIRECTIVES = (
 
 _JOB_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _DIRCAP = re.compile(r"URI:DIR2(?:-MDMF)?:[a-z2-7]+:[a-z2-7]+(?:/.*)?")
+_ANY_DIRCAP = re.compile(
+    r"URI:DIR2(?:-MDMF)?(?:-RO)?:[a-z2-7]+:[a-z2-7]+(?:/.*)?"
+    r"|URI:DIR2-(?:CHK|LIT):[a-z2-7:0-9]+(?:/.*)?"
+)
+_VERIFY_PERCENT = re.compile(r"([0-9]+(?:\.[0-9]+)?)[ \t]*%")
 _ALIAS_PATH = re.compile(r"([^:/\s]+):(.*)")
 
 CAPACITY_EXPECTED = "the link capacity: 'auto' or a rate with a unit, e.g. 1Mbps or 8Mbps"
@@ -96,6 +119,15 @@ TARGET_EXPECTED = (
     "alias:path (an alias from private/aliases) or a writeable directory cap "
     "URI:DIR2:... / URI:DIR2-MDMF:..."
 )
+MAINTENANCE_TARGET_EXPECTED = (
+    "alias:path (an alias from private/aliases) or a directory cap "
+    "URI:DIR2:... / URI:DIR2-RO:... / URI:DIR2-CHK:... / URI:DIR2-MDMF(-RO):..."
+)
+VERIFY_EXPECTED = (
+    "the share of files whose data is downloaded and verified each pass: N% with "
+    "0 <= N <= 100 (0% asks the servers only)"
+)
+BOOLEAN_EXPECTED = "true or false"
 CPU_EXPECTED = "a CPU budget N% of one core, 0 < N <= 100, or 'unlimited'"
 INTERFACE_MAX_CHARS = 256
 """Windows adapter names go up to 256 characters; Linux, BSD and macOS allow 15."""
@@ -138,6 +170,40 @@ class Job:
 
 
 @attrs.frozen
+class MaintenanceJob:
+    """One ``[maintenance]`` task: check (and verify, repair, renew the leases of)
+    everything reachable from ``target``. It is scheduled like a backup job, so it
+    offers the same fields the policy engine reads (``cpu_idle``, ``upstream``,
+    ``weight``), fixed where ``[maintenance]`` has no key for them."""
+
+    name: str
+    target: str
+    """``alias:path`` or a directory cap (read-only allowed), as written."""
+    frequency: float
+    """Seconds from the last completed pass until the task is due again."""
+    allowed_times: AllowedTimes
+    verify: float = 0.0
+    """Share of the files (0 to 1) whose data is downloaded and verified each pass."""
+    repair: bool = True
+    add_lease: bool = True
+    bandwidth: Rate | None = None
+    """Cap of the task's wire bytes, both directions together; ``None`` when not configured."""
+    cpu: float | None = None
+    """Budget as a share of one core; ``None`` for no budget."""
+
+    @property
+    def cpu_idle(self) -> float | None:
+        return self.cpu
+
+    upstream: None = attrs.field(default=None, init=False)
+    weight: float = attrs.field(default=1.0, init=False)
+
+
+ScheduledJob = Job | MaintenanceJob
+"""Anything the scheduler runs: a backup job or a maintenance task."""
+
+
+@attrs.frozen
 class LinkPolicy:
     """The ``[bandwidth]`` directives of one direction (``up`` or ``down``)."""
 
@@ -163,10 +229,12 @@ class PeerLimits:
 
 @attrs.frozen
 class Policy:
-    """Everything ``[backups]`` and ``[bandwidth]`` say, typed; jobs in file order."""
+    """Everything ``[backups]``, ``[maintenance]`` and ``[bandwidth]`` say, typed; jobs
+    in file order."""
 
     tz: ZoneInfo
     jobs: tuple[Job, ...] = ()
+    """The backup jobs."""
     up: LinkPolicy = LinkPolicy()
     down: LinkPolicy = LinkPolicy()
     peers: tuple[PeerLimits, ...] = ()
@@ -175,12 +243,20 @@ class Policy:
     chosen by the routes to the storage servers. Only its syntax is checked here."""
     encoding: Encoding = Encoding()
     """``[client] shares.needed`` and ``shares.total``: what the upload floor depends on."""
+    maintenance: tuple[MaintenanceJob, ...] = ()
+    """The maintenance tasks (their names differ from every backup job's)."""
+
+    @property
+    def scheduled_jobs(self) -> tuple[ScheduledJob, ...]:
+        """Every job the scheduler runs: the backup jobs, then the maintenance tasks."""
+        return (*self.jobs, *self.maintenance)
 
     def link(self, direction: Direction) -> LinkPolicy:
         return self.up if direction == "up" else self.down
 
-    def job(self, name: str) -> Job:
-        for job in self.jobs:
+    def job(self, name: str) -> ScheduledJob:
+        """The backup job or maintenance task ``name``; ``KeyError`` if none."""
+        for job in self.scheduled_jobs:
             if job.name == name:
                 return job
         raise KeyError(name)
@@ -220,7 +296,7 @@ def _duplicate_keys(text: str) -> Iterator[tuple[str, str]]:
             section = header.group("header")
             continue
         option = configparser.ConfigParser.OPTCRE.match(line)
-        if option and section in (BACKUPS, BANDWIDTH):
+        if option and section in GOVERNOR_SECTIONS:
             key = option.group("option").strip()
             if (section, key) in seen:
                 yield section, key
@@ -228,7 +304,7 @@ def _duplicate_keys(text: str) -> Iterator[tuple[str, str]]:
 
 
 def read_sections(text: str) -> tuple[dict[str, dict[str, str]], list[ConfigProblem]]:
-    """The ``[backups]`` and ``[bandwidth]`` keys of tahoe.cfg text, and the problems of
+    """The keys of the governor's sections of tahoe.cfg text, and the problems of
     the file's structure (repeated keys, misspelt section names).
 
     Text that is not INI at all raises :class:`ConfigError`.
@@ -253,14 +329,15 @@ def read_sections(text: str) -> tuple[dict[str, dict[str, str]], list[ConfigProb
     ]
     # A misspelt section would leave its jobs or caps silently unused.
     for section in parser.sections():
-        near = difflib.get_close_matches(section.lower(), [BACKUPS, BANDWIDTH], n=1, cutoff=0.75)
+        near = difflib.get_close_matches(
+            section.lower(), list(GOVERNOR_SECTIONS), n=1, cutoff=0.75)
         if near and section != near[0]:
             problems.append(
                 ConfigProblem(section, None, None, f"the section name [{near[0]}] (lowercase)")
             )
     sections = {
         name: dict(parser.items(name, raw=True)) if parser.has_section(name) else {}
-        for name in (BACKUPS, BANDWIDTH, CLIENT)
+        for name in (*GOVERNOR_SECTIONS, CLIENT)
     }
     return sections, problems
 
@@ -296,15 +373,42 @@ def _budget_at_least(budget: float | None, other: float | None) -> bool:
     return budget is None or (other is not None and budget >= other)
 
 
-def parse_target(text: str) -> str:
+def _directory_target(text: str, caps: re.Pattern[str], expected: str, not_a_cap: str) -> str:
+    """``alias:path``, or a cap that ``caps`` accepts; else what was expected."""
     target = text.strip()
-    if _DIRCAP.fullmatch(target) or (
+    if caps.fullmatch(target) or (
         not target.startswith("URI:") and _ALIAS_PATH.fullmatch(target)
     ):
         return target
     if target.startswith("URI:"):
-        raise ValueSyntaxError(TARGET_EXPECTED + " (this cap is not a writeable directory)")
-    raise ValueSyntaxError(TARGET_EXPECTED)
+        raise ValueSyntaxError(f"{expected} (this cap is not {not_a_cap})")
+    raise ValueSyntaxError(expected)
+
+
+def parse_target(text: str) -> str:
+    return _directory_target(text, _DIRCAP, TARGET_EXPECTED, "a writeable directory")
+
+
+def parse_maintenance_target(text: str) -> str:
+    """Any directory: ``alias:path`` or a directory cap, writeable or not (a read-only
+    cap is enough to check, verify, renew leases and repair immutable files)."""
+    return _directory_target(text, _ANY_DIRCAP, MAINTENANCE_TARGET_EXPECTED, "a directory")
+
+
+def parse_verify_share(text: str) -> float:
+    """``"5%"`` -> ``0.05``; unlike other percentages, ``0%`` is allowed (verify nothing)."""
+    match = _VERIFY_PERCENT.fullmatch(text.strip())
+    if match is None or not 0 <= float(match.group(1)) <= 100:
+        raise ValueSyntaxError(VERIFY_EXPECTED)
+    return float(match.group(1)) / 100
+
+
+def parse_boolean(text: str) -> bool:
+    """``true``/``false`` (and the other words ``configparser`` accepts, as Tahoe does)."""
+    word = text.strip().lower()
+    if word not in configparser.ConfigParser.BOOLEAN_STATES:
+        raise ValueSyntaxError(BOOLEAN_EXPECTED)
+    return configparser.ConfigParser.BOOLEAN_STATES[word]
 
 
 def parse_source(text: str) -> str:
@@ -327,49 +431,66 @@ def _unknown(key: str, known: list[str]) -> str:
     return "one of " + ", ".join(known) + hint
 
 
-def _parse_jobs(
-    keys: dict[str, str], tz: ZoneInfo, problems: _Problems
-) -> list[dict[str, object]]:
+def _parse_job_keys(
+    section: str,
+    keys: dict[str, str],
+    parsers: dict[str, Callable[[str], object]],
+    required: dict[str, str],
+    problems: _Problems,
+) -> dict[str, dict[str, object]]:
+    """The jobs of a section whose keys are ``<name>.<field>``, as name -> field -> value:
+    the one grammar of ``[backups]`` and ``[maintenance]``. ``parsers`` maps each known
+    field to its parser, ``required`` each required field to what it expects."""
     jobs: dict[str, dict[str, object]] = {}
+    placeholder = "<job>" if section == BACKUPS else "<task>"
     for key, text in keys.items():
         name, dot, field = key.partition(".")
         if not dot or not _JOB_NAME.fullmatch(name):
             problems.add(
-                BACKUPS, key, text,
-                "a key <job>.<field> whose job name has letters, digits, '_' or '-' only",
+                section, key, text,
+                f"a key {placeholder}.<field> whose name has letters, digits, '_' or '-' only",
             )
             continue
         job = jobs.setdefault(name, {"name": name})
-        if field not in JOB_FIELDS:
-            problems.add(BACKUPS, key, text, _unknown(f"{name}.{field}", [
-                f"{name}.{f}" for f in JOB_FIELDS]))
+        if field not in parsers:
+            problems.add(section, key, text, _unknown(f"{name}.{field}", [
+                f"{name}.{f}" for f in parsers]))
             continue
-        parse: Callable[[str], object] = {
-            "source": parse_source,
-            "target": parse_target,
-            "frequency": parse_duration,
-            "allowed_times": lambda t: AllowedTimes.parse(t, tz),
-            "bandwidth": parse_rate,
-            "cpu": parse_cpu,
-            "cpu.idle": parse_cpu,
-            "upstream": parse_percent,
-            "exclude": parse_exclude,
-            "weight": parse_weight,
-            "keep": parse_keep,
-        }[field]
         try:
-            job[field] = parse(text)
+            job[field] = parsers[field](text)
         except ValueSyntaxError as e:
-            problems.add(BACKUPS, key, text, e.expected)
+            problems.add(section, key, text, e.expected)
     for name, job in jobs.items():
-        for field in REQUIRED_JOB_FIELDS:
+        for field, what in required.items():
             if field not in job and f"{name}.{field}" not in keys:
-                what = {
-                    "source": "the local directory to back up",
-                    "target": TARGET_EXPECTED,
-                    "frequency": "a duration, e.g. 1day or 1week",
-                }[field]
-                problems.add(BACKUPS, f"{name}.{field}", None, f"{what} (required)")
+                problems.add(section, f"{name}.{field}", None, f"{what} (required)")
+    return jobs
+
+
+_FREQUENCY_EXPECTED = "a duration, e.g. 1day or 1week"
+
+
+def _parse_jobs(
+    keys: dict[str, str], tz: ZoneInfo, problems: _Problems
+) -> list[dict[str, object]]:
+    parsers: dict[str, Callable[[str], object]] = {
+        "source": parse_source,
+        "target": parse_target,
+        "frequency": parse_duration,
+        "allowed_times": lambda t: AllowedTimes.parse(t, tz),
+        "bandwidth": parse_rate,
+        "cpu": parse_cpu,
+        "cpu.idle": parse_cpu,
+        "upstream": parse_percent,
+        "exclude": parse_exclude,
+        "weight": parse_weight,
+        "keep": parse_keep,
+    }
+    assert tuple(parsers) == JOB_FIELDS
+    required = {"source": "the local directory to back up", "target": TARGET_EXPECTED,
+                "frequency": _FREQUENCY_EXPECTED}
+    jobs = _parse_job_keys(BACKUPS, keys, parsers, required, problems)
+    for name, job in jobs.items():
         # cpu.idle alone would leave the job unbudgeted while the machine is in use and
         # budgeted only while it is idle: the opposite of what the directive is for.
         idle_key, cpu_key = f"{name}.cpu.idle", f"{name}.cpu"
@@ -388,6 +509,35 @@ def _parse_jobs(
                 "machine is idle is the larger one",
             )
     return list(jobs.values())
+
+
+def _parse_maintenance(
+    keys: dict[str, str], tz: ZoneInfo, backup_names: set[str], problems: _Problems
+) -> list[dict[str, object]]:
+    parsers: dict[str, Callable[[str], object]] = {
+        "target": parse_maintenance_target,
+        "frequency": parse_duration,
+        "allowed_times": lambda t: AllowedTimes.parse(t, tz),
+        "verify": parse_verify_share,
+        "repair": parse_boolean,
+        "add_lease": parse_boolean,
+        "bandwidth": parse_rate,
+        "cpu": parse_cpu,
+    }
+    assert tuple(parsers) == MAINTENANCE_FIELDS
+    required = {"target": MAINTENANCE_TARGET_EXPECTED,
+                "frequency": "a duration, e.g. 1week or 1month"}
+    tasks = _parse_job_keys(MAINTENANCE, keys, parsers, required, problems)
+    for name in tasks:
+        if name in backup_names:
+            # The controls, the pages and /metrics name a job by its name alone.
+            first = next(key for key in keys if key.startswith(f"{name}."))
+            problems.add(
+                MAINTENANCE, first, keys[first],
+                f"a task name that no [backups] job has ({name!r} is one): "
+                "jobs and tasks are named alike by the controls and the pages",
+            )
+    return list(tasks.values())
 
 
 def _parse_bandwidth(
@@ -453,7 +603,7 @@ def _parse_encoding(keys: dict[str, str], problems: _Problems) -> Encoding:
 
 def _floor_problems(
     sections: dict[str, dict[str, str]],
-    jobs: list[dict[str, object]],
+    jobs: list[tuple[str, dict[str, object]]],
     links: dict[Direction, dict[str, object]],
     peers: dict[str, dict[str, Rate | None]],
     encoding: Encoding,
@@ -469,8 +619,8 @@ def _floor_problems(
         capped += [(BANDWIDTH, "schedule.up", e.rate, shared, True) for e in schedule.entries]
     capped += [(BANDWIDTH, f"peer.{selector}.up", rates.get("up"), per_peer, False)
                for selector, rates in peers.items()]
-    capped += [(BACKUPS, f"{job['name']}.bandwidth", job.get("bandwidth"), shared, True)  # type: ignore[misc]
-               for job in jobs]
+    capped += [(section, f"{job['name']}.bandwidth", job.get("bandwidth"), shared, True)  # type: ignore[misc]
+               for section, job in jobs]
     for section, key, rate, floor, is_shared in capped:
         expected = below_floor(rate, floor, encoding, is_shared)
         if expected is not None:
@@ -503,9 +653,12 @@ def parse_policy_text(text: str, tz: ZoneInfo) -> Policy:
     problems = _Problems()
     problems.found.extend(structure_problems)
     jobs = _parse_jobs(sections[BACKUPS], tz, problems)
+    tasks = _parse_maintenance(
+        sections[MAINTENANCE], tz, {str(job["name"]) for job in jobs}, problems)
+    every_job = [(BACKUPS, job) for job in jobs] + [(MAINTENANCE, task) for task in tasks]
     links, peers, interface = _parse_bandwidth(sections[BANDWIDTH], tz, problems)
     encoding = _parse_encoding(sections[CLIENT], problems)
-    _floor_problems(sections, jobs, links, peers, encoding, problems)
+    _floor_problems(sections, every_job, links, peers, encoding, problems)
     # N% needs a capacity to be a fraction of.
     for direction in DIRECTIONS:
         link = links[direction]
@@ -513,11 +666,11 @@ def parse_policy_text(text: str, tz: ZoneInfo) -> Policy:
             continue
         needs = [(BANDWIDTH, key) for key in _needing_capacity(link, direction, peers)]
         if direction == "up":
-            for job in jobs:
+            for section, job in every_job:
                 if _is_percent(job.get("bandwidth")):
-                    needs.append((BACKUPS, f"{job['name']}.bandwidth"))
+                    needs.append((section, f"{job['name']}.bandwidth"))
                 if job.get("upstream") is not None:
-                    needs.append((BACKUPS, f"{job['name']}.upstream"))
+                    needs.append((section, f"{job['name']}.upstream"))
         for section, key in needs:
             problems.add(
                 section, key, sections[section][key],
@@ -552,6 +705,20 @@ def parse_policy_text(text: str, tz: ZoneInfo) -> Policy:
         ),
         interface=interface,
         encoding=encoding,
+        maintenance=tuple(
+            MaintenanceJob(
+                name=str(task["name"]),
+                target=task["target"],  # type: ignore[arg-type]
+                frequency=task["frequency"],  # type: ignore[arg-type]
+                allowed_times=task.get("allowed_times") or AllowedTimes.always(tz),  # type: ignore[arg-type]
+                verify=task.get("verify", 0.0),  # type: ignore[arg-type]
+                repair=task.get("repair", True),  # type: ignore[arg-type]
+                add_lease=task.get("add_lease", True),  # type: ignore[arg-type]
+                bandwidth=task.get("bandwidth"),  # type: ignore[arg-type]
+                cpu=task.get("cpu"),  # type: ignore[arg-type]
+            )
+            for task in tasks
+        ),
     )
 
 
@@ -560,14 +727,14 @@ def target_problems(policy: Policy, aliases: Iterable[str]) -> list[ConfigProble
     (the names in ``NODEDIR/private/aliases``, plus ``tahoe`` when a root dir exists)."""
     known = set(aliases)
     problems = []
-    for job in policy.jobs:
+    for job in policy.scheduled_jobs:
         match = _ALIAS_PATH.fullmatch(job.target)
         if job.target.startswith("URI:") or match is None or match.group(1) in known:
             continue
         listed = ", ".join(sorted(known)) or "none"
         problems.append(
             ConfigProblem(
-                BACKUPS, f"{job.name}.target", job.target,
+                BACKUPS if isinstance(job, Job) else MAINTENANCE, f"{job.name}.target", job.target,
                 f"an alias defined in private/aliases (defined: {listed}), "
                 "or a directory cap; add one with 'tahoe create-alias'",
             )

@@ -20,6 +20,8 @@
   upload limit among the running jobs (itself counted as running).
 - A job's CPU budget is ``cpu``, or ``cpu.idle`` while the meters say the
   machine is idle.
+- A ``[maintenance]`` task is a job here like any other (its ``weight`` is 1,
+  it has no ``upstream``); :attr:`Limits.jobs` lists the backup jobs, then the tasks.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from tahoe_governor.policy.config import DIRECTIONS, Direction, Job, Policy
+from tahoe_governor.policy.config import DIRECTIONS, Direction, Policy, ScheduledJob
 from tahoe_governor.policy.measurements import Measurements
 from tahoe_governor.policy.overrides import LimitKey, Overrides
 from tahoe_governor.policy.peers import KnownPeer, PeerResolution, PeerSelector, resolve_selector
@@ -317,7 +319,9 @@ def _peer_limits(
     return tuple(peers)
 
 
-def _admission(job: Job, now: float, paused: bool, last_completed: float | None) -> Admission:
+def _admission(
+    job: ScheduledJob, now: float, paused: bool, last_completed: float | None
+) -> Admission:
     due_at = None if last_completed is None else last_completed + job.frequency
     due = due_at is None or now >= due_at
     in_window = job.allowed_times.contains(now)
@@ -340,7 +344,7 @@ def _admission(job: Job, now: float, paused: bool, last_completed: float | None)
 
 
 def _job_rate(
-    job: Job,
+    job: ScheduledJob,
     overrides: Overrides,
     node_up: EffectiveLimit,
     capacity_up: float | None,
@@ -378,7 +382,8 @@ def limits_at(
     limit by weight); ``last_completed`` maps a job name to the end of its last
     completed run; ``known_peers`` resolves nickname and server-id selectors.
     """
-    names = {job.name for job in policy.jobs}
+    scheduled = policy.scheduled_jobs  # backup jobs and maintenance tasks alike
+    names = {job.name for job in scheduled}
     running = set(running_jobs)
     if running - names:
         raise ValueError(f"running jobs not in the policy: {sorted(running - names)}")
@@ -391,10 +396,10 @@ def limits_at(
     }
     known_peers = tuple(known_peers)
     peers = _peer_limits(policy, overrides, known_peers, node, capacity)
-    weight_running = sum(job.weight for job in policy.jobs if job.name in running)
+    weight_running = sum(job.weight for job in scheduled if job.name in running)
     jobs = []
     changes: list[float] = []
-    for job in policy.jobs:
+    for job in scheduled:
         shared_weight = weight_running + (0 if job.name in running else job.weight)
         admission = _admission(job, now, job.name in overrides.paused, completed.get(job.name))
         jobs.append(

@@ -145,7 +145,8 @@ class LivePolicy(service.Service):
         """Replace the parsed tahoe.cfg (live tuning); overrides stay."""
         self._policy = policy
         self._effective = with_job_settings(policy, self._overrides.job_settings)
-        self._running = frozenset(n for n in self._running if n in {j.name for j in policy.jobs})
+        names = {j.name for j in policy.scheduled_jobs}
+        self._running = frozenset(n for n in self._running if n in names)
         self.reevaluate()
 
     @property

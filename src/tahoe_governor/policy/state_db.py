@@ -1,4 +1,6 @@
-"""The job-state database: runs, last completed runs, overrides, persisted estimates.
+"""The job-state database: runs, last completed runs, overrides, persisted estimates,
+and the maintenance tasks' passes (their tables are read and written by
+:mod:`tahoe_governor.maintenance.records`; their schema is versioned here).
 
 One sqlite file, ``NODEDIR/private/governor.sqlite``, in WAL mode with
 ``synchronous=FULL``: every change is one transaction, so a crash at any
@@ -16,7 +18,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -40,7 +42,14 @@ COUNT_FIELDS = (
     "files_skipped",
     "files_failed",
     "bytes_uploaded",
+    "files_checked",
+    "files_verified",
+    "files_unhealthy",
+    "files_repaired",
+    "files_unrecoverable",
+    "bytes_verified",
 )
+"""The counts of a run: a backup run's first, then a maintenance run's (version 5)."""
 
 
 def _migrate_to_1(db: sqlite3.Connection) -> None:
@@ -101,8 +110,66 @@ def _migrate_to_4(db: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_5(db: sqlite3.Connection) -> None:
+    # Version 5: maintenance tasks. A run of a task counts checks, not uploads; a
+    # pass (which may take several runs) keeps its frontier of directories and the
+    # last findings of every object it reached, by storage index.
+    for field in ("files_checked", "files_verified", "files_unhealthy", "files_repaired",
+                  "files_unrecoverable", "bytes_verified"):
+        db.execute(f"ALTER TABLE runs ADD COLUMN {field} INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        """CREATE TABLE maintenance_passes (
+            job TEXT PRIMARY KEY,
+            pass INTEGER NOT NULL,
+            started REAL NOT NULL,
+            ended REAL,
+            verify_chosen INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE maintenance_directories (
+            id INTEGER PRIMARY KEY,
+            job TEXT NOT NULL,
+            key TEXT NOT NULL,
+            cap TEXT NOT NULL,
+            path TEXT NOT NULL,
+            listed INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (job, key)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE maintenance_objects (
+            id INTEGER PRIMARY KEY,
+            job TEXT NOT NULL,
+            storage_index TEXT NOT NULL,
+            cap TEXT NOT NULL,
+            path TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('file', 'directory')),
+            size INTEGER,
+            expansion REAL NOT NULL DEFAULT 1.0,
+            seen_pass INTEGER NOT NULL,
+            checked_pass INTEGER NOT NULL DEFAULT 0,
+            verify_pass INTEGER NOT NULL DEFAULT 0,
+            last_checked REAL,
+            last_verified REAL,
+            result TEXT CHECK (result IN
+                ('healthy', 'unhealthy', 'repaired', 'unrecoverable', 'failed')),
+            shares_good INTEGER,
+            shares_needed INTEGER,
+            shares_total INTEGER,
+            detail TEXT,
+            UNIQUE (job, storage_index)
+        )"""
+    )
+    db.execute("CREATE INDEX maintenance_directories_to_list "
+               "ON maintenance_directories (job, listed, id)")
+    db.execute("CREATE INDEX maintenance_objects_to_check "
+               "ON maintenance_objects (job, seen_pass, checked_pass)")
+
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    _migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4)
+    _migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4, _migrate_to_5)
 """``MIGRATIONS[n]`` brings the schema from version ``n`` to ``n + 1``."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -127,6 +194,12 @@ class Run:
     files_failed: int = 0
     bytes_uploaded: int = 0
     detail: str | None = None
+    files_checked: int = 0
+    files_verified: int = 0
+    files_unhealthy: int = 0
+    files_repaired: int = 0
+    files_unrecoverable: int = 0
+    bytes_verified: int = 0
 
 
 @attrs.frozen
@@ -217,6 +290,10 @@ class StateDatabase:
                 db.execute("DELETE FROM schema_version")
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
 
+    def query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read-only statement (for the modules that own a table here)."""
+        return self._db.execute(sql, args).fetchall()
+
     def integrity_problems(self) -> list[str]:
         """``PRAGMA integrity_check`` findings; empty when the file is sound."""
         rows = [r[0] for r in self._db.execute("PRAGMA integrity_check").fetchall()]
@@ -290,12 +367,13 @@ class StateDatabase:
     def runs(self, job: str | None = None, limit: int = 100) -> list[Run]:
         """The most recent runs (of ``job``, or of all jobs), newest first."""
         where, args = ("WHERE job = ?", (job,)) if job is not None else ("", ())
+        fields = ("id", "job", "started", "ended", "outcome", *COUNT_FIELDS, "detail")
         rows = self._db.execute(
-            f"SELECT id, job, started, ended, outcome, {', '.join(COUNT_FIELDS)}, detail "
+            f"SELECT {', '.join(fields)} "
             f"FROM runs {where} ORDER BY started DESC, id DESC LIMIT ?",
             (*args, limit),
         ).fetchall()
-        return [Run(*row) for row in rows]
+        return [Run(**dict(zip(fields, row, strict=True))) for row in rows]
 
     def last_completed(self) -> dict[str, float]:
         """Job name -> end of its last completed run."""

@@ -49,8 +49,10 @@ DURATION_UNITS: dict[str, float] = {
     "days": 86400.0,
     "week": 604800.0,
     "weeks": 604800.0,
+    "month": 2592000.0,
+    "months": 2592000.0,
 }
-"""Seconds of one of each duration unit."""
+"""Seconds of one of each duration unit (a month is 30 days)."""
 
 UNLIMITED_WORD = "unlimited"
 AUTO_WORD = "auto"
@@ -223,7 +225,7 @@ def format_rate(bytes_per_second: float | None) -> str:
 
 def format_duration(seconds: float) -> str:
     """``604800`` -> ``"1week"``: the largest unit that divides the duration."""
-    for unit in ("weeks", "days", "hours", "minutes"):
+    for unit in ("months", "weeks", "days", "hours", "minutes"):
         size = DURATION_UNITS[unit]
         if seconds >= size and seconds % size == 0:
             count = int(seconds // size)

@@ -100,3 +100,24 @@ class BackupProgress:
 
     private_current_paths: tuple[str, ...] = private_field(default=())
     """Private: local paths of the files in flight."""
+
+    @property
+    def work_bytes(self) -> int:
+        """Bytes of work done (read from local files), the CPU budget's measure of work."""
+        return self.bytes_read
+
+    def outcome_counts(self) -> dict[str, int]:
+        """Files per outcome (``uploaded``, ``reused``, ``skipped``, ``failed``), for the totals."""
+        return {"uploaded": self.files_uploaded, "reused": self.files_reused,
+                "skipped": self.files_skipped, "failed": self.files_failed}
+
+    def run_counts(self) -> dict[str, int]:
+        """The counts the state database keeps for a run (its ``runs`` row)."""
+        return {
+            "files_seen": self.files_seen,
+            "files_uploaded": self.files_uploaded,
+            "files_reused": self.files_reused,
+            "files_skipped": self.files_skipped,
+            "files_failed": self.files_failed,
+            "bytes_uploaded": self.bytes_uploaded,
+        }

@@ -9,7 +9,8 @@ for the public page. Every rate is bytes per second; ``UNLIMITED``
 
 A job's status is kind-agnostic (state, caps, schedule, failures); only
 ``progress`` is the kind's own snapshot (:class:`BackupProgress` for a backup
-job), so another kind of job fills the same :class:`JobStatus`.
+job, :class:`MaintenancePass` for a ``[maintenance]`` task), so another kind
+of job fills the same :class:`JobStatus`; ``kind`` names which.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import attrs
 
 from tahoe_governor.status.archives import RunRecord
 from tahoe_governor.status.backup_progress import BackupProgress
+from tahoe_governor.status.maintenance_progress import MaintenancePass
 from tahoe_governor.status.privacy import private_field
 
 JOB_STATES = ("done", "waiting", "running", "suspended", "paused", "failed")
@@ -28,18 +30,23 @@ JOB_STATES = ("done", "waiting", "running", "suspended", "paused", "failed")
 FILE_OUTCOMES = ("uploaded", "reused", "skipped", "failed")
 """The outcomes counted per file (``tahoe_governor_job_files_total{outcome}``)."""
 
+JOB_KINDS = ("backup", "maintenance")
+"""A ``[backups]`` job, or a ``[maintenance]`` task."""
+
 
 @attrs.frozen
 class JobStatus:
-    """One backup job at one instant."""
+    """One job (a backup job or a maintenance task) at one instant."""
 
     name: str
     state: str
     """One of :data:`JOB_STATES`."""
-    progress: BackupProgress | None
+    progress: BackupProgress | MaintenancePass | None
     """The run in progress, or the last run of this process; ``None`` if none."""
     files_total: Mapping[str, int]
-    """Files per outcome (:data:`FILE_OUTCOMES`) over every run since the node started."""
+    """Files per outcome (:data:`FILE_OUTCOMES`, or for a maintenance task
+    :data:`~tahoe_governor.status.maintenance_progress.CHECK_RESULTS`) over every run
+    since the node started."""
     bytes_total: int
     """Bytes the job handed to the uploader since the node started."""
     limit_bytes_per_second: float
@@ -79,6 +86,10 @@ class JobStatus:
     recent_runs: tuple[RunRecord, ...] = private_field(default=())
     """The last runs recorded in the state database, newest first (private: a run's
     detail may name paths, its archive name tells when the target was written)."""
+    kind: str = "backup"
+    """One of :data:`JOB_KINDS`."""
+    last_pass: MaintenancePass | None = None
+    """A maintenance task's last completed pass (its findings); ``None`` otherwise."""
 
 
 @attrs.frozen

@@ -41,12 +41,15 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from tahoe_governor.status import (
+    CHECK_RESULTS,
     FILE_OUTCOMES,
     JOB_STATES,
     PHASES,
+    BackupProgress,
     GovernorStatus,
     JobStatus,
     LinkStatus,
+    MaintenancePass,
     PeerStatus,
     SkipCounts,
 )
@@ -155,6 +158,32 @@ METRICS: tuple[MetricSpec, ...] = (
           "Done bytes per second over 30 s: the pace the ETA assumes."),
     _spec("job_run_eta_seconds", "gauge", JOB,
           "Seconds until the run is done at its current pace; no sample without estimate or pace."),
+    # -- maintenance tasks (a task is a job too: job_state and the like cover it) --
+    _spec("maintenance_last_success_timestamp_seconds", "gauge", JOB,
+          "End of the task's last completed pass; no sample if none completed."),
+    _spec("maintenance_objects_total", "counter", ("job", "result"),
+          "Objects checked per result (healthy, unhealthy, repaired, unrecoverable, failed) "
+          "since the node started."),
+    _spec("maintenance_verified_bytes_total", "counter", JOB,
+          "Bytes of the objects whose data was verified since the node started."),
+    _spec("maintenance_unrecoverable_objects", "gauge", JOB,
+          "Objects found unrecoverable by the pass in progress, or else the last pass."),
+    _spec("maintenance_pass_number", "gauge", JOB,
+          "The number of the task's current (or last) pass in this process."),
+    _spec("maintenance_pass_found_objects", "gauge", JOB,
+          "Distinct objects the pass has found so far."),
+    _spec("maintenance_pass_checked_objects", "gauge", JOB,
+          "Objects the pass has checked so far (runs before this one included)."),
+    _spec("maintenance_pass_verified_objects", "gauge", JOB,
+          "Objects whose data the pass has verified so far."),
+    _spec("maintenance_pass_pending_directories", "gauge", JOB,
+          "Directories the pass has found and not listed yet."),
+    _spec("maintenance_pass_results", "gauge", ("job", "result"),
+          "Objects of the pass so far per result."),
+    _spec("maintenance_pass_eta_seconds", "gauge", JOB,
+          "Seconds until the pass ends at this run's pace; no sample without estimate."),
+    _spec("maintenance_last_pass_results", "gauge", ("job", "result"),
+          "Objects of the last completed pass per result."),
     # -- the node and its link --------------------------------------------------
     _spec("node_limit_bytes_per_second", "gauge", DIRECTION,
           "Node-wide cap on governed traffic in force; no sample when unlimited."),
@@ -237,9 +266,10 @@ def _add_job(out: _Families, job: JobStatus) -> None:
     name = job.name
     for state in JOB_STATES:
         out.add("job_state", (name, state), 1 if job.state == state else 0)
-    for outcome in FILE_OUTCOMES:
-        out.add("job_files_total", (name, outcome), job.files_total.get(outcome, 0))
-    out.add("job_bytes_total", (name,), job.bytes_total)
+    if job.kind == "backup":
+        for outcome in FILE_OUTCOMES:
+            out.add("job_files_total", (name, outcome), job.files_total.get(outcome, 0))
+        out.add("job_bytes_total", (name,), job.bytes_total)
     out.add("job_limit_bytes_per_second", (name,), job.limit_bytes_per_second)
     if job.limit_source:
         out.add("job_limit_source", (name, job.limit_source), 1)
@@ -251,7 +281,9 @@ def _add_job(out: _Families, job: JobStatus) -> None:
     out.add("cpu_usage_ratio", (name,), job.cpu_usage)
     out.add("cpu_budget_ratio", (name,), job.cpu_budget)
     run = job.progress
-    if run is None:
+    if job.kind == "maintenance":
+        _add_maintenance(out, job)
+    if not isinstance(run, BackupProgress):
         return
     for phase in PHASES:
         out.add("job_run_phase", (name, phase), 1 if run.phase == phase else 0)
@@ -277,6 +309,31 @@ def _add_job(out: _Families, job: JobStatus) -> None:
     out.add("job_run_rate_bytes_per_second", (name,), run.rate_bytes_per_second)
     out.add("job_run_progress_bytes_per_second", (name,), run.progress_bytes_per_second)
     out.add("job_run_eta_seconds", (name,), run.eta_seconds)
+
+
+def _add_maintenance(out: _Families, job: JobStatus) -> None:
+    name = job.name
+    out.add("maintenance_last_success_timestamp_seconds", (name,), job.last_success)
+    for result in CHECK_RESULTS:
+        out.add("maintenance_objects_total", (name, result), job.files_total.get(result, 0))
+    out.add("maintenance_verified_bytes_total", (name,), job.bytes_total)
+    last, run = job.last_pass, job.progress
+    if last is not None:
+        for result in CHECK_RESULTS:
+            out.add("maintenance_last_pass_results", (name, result), last.result(result))
+    latest = run if isinstance(run, MaintenancePass) else last
+    if latest is not None:
+        out.add("maintenance_unrecoverable_objects", (name,), latest.result("unrecoverable"))
+    if not isinstance(run, MaintenancePass):
+        return
+    out.add("maintenance_pass_number", (name,), run.pass_number)
+    out.add("maintenance_pass_found_objects", (name,), run.objects_found)
+    out.add("maintenance_pass_checked_objects", (name,), run.objects_checked)
+    out.add("maintenance_pass_verified_objects", (name,), run.verified)
+    out.add("maintenance_pass_pending_directories", (name,), run.directories_pending)
+    for result in CHECK_RESULTS:
+        out.add("maintenance_pass_results", (name, result), run.result(result))
+    out.add("maintenance_pass_eta_seconds", (name,), run.eta_seconds)
 
 
 def _add_link(out: _Families, link: LinkStatus) -> None:

@@ -53,6 +53,7 @@ from tahoe_governor.web.human_units import (
     format_seconds,
     format_speed,
 )
+from tahoe_governor.web.maintenance_sections import unrecoverable_list
 from tahoe_governor.web.page_layout import html_body, json_body, new_nonce, page, wants_json
 from tahoe_governor.web.rate_history import RateHistory
 from tahoe_governor.web.request_errors import (
@@ -218,13 +219,13 @@ class PrivateStatusPage(GovernorPage):
         )
 
     def _job_private(self, job: JobStatus, csrf: str) -> Sequence[Any]:
-        progress = job.progress
-        in_flight = progress.private_current_paths if progress is not None else ()
+        in_flight = getattr(job.progress, "private_current_paths", ())  # a backup run's
         details = definition_list([
-            ("Source", tags.code(job.source) if job.source else "?"),
+            ("Source", (tags.code(job.source) if job.source else "?")
+             if job.kind == "backup" else None),
             ("Target", tags.code(job.target) if job.target else "?"),
-            ("Latest snapshot", tags.code(job.latest_snapshot_cap)
-             if job.latest_snapshot_cap else "none yet"),
+            ("Latest snapshot", (tags.code(job.latest_snapshot_cap)
+             if job.latest_snapshot_cap else "none yet") if job.kind == "backup" else None),
             ("Cap set by", job.limit_source or "?"),
             ("In flight", tags.ul(*(tags.li(tags.code(p)) for p in in_flight))
              if in_flight else None),
@@ -246,9 +247,11 @@ class PrivateStatusPage(GovernorPage):
             ),
             class_="controls",
         )
-        return (tags.details(tags.summary("Details"), details, open=""),
+        lost = unrecoverable_list(job)  # a maintenance task's findings, by name
+        return (*([lost] if lost is not None else []),
+                tags.details(tags.summary("Details"), details, open=""),
                 tags.details(tags.summary("Last runs"), history), controls,
-                _job_settings(job, csrf))
+                _job_settings(job, csrf) if job.kind == "backup" else "")
 
     def _history_table(self, job: JobStatus, status_at: float) -> Tag:
         if not job.recent_runs:

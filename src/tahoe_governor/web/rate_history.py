@@ -52,7 +52,7 @@ def sample_of(status: GovernorStatus, at: float) -> RateSample:
         peers_up={p.tubid: p.rate_up for p in status.peers},
         peers_down={p.tubid: p.rate_down for p in status.peers},
         jobs={
-            j.name: (j.progress.rate_bytes_per_second if j.progress is not None else 0.0)
+            j.name: getattr(j.progress, "rate_bytes_per_second", 0.0)  # a task's: none
             for j in status.jobs
         },
         peer_labels={p.tubid: peer_label(p) for p in status.peers},

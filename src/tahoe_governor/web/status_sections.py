@@ -13,7 +13,14 @@ from typing import Any
 
 from twisted.web.template import Tag, tags
 
-from tahoe_governor.status import GovernorStatus, JobStatus, LinkStatus, PeerStatus
+from tahoe_governor.status import (
+    BackupProgress,
+    GovernorStatus,
+    JobStatus,
+    LinkStatus,
+    MaintenancePass,
+    PeerStatus,
+)
 from tahoe_governor.web.human_units import (
     format_bytes,
     format_instant,
@@ -21,6 +28,7 @@ from tahoe_governor.web.human_units import (
     format_speed,
     fraction_done,
 )
+from tahoe_governor.web.maintenance_sections import maintenance_rows, pass_fraction
 from tahoe_governor.web.rate_chart import lines_from_samples, rate_chart
 from tahoe_governor.web.rate_history import RateHistory, peer_label
 
@@ -49,8 +57,30 @@ _NO_NEXT_START = {"running": "running now", "paused": "none while paused",
 
 def job_rows(job: JobStatus, now: float, tz: tzinfo) -> list[tuple[str, Any]]:
     """The public facts of a job, as rows of a definition list."""
+    rows = maintenance_rows(job) if job.kind == "maintenance" else _backup_rows(job)
+    rows += [
+        ("Last completed", format_instant(job.last_success, now, tz)),
+        ("Next start", format_instant(job.next_start, now, tz, never=_NO_NEXT_START.get(
+            job.state, "not scheduled"))),
+        ("Window ends", format_instant(job.window_end, now, tz) if job.window_end else None),
+        ("Frequency", f"every {format_seconds(job.frequency_seconds)}"),
+    ]
+    if job.cpu_budget is not None or job.cpu_usage is not None:
+        used = "?" if job.cpu_usage is None else f"{job.cpu_usage * 100:.0f}%"
+        budget = "no budget" if job.cpu_budget is None else f"budget {job.cpu_budget * 100:g}%"
+        rows.append(("CPU", f"{used} of one core ({budget})"))
+    if job.state == "failed" or job.last_failure:
+        # A failed job, or one whose finished run waits to be recorded (in any state).
+        rows.append(("Failure", job.last_failure or "unknown"))
+    if job.state == "failed":
+        rows.append(("Retry", format_instant(job.retry_at, now, tz, never="not scheduled")))
+    return rows
+
+
+def _backup_rows(job: JobStatus) -> list[tuple[str, Any]]:
+    """A backup job's own rows: its run's files, bytes, rate, ETA and phase."""
     progress = job.progress
-    if progress is not None:
+    if isinstance(progress, BackupProgress):
         files = (
             f"{progress.files_seen} seen, {progress.files_uploaded} uploaded, "
             f"{progress.files_reused} reused, {progress.files_skipped} skipped, "
@@ -71,35 +101,22 @@ def job_rows(job: JobStatus, now: float, tz: tzinfo) -> list[tuple[str, Any]]:
         size = f"{format_bytes(job.bytes_total)} uploaded since the node started"
         rate, eta, phase = format_speed(0.0), None, None
     limit = format_speed(job.limit_bytes_per_second)
-    rows: list[tuple[str, Any]] = [
+    return [
         ("Files", files),
         ("Bytes", size),
         ("Rate", f"{rate} (cap {limit})"),
         ("ETA", eta),
         ("Run phase", phase),
-        ("Last completed", format_instant(job.last_success, now, tz)),
-        ("Next start", format_instant(job.next_start, now, tz, never=_NO_NEXT_START.get(
-            job.state, "not scheduled"))),
-        ("Window ends", format_instant(job.window_end, now, tz) if job.window_end else None),
-        ("Frequency", f"every {format_seconds(job.frequency_seconds)}"),
     ]
-    if job.cpu_budget is not None or job.cpu_usage is not None:
-        used = "?" if job.cpu_usage is None else f"{job.cpu_usage * 100:.0f}%"
-        budget = "no budget" if job.cpu_budget is None else f"budget {job.cpu_budget * 100:g}%"
-        rows.append(("CPU", f"{used} of one core ({budget})"))
-    if job.state == "failed" or job.last_failure:
-        # A failed job, or one whose finished run waits to be recorded (in any state).
-        rows.append(("Failure", job.last_failure or "unknown"))
-    if job.state == "failed":
-        rows.append(("Retry", format_instant(job.retry_at, now, tz, never="not scheduled")))
-    return rows
 
 
 def job_card(job: JobStatus, now: float, tz: tzinfo, *extra: Any) -> Tag:
     """A card for one job: name, state, progress bar, facts, then ``extra``."""
     fraction = None
-    if job.progress is not None:
+    if isinstance(job.progress, BackupProgress):
         fraction = fraction_done(job.progress.bytes_done, job.progress.estimated_bytes)
+    elif isinstance(job.progress, MaintenancePass):
+        fraction = pass_fraction(job.progress)
     return tags.section(
         tags.h3(tags.span(job.name), tags.span(job.state, class_=f"state state-{job.state}")),
         progress_bar(fraction),
