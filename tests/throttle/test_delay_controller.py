@@ -47,15 +47,15 @@ def test_one_second_of_control(queued: float | None, sent: float, expected: floa
     assert c.update(t0 + 1.0, sent) == pytest.approx(expected), why
 
 
-def test_the_current_delay_is_the_minimum_of_the_last_four_samples() -> None:
-    """One spike among small samples does not count as queueing."""
+def test_the_current_delay_is_the_minimum_of_the_last_two_samples() -> None:
+    """One spike does not count as queueing; a queue that lasts two samples does."""
     c = controller()
     for i, rtt in enumerate([0.02, 0.02, 0.5, 0.021]):
         c.observe(t0 + i, rtt)
     assert c.queueing_delay == pytest.approx(0.0)
-    for i, rtt in enumerate([0.06, 0.07, 0.065, 0.08, 0.075]):
+    for i, rtt in enumerate([0.06, 0.07, 0.065]):
         c.observe(t0 + 10 + i, rtt)
-    assert (c.base_rtt, c.current_rtt) == (0.02, 0.065)  # the 0.06 is five samples old
+    assert (c.base_rtt, c.current_rtt) == (0.02, 0.065)  # the 0.06 is three samples old
     assert c.queueing_delay == pytest.approx(0.045)
 
 

@@ -25,6 +25,9 @@ def test_a_connection_that_carried_data_has_a_round_trip_time() -> None:
             assert rtt is not None and 0 < rtt < 0.5
             assert transport_rtt_seconds(type("T", (), {"getHandle": lambda self: client})()) \
                 == pytest.approx(rtt, abs=0.01)
+            tls = type("TLS", (), {"socket": client, "getHandle": lambda self: object()})()
+            assert transport_rtt_seconds(tls) == pytest.approx(rtt, abs=0.01), \
+                "under TLS the socket is found, not the TLS connection getHandle() answers"
 
 
 def test_no_socket_no_estimate() -> None:

@@ -44,7 +44,7 @@ DEFAULT_TARGET_SECONDS = 0.025
 interactive traffic (a video call, a web page) barely notices 25 ms."""
 
 BASE_MINUTES = 10
-CURRENT_SAMPLES = 4
+CURRENT_SAMPLES = 2
 GROWTH_PER_SECOND = 0.05
 BACKOFF_PER_SECOND = 0.25
 # Chosen on a simulated modem (125 kB/s and 30 kB/s, 256 KB buffer): 93 % of the line

@@ -6,8 +6,7 @@ includes the time the connection's bytes waited in queues along the way, such
 as a DSL modem's buffer. Reading it costs one ``getsockopt`` and no traffic.
 
 :func:`tcp_rtt_seconds` reads it from a socket; :func:`transport_rtt_seconds`
-from a Twisted TCP transport (TLS included: ``getHandle()`` is the socket under
-it). Both answer ``None`` where there is no such estimate (another system, a
+from a Twisted TCP transport (TLS included: its ``socket`` is the one under it). Both answer ``None`` where there is no such estimate (another system, a
 closed socket, a transport without a socket).
 """
 
@@ -39,12 +38,15 @@ def tcp_rtt_seconds(sock: socket.socket) -> float | None:
 
 
 def transport_rtt_seconds(transport: Any) -> float | None:
-    """:func:`tcp_rtt_seconds` of a Twisted transport's socket, if it has one."""
-    get_handle = getattr(transport, "getHandle", None)
-    if get_handle is None:
-        return None
-    try:
-        handle = get_handle()
-    except Exception:  # a transport already closed, or one without a handle
-        return None
+    """:func:`tcp_rtt_seconds` of a Twisted transport's socket, if it has one.
+
+    A TCP transport keeps its socket in ``socket``; once TLS has started its
+    ``getHandle()`` answers the TLS connection instead, so ``socket`` comes first.
+    """
+    handle = getattr(transport, "socket", None)
+    if not isinstance(handle, socket.socket):
+        try:
+            handle = transport.getHandle()
+        except Exception:  # no handle, or a transport already closed
+            return None
     return tcp_rtt_seconds(handle) if isinstance(handle, socket.socket) else None
