@@ -50,7 +50,7 @@ def test_one_second_of_control(queued: float | None, sent: float, expected: floa
 def test_the_current_delay_is_the_minimum_of_the_last_two_samples() -> None:
     """One spike does not count as queueing; a queue that lasts two samples does."""
     c = controller()
-    for i, rtt in enumerate([0.02, 0.02, 0.5, 0.021]):
+    for i, rtt in enumerate([0.02, 0.02, 0.5, 0.02]):
         c.observe(t0 + i, rtt)
     assert c.queueing_delay == pytest.approx(0.0)
     for i, rtt in enumerate([0.06, 0.07, 0.065]):

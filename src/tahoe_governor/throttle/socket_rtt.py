@@ -6,8 +6,9 @@ includes the time the connection's bytes waited in queues along the way, such
 as a DSL modem's buffer. Reading it costs one ``getsockopt`` and no traffic.
 
 :func:`tcp_rtt_seconds` reads it from a socket; :func:`transport_rtt_seconds`
-from a Twisted TCP transport (TLS included: its ``socket`` is the one under it). Both answer ``None`` where there is no such estimate (another system, a
-closed socket, a transport without a socket).
+from a Twisted TCP transport (TLS included: its ``socket`` is the one under it).
+Both answer ``None`` where there is no such estimate (another system, a closed
+socket, a transport without a socket).
 """
 
 from __future__ import annotations
