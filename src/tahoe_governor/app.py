@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from tahoe_governor.backup.job_throttles import JobThrottles
 from tahoe_governor.backup.scheduler import BackupScheduler
+from tahoe_governor.node.auto_caps import AutoPeerCaps
 from tahoe_governor.node.backup_walkers import BackupWalkers
 from tahoe_governor.node.controls import NodeControls
 from tahoe_governor.node.governor import TICK_SECONDS, Governor
@@ -46,6 +47,7 @@ from tahoe_governor.throttle.cpu_budget import JobCpuBudgets
 from tahoe_governor.throttle.link_capacity import LinkCapacityEstimate
 from tahoe_governor.throttle.meters import Meters
 from tahoe_governor.throttle.reactor_clock import ReactorClock
+from tahoe_governor.throttle.socket_rtt import transport_rtt_seconds
 from tahoe_governor.web.access_tokens import load_or_create_token
 from tahoe_governor.web.governor_tree import mount_governor_pages
 from tahoe_governor.web.metrics import metrics_resource
@@ -72,6 +74,7 @@ def build_governor(
     walkers: BackupWalkers | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     config_text: str | None = None,
+    round_trip: Callable[[Any], float | None] = transport_rtt_seconds,
 ) -> Governor:
     """Build (not start) the governor of a governed client node and every part it uses.
 
@@ -84,6 +87,8 @@ def build_governor(
     :param walkers: makes each backup run's walker (the node's own by default).
     :param config_text: the tahoe.cfg text the node runs with: given, the ``reload``
         control reads ``nodedir``'s tahoe.cfg again (see :mod:`~tahoe_governor.node.reload`).
+    :param round_trip: a connection's round trip (seconds) from its transport, for the
+        automatic caps (the kernel's estimate of its socket by default).
     :param monotonic: the clock that does not step, against which the reactor's wall
         clock is watched for steps (see :mod:`~tahoe_governor.throttle.clock_steps`).
     """
@@ -116,10 +121,12 @@ def build_governor(
         peer_addresses=lambda: shaped_peer_addresses(shaper),
     )
     records = OwnerRecords(client, nodedir, database, lambda: live.policy.jobs, policy.tz)
+    auto_caps = AutoPeerCaps(shaper, live, rtt=round_trip)
     assembly = NodeStatusAssembly(
         reactor, text(getattr(client, "nickname", "")), shaper, meters, live, scheduler,
         peer_nickname=peers.nickname, latest_caps=every_walker.latest_caps,
         recent_runs=records.recent_runs, recovery_sheet_reminder=records.recovery_sheet_reminder,
+        auto_caps=auto_caps,
     )
     reloader = None if config_text is None else ConfigReloader(
         lambda running, text: read_for_reload(nodedir, running, text), scheduler, live,
@@ -127,7 +134,7 @@ def build_governor(
     return Governor(
         reactor, client, shaper=shaper, live=live, database=database, meters=meters,
         budgets=budgets, scheduler=scheduler, peers=peers,
-        clock_steps=ClockStepWatch(reactor, monotonic),
+        clock_steps=ClockStepWatch(reactor, monotonic), auto_caps=auto_caps,
         controls=NodeControls(scheduler, live, assembly.status,
                               reload=None if reloader is None else reloader.reload,
                               records=records),

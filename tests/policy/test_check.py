@@ -302,3 +302,12 @@ def test_check_explains_each_maintenance_task(tmp_path: Path) -> None:
     assert status == 1
     assert ("[maintenance] m1.target = 'photos:x': expected an alias defined in "
             "private/aliases") in err
+
+
+def test_an_automatic_cap_is_explained(tmp_path: Path) -> None:
+    """check says how an automatic cap starts, what it steers to, and the cap above it."""
+    cfg = (CONFIGS / "valid" / "story.cfg").read_text().replace(
+        "peer.parents.up = 200kbps", "peer.parents.up = auto\npeer.parents.target_delay = 40ms")
+    _status, out, err = _check(_nodedir(tmp_path, cfg))
+    assert "up:   auto: starts at 8 kB/s (64 kbps) and follows the line's delay (target 40 ms)" \
+        in out, out + err

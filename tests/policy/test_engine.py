@@ -366,3 +366,32 @@ def test_running_shares_add_up_to_the_node_limit(
     for name in rest:
         ratio = limits.job(name).rate.bytes_per_second / limits.job(first).rate.bytes_per_second
         assert ratio == pytest.approx(weights[names.index(name)] / weights[names.index(first)])
+
+
+def test_an_automatic_cap_takes_each_peers_controller_rate_under_the_node_cap() -> None:
+    """``peer.parents.up = auto``: each server the nickname names gets the rate its own
+    delay controller chose (measured), or the starting rate before it has one; the node
+    cap still bounds it; an unresolved selector holds the starting rate."""
+    p = policy("limit.up = 600kbps\npeer.parents.up = auto\npeer.parents.target_delay = 50ms")
+    a, b = "a" * 32, "b" * 32
+    known = [KnownPeer(a, None, "parents"), KnownPeer(b, None, "parents")]
+    limits = limits_at(p, MONDAY_NOON, measurements=Measurements(auto_up={a: 40_000.0,
+                                                                          b: 90_000.0}),
+                       known_peers=known)
+    (peer,) = limits.peers
+    assert peer.target_delay == 0.05
+    assert limits.peer_rates_by_tubid() == {a: (40_000.0, UNLIMITED), b: (75_000.0, UNLIMITED)}
+    unmeasured = limits_at(p, MONDAY_NOON, known_peers=known)
+    assert unmeasured.peer_rates_by_tubid()[a] == (8_000.0, UNLIMITED)
+    assert limits_at(p, MONDAY_NOON).unresolved_peer_rates() == (8_000.0, UNLIMITED)
+
+
+def test_an_override_replaces_an_automatic_cap() -> None:
+    """A live override of an automatic cap is a fixed cap until cleared."""
+    p = policy("peer.parents.up = auto")
+    overrides = Overrides().with_limit(LimitKey("peer", "parents", "up"), parse_rate("100kbps"))
+    known = [KnownPeer("a" * 32, None, "parents")]
+    limits = limits_at(p, MONDAY_NOON, overrides,
+                       measurements=Measurements(auto_up={"a" * 32: 40_000.0}), known_peers=known)
+    assert limits.peers[0].auto_up is None
+    assert limits.peer_rates_by_tubid() == {"a" * 32: (12_500.0, UNLIMITED)}

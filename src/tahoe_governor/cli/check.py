@@ -49,6 +49,7 @@ from tahoe_governor.policy.state_db import (
 )
 from tahoe_governor.policy.units import format_duration, format_rate
 from tahoe_governor.throttle.counters import PsutilCounters, SystemCounters, choose_interfaces
+from tahoe_governor.throttle.delay_controller import DEFAULT_TARGET_SECONDS
 
 
 def _aliases(nodedir: str) -> set[str]:
@@ -276,7 +277,13 @@ def report_lines(
         elif peer.selector.kind == "nickname":
             yield ("    note: storage servers choose their own nicknames; another one may "
                    "announce this one too (then both are capped): a TubID names one server")
-        yield f"    up:   {_limit(peer.up)}"
+        if peer.auto_up is not None:
+            target = (peer.target_delay or DEFAULT_TARGET_SECONDS) * 1000
+            under = "" if math.isinf(peer.up.bytes_per_second) else f", under {_limit(peer.up)}"
+            yield (f"    up:   auto: starts at {format_rate(peer.auto_start)} and follows the "
+                   f"line's delay (target {target:g} ms){under}")
+        else:
+            yield f"    up:   {_limit(peer.up)}"
         yield f"    down: {_limit(peer.down)}"
     yield ""
     yield f"Next change of any limit: {_when(limits.next_change, tz)}"

@@ -33,6 +33,7 @@ from tahoe_governor.cli.node_api import (
 from tahoe_governor.cli.node_directory import add_node_directory
 from tahoe_governor.status.display_names import display_name
 from tahoe_governor.web.human_units import (
+    auto_note,
     format_bytes,
     format_seconds,
     format_speed,
@@ -132,7 +133,8 @@ def status_lines(status: dict[str, Any], bars: bool = False) -> list[str]:
     if status["peers"]:
         rows = [[
             display_name(peer.get("nickname")) or "-", display_name(peer["tubid"][:8]),
-            f"{format_speed(peer['rate_up'])} / {format_speed(peer['limit_up'])}",
+            f"{format_speed(peer['rate_up'])} / {format_speed(peer['limit_up'])}"
+            + auto_note(peer.get("auto_rate"), peer.get("queueing_delay_seconds")),
             f"{format_speed(peer['rate_down'])} / {format_speed(peer['limit_down'])}",
             format_bytes(peer["queued_up"] + peer["queued_down"]),
             "yes" if peer["connected"] else "no",

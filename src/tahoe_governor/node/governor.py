@@ -22,6 +22,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from tahoe_governor.backup.scheduler import BackupScheduler
+from tahoe_governor.node.auto_caps import AutoPeerCaps
 from tahoe_governor.node.controls import NodeControls
 from tahoe_governor.node.storage_peers import StoragePeerWatch
 from tahoe_governor.policy.engine import Limits
@@ -76,11 +77,13 @@ class Governor:
         peers: StoragePeerWatch,
         controls: NodeControls,
         clock_steps: ClockStepWatch,
+        auto_caps: AutoPeerCaps,
         web: Any = None,
         token: str | None = None,
     ) -> None:
         self._reactor = reactor
         self.clock_steps = clock_steps
+        self.auto_caps = auto_caps
         self.client = client
         self.shaper = shaper
         self.live = live
@@ -251,6 +254,7 @@ class Governor:
                 other_down=readings.other_down,
                 machine_idle=readings.machine_idle,
                 job_cpu={name: self.budgets.usage(name) for name in self.budgets.jobs()},
+                auto_up=self.auto_caps.tick(tick.now),
             )
         )
 

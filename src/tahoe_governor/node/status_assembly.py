@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 import attrs
 
 from tahoe_governor.backup.scheduler import BackupScheduler
+from tahoe_governor.node.auto_caps import AutoPeerCaps
 from tahoe_governor.policy.service import LivePolicy
 from tahoe_governor.status import GovernorStatus, LinkStatus, PeerStatus, RunRecord
 from tahoe_governor.throttle import UNLIMITED, Shaper
@@ -42,9 +43,11 @@ class NodeStatusAssembly:
         latest_caps: Mapping[str, str],
         recent_runs: Callable[[str], tuple[RunRecord, ...]] = lambda job: (),
         recovery_sheet_reminder: Callable[[], str | None] = lambda: None,
+        auto_caps: AutoPeerCaps | None = None,
     ) -> None:
         self._recent_runs = recent_runs
         self._recovery_sheet_reminder = recovery_sheet_reminder
+        self._auto_caps = auto_caps
         self._reactor = reactor
         self._nickname = nickname
         self._shaper = shaper
@@ -75,6 +78,7 @@ class NodeStatusAssembly:
 
     def _peer(self, tubid: str) -> PeerStatus:
         s = self._shaper.peer_stats(tubid)
+        auto = None if self._auto_caps is None else self._auto_caps.reading(tubid)
         return PeerStatus(
             tubid=tubid, nickname=self._peer_nickname(tubid),
             sent_bytes=s.sent_bytes, received_bytes=s.received_bytes,
@@ -84,6 +88,11 @@ class NodeStatusAssembly:
             queued_up=s.queued_up, queued_down=s.queued_down,
             waited_up_seconds=s.waited_up_seconds, waited_down_seconds=s.waited_down_seconds,
             connections=s.connections, connected=s.connections > 0,
+            **({} if auto is None else {
+                "auto_rate": auto.rate, "base_rtt_seconds": auto.base_rtt,
+                "current_rtt_seconds": auto.current_rtt,
+                "queueing_delay_seconds": auto.queueing_delay,
+                "target_delay_seconds": auto.target_delay}),
         )
 
     def _link(self) -> LinkStatus:

@@ -16,7 +16,7 @@ import difflib
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -102,6 +102,7 @@ DIRECTIVES = (
     *BANDWIDTH_KEYS,
     "peer.<selector>.up",
     "peer.<selector>.down",
+    "peer.<selector>.target_delay",
 )
 """Every directive, as named in docs/configuration.md."""
 
@@ -137,7 +138,23 @@ INTERFACE_EXPECTED = (
     f"(at most {INTERFACE_MAX_CHARS} characters, none of them a control character, "
     "a quote, '/', '\\', ',' or ';')"
 )
-SELECTOR_EXPECTED = "peer.<selector>.up or peer.<selector>.down"
+SELECTOR_EXPECTED = ("peer.<selector>.up, peer.<selector>.down or "
+                     "peer.<selector>.target_delay")
+TARGET_DELAY = "target_delay"
+AUTO_DOWN_EXPECTED = ("a rate (auto finds the rate of uploads only, from the delay they "
+                      "cause: use it on peer.<selector>.up)")
+TARGET_DELAY_EXPECTED = "a delay such as 25ms or 0.1s, from 1ms to 1s"
+
+
+def parse_delay(text: str) -> float:
+    """``"25ms"`` -> 0.025 seconds (the queueing delay an automatic cap allows)."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s)\s*", text)
+    if match is None:
+        raise ValueSyntaxError(TARGET_DELAY_EXPECTED)
+    seconds = float(match.group(1)) / (1000.0 if match.group(2) == "ms" else 1.0)
+    if not 0.001 <= seconds <= 1.0:
+        raise ValueSyntaxError(TARGET_DELAY_EXPECTED)
+    return seconds
 
 
 @attrs.frozen
@@ -225,6 +242,10 @@ class PeerLimits:
     selector: PeerSelector
     up: Rate | None = None
     down: Rate | None = None
+    up_auto: bool = False
+    """``peer.<selector>.up = auto``: the rate is found from the connection's delay."""
+    target_delay: float | None = None
+    """``peer.<selector>.target_delay`` in seconds (``auto`` only); ``None``: the default."""
 
 
 @attrs.frozen
@@ -542,22 +563,28 @@ def _parse_maintenance(
 
 def _parse_bandwidth(
     keys: dict[str, str], tz: ZoneInfo, problems: _Problems
-) -> tuple[dict[Direction, dict[str, object]], dict[str, dict[str, Rate | None]], str | None]:
+) -> tuple[dict[Direction, dict[str, object]], dict[str, dict[str, Any]], str | None]:
     links: dict[Direction, dict[str, object]] = {"up": {}, "down": {}}
-    peers: dict[str, dict[str, Rate | None]] = {}
+    peers: dict[str, dict[str, Any]] = {}
     interface = None
     for key, text in keys.items():
         if key == INTERFACE_KEY:
             interface = problems.value(BANDWIDTH, key, text, parse_interface)
             continue
         if key.startswith("peer."):
-            selector, dot, direction = key[len("peer."):].rpartition(".")
-            if not dot or not selector.strip() or direction not in DIRECTIONS:
+            selector, dot, field = key[len("peer."):].rpartition(".")
+            if not dot or not selector.strip() or field not in (*DIRECTIONS, TARGET_DELAY):
                 problems.add(BANDWIDTH, key, text, SELECTOR_EXPECTED)
                 continue
-            peers.setdefault(selector, {})[direction] = problems.value(
-                BANDWIDTH, key, text, parse_rate
-            )
+            entry = peers.setdefault(selector, {})
+            if field == TARGET_DELAY:
+                entry[TARGET_DELAY] = problems.value(BANDWIDTH, key, text, parse_delay)
+            elif text.strip() == AUTO_WORD and field == "up":
+                entry["up_auto"] = True
+            elif text.strip() == AUTO_WORD:
+                problems.add(BANDWIDTH, key, text, AUTO_DOWN_EXPECTED)
+            else:
+                entry[field] = problems.value(BANDWIDTH, key, text, parse_rate)
             continue
         if key not in BANDWIDTH_KEYS:
             problems.add(BANDWIDTH, key, text, _unknown(key, [*BANDWIDTH_KEYS, SELECTOR_EXPECTED]))
@@ -605,7 +632,7 @@ def _floor_problems(
     sections: dict[str, dict[str, str]],
     jobs: list[tuple[str, dict[str, object]]],
     links: dict[Direction, dict[str, object]],
-    peers: dict[str, dict[str, Rate | None]],
+    peers: dict[str, dict[str, Any]],
     encoding: Encoding,
     problems: _Problems,
 ) -> None:
@@ -632,7 +659,7 @@ def _is_percent(value: object) -> bool:
 
 
 def _needing_capacity(
-    link: dict[str, object], direction: Direction, peers: dict[str, dict[str, Rate | None]]
+    link: dict[str, object], direction: Direction, peers: dict[str, dict[str, Any]]
 ) -> Iterator[str]:
     """Every ``[bandwidth]`` key of ``direction`` that is a percentage of its capacity."""
     if _is_percent(link.get("limit")):
@@ -700,7 +727,9 @@ def parse_policy_text(text: str, tz: ZoneInfo) -> Policy:
         up=LinkPolicy(**links["up"]),  # type: ignore[arg-type]
         down=LinkPolicy(**links["down"]),  # type: ignore[arg-type]
         peers=tuple(
-            PeerLimits(PeerSelector.parse(selector), rates.get("up"), rates.get("down"))
+            PeerLimits(PeerSelector.parse(selector), rates.get("up"), rates.get("down"),
+                       up_auto=bool(rates.get("up_auto")),
+                       target_delay=rates.get(TARGET_DELAY))
             for selector, rates in peers.items()
         ),
         interface=interface,

@@ -36,6 +36,7 @@ from tahoe_governor.policy.measurements import Measurements
 from tahoe_governor.policy.overrides import LimitKey, Overrides
 from tahoe_governor.policy.peers import KnownPeer, PeerResolution, PeerSelector, resolve_selector
 from tahoe_governor.policy.units import Rate
+from tahoe_governor.policy.upload_floor import Encoding, peer_floor
 from tahoe_governor.throttle import UNLIMITED
 
 BUSY_FLOOR_FRACTION = 0.05
@@ -88,6 +89,28 @@ class PeerLimit:
     resolution: PeerResolution
     up: EffectiveLimit
     down: EffectiveLimit
+    auto_up: Mapping[str, float] | None = attrs.field(
+        default=None, eq=attrs.cmp_using(eq=lambda a, b: a == b if a is None or b is None
+                                         else dict(a) == dict(b)))
+    """For ``peer.<selector>.up = auto`` (not overridden): TubID -> the rate its delay
+    controller chose, each peer's upload cap being the smaller of that and ``up``
+    (``up`` alone then holds the other caps: the node's). ``None`` for a fixed cap."""
+    target_delay: float | None = None
+    """The queueing delay an automatic cap allows (seconds; ``None``: the default)."""
+
+    auto_start: float = UNLIMITED
+    """An automatic cap's rate for a peer its controller has not measured yet."""
+
+    def up_rate(self, tubid: str) -> float:
+        """The upload cap of one peer this selector names (bytes/s)."""
+        if self.auto_up is None:
+            return self.up.bytes_per_second
+        return min(self.up.bytes_per_second, self.auto_up.get(tubid, self.auto_start))
+
+    @property
+    def unresolved_up(self) -> float:
+        """The upload cap a connection this selector may name must hold before it resolves."""
+        return min(self.up.bytes_per_second, self.auto_start)
 
     @property
     def tubids(self) -> tuple[str, ...]:
@@ -187,7 +210,7 @@ class Limits:
             for tubid in peer.tubids:
                 up, down = rates.get(tubid, (UNLIMITED, UNLIMITED))
                 rates[tubid] = (
-                    min(up, peer.up.bytes_per_second),
+                    min(up, peer.up_rate(tubid)),
                     min(down, peer.down.bytes_per_second),
                 )
         return rates
@@ -199,9 +222,19 @@ class Limits:
         up = down = UNLIMITED
         for peer in self.peers:
             if not peer.tubids:
-                up = min(up, peer.up.bytes_per_second)
+                up = min(up, peer.unresolved_up)
                 down = min(down, peer.down.bytes_per_second)
         return up, down
+
+
+AUTO_START_BYTES = 8_000.0
+"""An automatic cap starts at 64 kbit/s, which any DSL uplink carries, and grows from there."""
+
+
+def auto_start_rate(encoding: Encoding) -> float:
+    """The first rate of an automatic cap: :data:`AUTO_START_BYTES`, or four times the
+    upload floor of ``encoding`` if that is more."""
+    return max(AUTO_START_BYTES, 4 * peer_floor(encoding))
 
 
 def _capacity(policy: Policy, measurements: Measurements, direction: Direction) -> float | None:
@@ -290,6 +323,8 @@ def _peer_limits(
     known_peers: Iterable[KnownPeer],
     node: Mapping[Direction, EffectiveLimit],
     capacity: Mapping[Direction, float | None],
+    measurements: Measurements,
+    encoding: Encoding,
 ) -> tuple[PeerLimit, ...]:
     known = list(known_peers)
     configured = {p.selector.text: p for p in policy.peers}
@@ -313,9 +348,17 @@ def _peer_limits(
                     node_limit.configured,
                 )
             limits[direction] = caps.smallest()
-        peers.append(
-            PeerLimit(selector, resolve_selector(selector, known), limits["up"], limits["down"])
-        )
+        peer = configured.get(text)
+        auto = (peer is not None and peer.up_auto
+                and overrides.limit(LimitKey("peer", text, "up")) is None)
+        resolution = resolve_selector(selector, known)
+        peers.append(PeerLimit(
+            selector, resolution, limits["up"], limits["down"],
+            auto_up={t: r for t, r in measurements.auto_up.items() if t in resolution.tubids}
+            if auto else None,
+            target_delay=None if peer is None else peer.target_delay,
+            auto_start=auto_start_rate(encoding) if auto else UNLIMITED,
+        ))
     return tuple(peers)
 
 
@@ -395,7 +438,8 @@ def limits_at(
         d: _node_limit(policy, now, overrides, measurements, d, capacity[d]) for d in DIRECTIONS
     }
     known_peers = tuple(known_peers)
-    peers = _peer_limits(policy, overrides, known_peers, node, capacity)
+    peers = _peer_limits(policy, overrides, known_peers, node, capacity, measurements,
+                         policy.encoding)
     weight_running = sum(job.weight for job in scheduled if job.name in running)
     jobs = []
     changes: list[float] = []

@@ -35,6 +35,15 @@ def _cpu_shares(value: Mapping[str, float]) -> Mapping[str, float]:
     return MappingProxyType(shares)
 
 
+def _auto_rates(value: Mapping[str, float]) -> Mapping[str, float]:
+    rates = dict(value)
+    for tubid, rate in rates.items():
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0 \
+                or not math.isfinite(rate):
+            raise ValueError(f"auto_up[{tubid!r}] must be finite bytes/s > 0, got {rate!r}")
+    return MappingProxyType(rates)
+
+
 @attrs.frozen
 class Measurements:
     """Smoothed measurements at one moment. ``None`` means "not measured yet".
@@ -66,6 +75,12 @@ class Measurements:
     machine_idle: bool | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(bool))
     )
+    auto_up: Mapping[str, float] = attrs.field(
+        factory=dict, converter=_auto_rates,
+        eq=attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b)),
+    )
+    """TubID -> the upload rate (bytes/s) the delay controller of an automatic cap
+    (``peer.<selector>.up = auto``) chose for that peer."""
 
     def capacity(self, direction: str) -> float | None:
         return self.capacity_up if direction == "up" else self.capacity_down

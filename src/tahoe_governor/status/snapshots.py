@@ -114,6 +114,16 @@ class PeerStatus:
     """Total time bytes to/from this peer were held back."""
     connections: int
     connected: bool
+    auto_rate: float | None = None
+    """The upload rate an automatic cap (``peer.<selector>.up = auto``) chose (bytes/s);
+    ``None`` for a peer without one. The fields below are its measurements (seconds)."""
+    base_rtt_seconds: float | None = None
+    """The line's base round trip: the smallest over the last ten minutes."""
+    current_rtt_seconds: float | None = None
+    queueing_delay_seconds: float | None = None
+    """Current minus base: how long bytes wait in the line's queues now."""
+    target_delay_seconds: float | None = None
+    """The queueing delay the controller steers to."""
 
 
 @attrs.frozen

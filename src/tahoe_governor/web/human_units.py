@@ -68,3 +68,12 @@ def fraction_done(done: float, total: float | None) -> float | None:
     if total is None or total <= 0:
         return None
     return min(max(done / total, 0.0), 1.0)
+
+
+def auto_note(auto_rate: float | None, queueing_delay: float | None) -> str:
+    """`` (auto, queue 12 ms)`` after the cap of a peer under an automatic cap, else ``""``."""
+    if auto_rate is None:
+        return ""
+    if queueing_delay is None:
+        return " (auto, not measured yet)"
+    return f" (auto, queue {queueing_delay * 1000:.0f} ms)"

@@ -109,6 +109,16 @@ METRICS: tuple[MetricSpec, ...] = (
           "Time bytes to (up) or from (down) this peer were held back by a cap."),
     _spec("peer_connections", "gauge", PEER, "Open Foolscap connections to this peer."),
     _spec("peer_connected", "gauge", PEER, "1 while the node is connected to this peer."),
+    _spec("peer_auto_rate_bytes_per_second", "gauge", PEER,
+          "The upload rate an automatic cap (peer.<selector>.up = auto) chose for this peer."),
+    _spec("peer_rtt_seconds", "gauge", ("peer", "nickname", "kind"),
+          "Round trip of an automatically capped peer's connection: kind=base (the smallest "
+          "over ten minutes) or current."),
+    _spec("peer_queueing_delay_seconds", "gauge", PEER,
+          "Current minus base round trip of an automatically capped peer: how long bytes "
+          "wait in its line's queues."),
+    _spec("peer_target_delay_seconds", "gauge", PEER,
+          "The queueing delay an automatic cap steers to."),
     # -- jobs -----------------------------------------------------------------
     _spec("job_state", "gauge", ("job", "state"),
           "1 for the job's current state, 0 for every other state."),
@@ -260,6 +270,15 @@ def _add_peer(out: _Families, peer: PeerStatus) -> None:
         out.add("peer_wait_seconds_total", labels, waited)
     out.add("peer_connections", ids, peer.connections)
     out.add("peer_connected", ids, 1 if peer.connected else 0)
+    if peer.auto_rate is not None:
+        out.add("peer_auto_rate_bytes_per_second", ids, peer.auto_rate)
+        for kind, rtt in (("base", peer.base_rtt_seconds), ("current", peer.current_rtt_seconds)):
+            if rtt is not None:
+                out.add("peer_rtt_seconds", (*ids, kind), rtt)
+        if peer.queueing_delay_seconds is not None:
+            out.add("peer_queueing_delay_seconds", ids, peer.queueing_delay_seconds)
+        if peer.target_delay_seconds is not None:
+            out.add("peer_target_delay_seconds", ids, peer.target_delay_seconds)
 
 
 def _add_job(out: _Families, job: JobStatus) -> None:

@@ -22,6 +22,7 @@ from tahoe_governor.status import (
     PeerStatus,
 )
 from tahoe_governor.web.human_units import (
+    auto_note,
     format_bytes,
     format_instant,
     format_seconds,
@@ -160,7 +161,8 @@ def peers_section(peers: Sequence[PeerStatus], full_tubids: bool = False) -> Tag
         body(tags.tr(
             tags.td(peer_label(peer)),
             tags.td(tags.code(peer.tubid if full_tubids else peer.tubid[:8])),
-            tags.td(_rate_and_limit(peer.rate_up, peer.limit_up)),
+            tags.td(_rate_and_limit(peer.rate_up, peer.limit_up)
+                    + auto_note(peer.auto_rate, peer.queueing_delay_seconds)),
             tags.td(_rate_and_limit(peer.rate_down, peer.limit_down)),
             tags.td(f"{format_bytes(peer.queued_up)} up, {format_bytes(peer.queued_down)} down"),
             tags.td(format_bytes(peer.sent_bytes)),

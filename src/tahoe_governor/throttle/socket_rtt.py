@@ -1,0 +1,53 @@
+"""The kernel's own estimate of a TCP connection's round-trip time (Linux ``TCP_INFO``).
+
+Linux keeps a smoothed round-trip time per TCP connection (``tcpi_rtt``, in
+microseconds), updated from the acknowledgements of the data in flight: it
+includes the time the connection's bytes waited in queues along the way, such
+as a DSL modem's buffer. Reading it costs one ``getsockopt`` and no traffic.
+
+:func:`tcp_rtt_seconds` reads it from a socket; :func:`transport_rtt_seconds`
+from a Twisted TCP transport (TLS included: its ``socket`` is the one under it).
+Both answer ``None`` where there is no such estimate (another system, a closed
+socket, a transport without a socket).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+TCP_INFO_BYTES = 104
+"""Enough of ``struct tcp_info`` for ``tcpi_rtt`` (every Linux since 2.6)."""
+RTT_OFFSET = 68
+"""Byte offset of ``tcpi_rtt`` (u32, microseconds): 8 one-byte fields, then 15 u32 before it."""
+
+
+def tcp_rtt_seconds(sock: socket.socket) -> float | None:
+    """The kernel's smoothed round-trip time of ``sock``, or ``None`` if it has none."""
+    option = getattr(socket, "TCP_INFO", None)
+    if option is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, option, TCP_INFO_BYTES)
+    except OSError:
+        return None
+    if len(info) < RTT_OFFSET + 4:
+        return None
+    (microseconds,) = struct.unpack_from("I", info, RTT_OFFSET)
+    return microseconds / 1e6 if microseconds > 0 else None
+
+
+def transport_rtt_seconds(transport: Any) -> float | None:
+    """:func:`tcp_rtt_seconds` of a Twisted transport's socket, if it has one.
+
+    A TCP transport keeps its socket in ``socket``; once TLS has started its
+    ``getHandle()`` answers the TLS connection instead, so ``socket`` comes first.
+    """
+    handle = getattr(transport, "socket", None)
+    if not isinstance(handle, socket.socket):
+        try:
+            handle = transport.getHandle()
+        except Exception:  # no handle, or a transport already closed
+            return None
+    return tcp_rtt_seconds(handle) if isinstance(handle, socket.socket) else None

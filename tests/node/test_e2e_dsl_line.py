@@ -1,0 +1,43 @@
+"""End to end: an automatic cap keeps an emulated DSL line responsive while using it.
+
+Runs ``benchmarks/bench_dsl_line.py`` for the ``auto`` scenario: in a private
+network namespace, the parents' storage server behind an emulated 1 Mbit/s
+modem with a 256 KB buffer, and the parents' interactive traffic (an echo every
+100 ms) through the same modem (``tests/node/dsl_line.py``). Needs root and
+``unshare``, ``ip`` and ``tc`` (Debian's util-linux and iproute2), which CI has.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.node.crash_harness import REPO
+from tests.system_programs import require_programs
+
+
+@pytest.mark.e2e
+def test_an_automatic_cap_uses_the_line_and_keeps_it_responsive() -> None:
+    """With ``peer.<parents>.up = auto``: the echo's 95th percentile round trip stays under
+    150 ms (an uncapped backup fills the modem: about 2 s), and the parents' server
+    receives at least 60 % of the line's rate."""
+    require_programs(("/usr/bin/unshare", "/usr/sbin/ip", "/usr/sbin/tc"),
+                     ("util-linux", "iproute2"))
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs as root: the emulated line needs a network namespace")
+        pytest.skip("needs root for a private network namespace with traffic control")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_dsl_line.py"), "--only", "auto",
+         "--seconds", "30", "--settle", "45", "--tree-mb", "30"],
+        cwd=REPO, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout)
+    print(results)
+    auto, line = results["auto"], results["line_bytes_per_second"]
+    assert auto["p95_ms"] < 150, auto
+    assert auto["parents_bytes_per_second"] >= 0.6 * line, auto
