@@ -265,7 +265,8 @@ def restore(request: RestoreRequest, api: WebAPI, out: TextIO, err: TextIO,
     check_room(dest, plan.download_bytes)
     which = f"{archive.name} (Latest)" if archive.is_latest else archive.name
     print(f"Restoring archive {which} of {label} into {dest}", file=out)
-    print(f"{len(plan.downloads)} files to download ({format_bytes(plan.download_bytes)}), "
+    files = "1 file" if len(plan.downloads) == 1 else f"{len(plan.downloads)} files"
+    print(f"{files} to download ({format_bytes(plan.download_bytes)}), "
           f"{len(plan.verified)} already restored and verified", file=out)
     for path in plan.changed:
         print(f"  changed since it was restored, downloading it again: {path}", file=out)
