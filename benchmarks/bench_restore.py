@@ -41,10 +41,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,38 +51,20 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
+from bench_backup import (  # noqa: E402
+    MB,
+    SAMPLE_SECONDS,
+    KiB,
+    RssSampler,
+    make_big_tree,
+    make_small_tree,
+    tahoe_command,
+)
 from tahoe_governor.demo.local_grid import LocalGrid, poll  # noqa: E402
 
-MB = 1_000_000
-KiB = 1024
 FIGURES = ("throughput", "files")
 JOBS = {"throughput": "big", "files": "small"}
 TIMEOUT = 7200.0
-
-
-def make_big_tree(root: Path, files: int, size: int) -> int:
-    root.mkdir(parents=True)
-    for i in range(files):
-        with open(root / f"big{i:02d}.bin", "wb") as f:
-            left = size
-            while left:
-                block = os.urandom(min(left, 4 * MB))
-                f.write(block)
-                left -= len(block)
-    return files * size
-
-
-def make_small_tree(root: Path, files: int, directories: int, size: int) -> int:
-    for i in range(files):
-        folder = root / f"d{i % directories:03d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"f{i:05d}.txt").write_bytes(os.urandom(size))
-    return files * size
-
-
-def tahoe_command() -> list[str]:
-    script = Path(sys.executable).parent / "tahoe"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "allmydata.scripts.runner"]
 
 
 def governor_command() -> list[str]:
@@ -100,39 +80,6 @@ def public_jobs(nodedir: Path) -> dict[str, Any]:
         return {}
 
 
-class RssSampler:
-    """Peak RSS of a process and its growth over a baseline, read every 20 ms.
-
-    The baseline is the first sample taken once ``started()`` is true (default: the
-    first sample)."""
-
-    def __init__(self, pid: int, started: Callable[[], bool] = lambda: True) -> None:
-        self._process = psutil.Process(pid)
-        self._started = started
-        self.first: int | None = None
-        self.peak = 0
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._done.is_set():
-            try:
-                rss = self._process.memory_info().rss
-            except psutil.Error:
-                return
-            if self.first is None and self._started():
-                self.first = rss
-            self.peak = max(self.peak, rss)
-            self._done.wait(0.02)
-
-    def stop(self) -> tuple[float, float]:
-        """The peak and the peak's growth over the baseline, MB."""
-        self._done.set()
-        self._thread.join()
-        return self.peak / MB, (self.peak - (self.first or self.peak)) / MB
-
-
 def cpu_seconds(pids: list[int]) -> float:
     """CPU seconds (user + system) the processes ``pids`` have used so far."""
     return sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids)
@@ -143,30 +90,42 @@ def timed(argv: list[str], node_pid: int, writing: Path, server_pids: list[int]
     """Run ``argv``; its wall time, its peak RSS and the peak's growth from when
     ``writing`` first holds a file (the listing done, the downloads started), and the
     node's peak RSS growth."""
-    def started() -> bool:
-        return any(path.is_file() for path in writing.rglob("*")) if writing.exists() else False
-
     node_cpu, servers_cpu = cpu_seconds([node_pid]), cpu_seconds(server_pids)
     started_at = time.monotonic()
-    node = RssSampler(node_pid)
-    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    command = RssSampler(process.pid, started)
-    out, err = process.communicate(timeout=TIMEOUT)
-    seconds = time.monotonic() - started_at
+    node = RssSampler(psutil.Process(node_pid))
+    node.start()
+    with tempfile.TemporaryFile("w+") as out:
+        process = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                   text=True)
+        command = RssSampler(psutil.Process(process.pid))
+        command.start()
+        writing_at = None
+        while process.poll() is None:
+            if writing_at is None and writing.exists() and \
+                    any(path.is_file() for path in writing.rglob("*")):
+                writing_at = time.monotonic() - started_at
+            time.sleep(SAMPLE_SECONDS)
+        seconds = time.monotonic() - started_at
+        command.stop()
+        node.stop()
+        out.seek(0)
+        output = out.read()
     command_cpu = sum(os.times()[2:4])
     node_cpu, servers_cpu = cpu_seconds([node_pid]) - node_cpu, \
         cpu_seconds(server_pids) - servers_cpu
-    (peak, growth), (_, node_growth) = command.stop(), node.stop()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:4])} failed ({process.returncode}):\n"
-                           f"{out[-2000:]}{err[-2000:]}")
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak, 1),
-            "rss_growth_while_downloading_mb": round(growth, 1),
-            "node_rss_growth_mb": round(node_growth, 1),
+                           f"{output[-4000:]}")
+    # The command's samples are timed from its own start, a moment after ours.
+    baseline = next((rss for t, rss in command.samples if t >= (writing_at or seconds)),
+                    command.peak)
+    node_baseline = node.samples[0][1] if node.samples else node.peak
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(command.peak / MB, 1),
+            "rss_growth_while_downloading_mb": round((command.peak - baseline) / MB, 1),
+            "node_rss_growth_mb": round((node.peak - node_baseline) / MB, 1),
             "cpu_seconds": {"node": round(node_cpu, 2), "servers": round(servers_cpu, 2),
                             "all_commands_so_far": round(command_cpu, 2)},
-            "output": out.strip().splitlines()[-1:]}
+            "output": output.strip().splitlines()[-1:]}
 
 
 def same_files(a: Path, b: Path) -> bool:

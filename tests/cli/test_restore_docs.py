@@ -14,7 +14,8 @@ DOCS = (Path(__file__).parents[2] / "docs" / "restore.md").read_text(encoding="u
 
 
 @pytest.mark.parametrize(
-    "line", [line[2:] for line in DOCS.splitlines() if line.startswith("$ tahoe-governor ")])
+    "line", [line.strip()[2:] for line in DOCS.splitlines()
+             if line.strip().startswith("$ tahoe-governor ")])
 def test_documented_command_lines_parse(line: str) -> None:
     """Every example tahoe-governor command in the page is accepted by the parser."""
     args = build_parser().parse_args(shlex.split(line.split("#")[0])[1:])

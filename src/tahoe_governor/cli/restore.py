@@ -30,6 +30,7 @@ from typing import Any, TextIO
 import attrs
 from tqdm import tqdm
 
+from tahoe_governor.cli.demo import positive_int
 from tahoe_governor.cli.node_api import CommandError, GovernorClient, nodedir_argument
 from tahoe_governor.cli.node_directory import add_node_directory
 from tahoe_governor.cli.restore_archive import (
@@ -335,16 +336,6 @@ def _subpath(text: str) -> tuple[str, ...]:
     return names
 
 
-def _parallel(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number from 1 to 64")
-    return value
-
-
 def add_restore_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``restore``."""
     parser = commands.add_parser(
@@ -369,7 +360,7 @@ def add_restore_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
     parser.add_argument("--bandwidth", type=_bandwidth, default=None, metavar="RATE",
                         help="cap this restore's download (200kbps, 1MB/s, ...), under the "
                              "node's own caps")
-    parser.add_argument("--parallel", type=_parallel, default=DEFAULT_PARALLEL, metavar="N",
+    parser.add_argument("--parallel", type=positive_int, default=DEFAULT_PARALLEL, metavar="N",
                         help=f"files downloaded at once (default {DEFAULT_PARALLEL})")
     parser.set_defaults(func=_run_restore)
 
