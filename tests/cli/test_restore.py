@@ -242,9 +242,14 @@ def test_ctrl_c_stops_and_reports_how_to_continue(grid, nodedir, tmp_path):
     original = grid.open_file
 
     class SlowStream(io.BytesIO):
+        """A byte a millisecond, and a Ctrl-C to the main thread (where Python handles it)
+        with the first: the stop comes long before the second file is done."""
+
         def read(self, n: int = -1) -> bytes:
-            signal.raise_signal(signal.SIGINT)  # handled by the main thread, as a Ctrl-C is
-            return super().read(16)
+            if self.tell() == 0:
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            threading.Event().wait(0.001)
+            return super().read(1)
 
     grid.open_file = lambda cap: SlowStream(original(cap).read())  # type: ignore[method-assign]
     dest = tmp_path / "dest"

@@ -251,7 +251,7 @@ def restore(request: RestoreRequest, api: WebAPI, out: TextIO, err: TextIO,
     """Run the restore ``request`` through ``api``; the exit status (see the module doc)."""
     archive, label = resolve_archive(api, request)
     unsafe: list[str] = []
-    entries = list(archive_files(api, archive, request.subpath, unsafe.append))
+    entries = archive_files(api, archive, request.subpath, unsafe.append, request.parallel)
     dest = request.dest
     manifest = RestoreManifest(manifest_path(request.nodedir, dest), dest)
     plan = plan_restore(entries, dest, manifest, request.overwrite)

@@ -20,7 +20,8 @@ import http.client
 import json
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any, Protocol
 
 import attrs
@@ -207,11 +208,13 @@ def safe_name(name: str) -> bool:
 
 def archive_files(
     api: WebAPI, archive: Archive, subpath: tuple[str, ...] = (),
-    on_unsafe: Callable[[str], None] = lambda label: None,
-) -> Iterator[ArchiveEntry]:
+    on_unsafe: Callable[[str], None] = lambda label: None, parallel: int = 1,
+) -> list[ArchiveEntry]:
     """Every directory (before what it holds) and file of ``archive`` under ``subpath``.
 
-    ``on_unsafe`` hears of names that cannot be local file names (skipped)."""
+    Directories are listed level by level, ``parallel`` at once (each listing of an
+    immutable directory is a download of its own). ``on_unsafe`` hears of names that
+    cannot be local file names (skipped)."""
     root = api.directory(archive.private_cap, subpath) if subpath else \
         api.directory(archive.private_cap)
     if root is None:
@@ -222,9 +225,47 @@ def archive_files(
     if root["kind"] == "filenode":
         parent = api.directory(archive.private_cap, subpath[:-1]) or {}
         _kind, info = parent.get("children", {}).get(subpath[-1], ("filenode", root))
-        yield _file_entry(subpath, info)
-        return
-    yield from _walk(api, subpath, root, {}, on_unsafe)
+        return [_file_entry(subpath, info)]
+    entries: list[ArchiveEntry] = []
+    level = [(subpath, root, {})]
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        while level:
+            subdirectories = []
+            for path, listing, metadata in level:
+                entries.append(ArchiveEntry(path, "directory", _child_cap(listing) or "", 0,
+                                            recorded_mtime(metadata)))
+                subdirectories += _children(path, listing, entries, on_unsafe)
+            listings = pool.map(lambda sub: _list_directory(api, *sub), subdirectories)
+            level = [(path, listing, metadata) for (path, _cap, metadata), listing
+                     in zip(subdirectories, listings, strict=True)]
+    return entries
+
+
+def _list_directory(api: WebAPI, path: tuple[str, ...], cap: str | None,
+                    metadata: dict[str, Any]) -> dict[str, Any]:
+    listing = api.directory(cap) if cap else None
+    if listing is None:
+        raise RestoreError(f"{'/'.join(path)}: the archive lists a directory the node "
+                           "cannot read")
+    return listing
+
+
+def _children(path: tuple[str, ...], listing: dict[str, Any], entries: list[ArchiveEntry],
+              on_unsafe: Callable[[str], None]
+              ) -> list[tuple[tuple[str, ...], str | None, dict[str, Any]]]:
+    """Add the files of ``listing`` to ``entries``; its subdirectories, to list next."""
+    subdirectories = []
+    for name, (kind, info) in sorted(listing.get("children", {}).items()):
+        child = (*path, name)
+        if not safe_name(name):
+            on_unsafe("/".join(path + (repr(name),)))
+        elif kind == "dirnode":
+            subdirectories.append((child, _child_cap(info), info.get("metadata") or {}))
+        elif kind == "filenode":
+            entries.append(_file_entry(child, info))
+        else:
+            on_unsafe("/".join(child) + f" ({kind})")
+    return subdirectories
 
 
 def _file_entry(path: tuple[str, ...], info: dict[str, Any]) -> ArchiveEntry:
@@ -233,23 +274,3 @@ def _file_entry(path: tuple[str, ...], info: dict[str, Any]) -> ArchiveEntry:
         raise RestoreError(f"{'/'.join(path)}: the archive lists it without a readable cap")
     return ArchiveEntry(path, "file", cap, int(info.get("size") or 0),
                         recorded_mtime(info.get("metadata") or {}))
-
-
-def _walk(api: WebAPI, path: tuple[str, ...], listing: dict[str, Any],
-          metadata: dict[str, Any], on_unsafe: Callable[[str], None]) -> Iterator[ArchiveEntry]:
-    yield ArchiveEntry(path, "directory", _child_cap(listing) or "", 0, recorded_mtime(metadata))
-    for name, (kind, info) in sorted(listing.get("children", {}).items()):
-        child = (*path, name)
-        if not safe_name(name):
-            on_unsafe("/".join(path + (repr(name),)))
-        elif kind == "dirnode":
-            cap = _child_cap(info)
-            sub = api.directory(cap) if cap else None
-            if sub is None:
-                raise RestoreError(f"{'/'.join(child)}: the archive lists a directory the "
-                                   "node cannot read")
-            yield from _walk(api, child, sub, info.get("metadata") or {}, on_unsafe)
-        elif kind == "filenode":
-            yield _file_entry(child, info)
-        else:
-            on_unsafe("/".join(child) + f" ({kind})")
