@@ -191,9 +191,14 @@ def test_interrupted_restore_continues_and_detects_tampering(backed_up, tmp_path
     mtime) is detected and downloaded again, and nothing else is."""
     nd, dest = str(backed_up.nodedir), tmp_path / "dest"
     slow = ("--bandwidth", "400kB/s", "--parallel", "2")
+    spawned = time.monotonic()
     interrupted = spawn_restore(nd, "b1", str(dest), *slow)
     _wait_for_records(backed_up.nodedir, dest, 5, interrupted)
     interrupted.send_signal(signal.SIGINT)
+    # --bandwidth held: no more than its pace since the command started, plus a burst.
+    records = manifest_path(nd, dest).read_text().splitlines()[1:]
+    restored = sum(json.loads(line)["size"] for line in records)
+    assert restored <= 400_000 * (time.monotonic() - spawned) + 65_536, restored
     _, err = interrupted.communicate(timeout=30)
     assert interrupted.returncode == 130, err
     assert "run the same command again to continue" in err

@@ -227,7 +227,7 @@ def archive_files(
         _kind, info = parent.get("children", {}).get(subpath[-1], ("filenode", root))
         return [_file_entry(subpath, info)]
     entries: list[ArchiveEntry] = []
-    level = [(subpath, root, {})]
+    level: list[tuple[tuple[str, ...], dict[str, Any], dict[str, Any]]] = [(subpath, root, {})]
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         while level:
             subdirectories = []
