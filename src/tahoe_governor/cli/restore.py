@@ -31,7 +31,7 @@ import attrs
 from tqdm import tqdm
 
 from tahoe_governor.cli.demo import positive_int
-from tahoe_governor.cli.node_api import CommandError, GovernorClient, nodedir_argument
+from tahoe_governor.cli.node_api import CommandError, GovernorClient
 from tahoe_governor.cli.node_directory import add_node_directory
 from tahoe_governor.cli.restore_archive import (
     LATEST_WORD,
@@ -328,6 +328,10 @@ def _bandwidth(text: str) -> float | None:
             f"{text!r}: expected {ABSOLUTE_RATE_EXPECTED}, or unlimited") from None
 
 
+def _local_directory(text: str) -> Path:
+    return Path(os.path.abspath(os.path.expanduser(text)))
+
+
 def _subpath(text: str) -> tuple[str, ...]:
     names = tuple(name for name in text.split("/") if name)
     if any(name in (".", "..") for name in names):
@@ -347,7 +351,7 @@ def add_restore_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
     parser.add_argument("job", metavar="JOB",
                         help="the job's name in [backups], or its target (alias:path or a "
                              "directory cap), as on a new machine")
-    parser.add_argument("dest", metavar="DEST", type=lambda t: Path(nodedir_argument(t)),
+    parser.add_argument("dest", metavar="DEST", type=_local_directory,
                         help="the local directory to restore into (created if missing)")
     parser.add_argument("--archive", default=LATEST_WORD, metavar="TIMESTAMP|latest",
                         help="which archive (a name from 'tahoe-governor archives'); "
