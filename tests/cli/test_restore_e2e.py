@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -242,7 +243,8 @@ def test_interrupted_restore_continues_and_detects_tampering(backed_up, tmp_path
     assert repaired.returncode == 0, repaired.stderr
     assert "downloading it again: d3/f3.bin" in repaired.stdout
     assert tree_state(dest) == tree_state(backed_up.latest_tree)
-    assert FILE_BYTES <= received - listing <= FILE_BYTES * 1.3, (received, listing)
+    # One file's bytes came again, and only those (the listing varies by a few kB).
+    assert FILE_BYTES * 0.9 <= received - listing <= FILE_BYTES * 1.3, (received, listing)
 
 
 @pytest.mark.e2e
@@ -309,3 +311,54 @@ def test_a_full_disk_stops_with_nothing_half_written(backed_up, tmp_path):
         assert 0 < len(restored) < FILES
         for name in restored:
             assert (dest / name).read_bytes() == (backed_up.latest_tree / name).read_bytes()
+
+
+def sheet_commands(sheet: str, newnode: Path) -> tuple[list[list[str]], dict[str, str]]:
+    """The numbered commands of a recovery sheet (NEWNODE filled in), and each job's target
+    as the sheet names it (``b1: backup:photos``)."""
+    commands, targets = [], {}
+    jobs = sheet.split("\nJobs\n", 1)[1].split("\n\n", 1)[0]
+    for line in jobs.splitlines():
+        if line.startswith("  ") and not line.startswith("   "):
+            job, target = line.strip().split(": ", 1)
+            targets[job] = target
+    for line in sheet.splitlines():
+        step = line.strip()
+        if step[:3] in ("1. ", "2. ", "3. "):
+            commands.append([str(newnode) if word == "NEWNODE" else word
+                             for word in shlex.split(step[3:])])
+    return commands, targets
+
+
+@pytest.mark.e2e
+def test_a_new_node_made_from_the_recovery_sheet_alone_restores_latest(backed_up, tmp_path):
+    """With nothing but the recovery sheet, in docs/restore.md's order: the sheet's
+    create-client, the node run (no jobs yet), the sheet's add-alias, and a restore of the
+    job's target as the sheet names it give back the latest archive on a new node, byte for
+    byte, with modification times."""
+    printed = governor("recovery-sheet", str(backed_up.nodedir), timeout=60)
+    assert printed.returncode == 0, printed.stderr
+    newnode, dest = tmp_path / "new", tmp_path / "restored"
+    (create, add_alias, _restore), targets = sheet_commands(printed.stdout, newnode)
+    assert create[:2] == ["tahoe", "create-client"] and add_alias[3] == "add-alias"
+    assert targets == {"b1": "backup:photos"}
+    # This grid's nodes serve their web API on loopback ports of their own choosing.
+    tahoe = [sys.executable, "-m", "allmydata.scripts.runner"]
+    made = subprocess.run([*tahoe, *create[1:-1], "--webport=tcp:0:interface=127.0.0.1",
+                           create[-1]], capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stdout + made.stderr
+    with open(newnode / "tahoe.cfg", "a", encoding="utf-8") as cfg:
+        cfg.write("\n[client]\nforce_foolscap = true\n")
+    node = spawn_node(newnode, tmp_path / "new.log")
+    try:
+        poll("the new node to connect to every server",
+             lambda: (newnode / "node.url").exists() and servers_connected(newnode) == 3,
+             time.monotonic() + STARTUP_BUDGET)
+        aliased = subprocess.run([*tahoe, *add_alias[1:]], capture_output=True, text=True,
+                                 timeout=60)
+        assert aliased.returncode == 0, aliased.stdout + aliased.stderr
+        restored = governor("restore", str(newnode), targets["b1"], str(dest))
+        assert restored.returncode == 0, restored.stderr
+    finally:
+        stop_node(node)
+    assert tree_state(dest) == tree_state(backed_up.latest_tree)
