@@ -9,7 +9,7 @@ import re
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -328,3 +328,27 @@ def test_command_line_reads_every_option(tmp_path):
         OLD, ("pics", "p1.jpg"), True, 25_000, 3)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["restore", str(tmp_path), "b1", "d", "--bandwidth", "50%"])
+
+
+def test_a_connection_cut_mid_file_is_a_failure_not_a_success(grid, nodedir, tmp_path):
+    """The node closing a response early (http.client's IncompleteRead) fails that file:
+    reported, exit 1, no temporary file, the final name never written."""
+    import http.client
+
+    original = grid.open_file
+
+    class CutStream(io.BytesIO):
+        def read(self, n: int = -1) -> bytes:
+            raise http.client.IncompleteRead(b"", 7000)
+
+    def open_file(cap: str) -> IO[bytes]:
+        stream = original(cap)
+        return CutStream() if len(stream.getvalue()) == 7000 else stream
+
+    grid.open_file = open_file  # type: ignore[method-assign]
+    dest = tmp_path / "dest"
+    status, _, err = run(grid, nodedir, dest)
+    assert status == 1
+    assert "1 could not be downloaded:\n  pics/p2.jpg: IncompleteRead" in err
+    assert not (dest / "pics" / "p2.jpg").exists()
+    assert not list(dest.rglob(PARTIAL_PREFIX + "*"))

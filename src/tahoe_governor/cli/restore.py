@@ -17,6 +17,7 @@ skipped, not downloaded again.
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import queue
 import signal
@@ -129,7 +130,8 @@ def check_room(dest: Path, needed: int) -> None:
     folder = dest
     while not folder.exists():
         folder = folder.parent
-    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    stats = os.statvfs(folder)
+    free = stats.f_bavail * stats.f_frsize
     if needed > free:
         raise RestoreError(f"{dest}: the files to restore need {format_bytes(needed)} and its "
                            f"file system has {format_bytes(free)} free: make room, or restore "
@@ -198,7 +200,7 @@ class Downloads:
             self.stop.set()
             self.events.put(("disk_full", str(e)))
             return
-        except (DownloadError, OSError, ValueError) as e:
+        except (DownloadError, OSError, ValueError, http.client.HTTPException) as e:
             why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             self.events.put(("failed", f"{entry.label}: {why}"))
             return
@@ -297,8 +299,12 @@ def report(outcome: RestoreOutcome, plan: RestorePlan, dest: Path, seconds: floa
         print(f"{outcome.disk_full}: no space left on the device after restoring {done}; "
               f"nothing half-written was left. Make room, then {again}.", file=err)
         return 1
+    missing = len(plan.downloads) - outcome.files_done - len(outcome.failures)
+    if missing > 0:  # a download thread that ended on something unforeseen
+        outcome.failures.append(f"{missing} more files were not downloaded (see above)")
     if outcome.failures:
-        print(f"Restored {done}; {len(outcome.failures)} could not be downloaded:", file=err)
+        failed = len(plan.downloads) - outcome.files_done
+        print(f"Restored {done}; {failed} could not be downloaded:", file=err)
         for failure in outcome.failures[:CONFLICTS_SHOWN]:
             print(f"  {failure}", file=err)
         print(f"Check the grid ('tahoe-governor status'), then {again}.", file=err)
