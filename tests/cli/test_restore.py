@@ -253,12 +253,13 @@ def test_ctrl_c_stops_and_reports_how_to_continue(grid, nodedir, tmp_path):
 
     grid.open_file = lambda cap: SlowStream(original(cap).read())  # type: ignore[method-assign]
     dest = tmp_path / "dest"
+    handler_before = signal.getsignal(signal.SIGINT)
     status, _, err = run(grid, nodedir, dest, parallel=1)
     assert status == EXIT_INTERRUPTED
     assert re.search(r"Interrupted after restoring [01] of 3 files", err), err
     assert "run the same command again to continue" in err
     assert not list(dest.rglob(PARTIAL_PREFIX + "*"))
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is handler_before  # the restore put it back
     grid.open_file = original  # type: ignore[method-assign]
     assert run(grid, nodedir, dest)[0] == 0
     assert tree_of(dest) == expected(NEW_TREE)
