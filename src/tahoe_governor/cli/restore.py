@@ -262,7 +262,8 @@ def restore(request: RestoreRequest, api: WebAPI, out: TextIO, err: TextIO,
         more = len(plan.conflicts) - CONFLICTS_SHOWN
         raise RestoreError(
             f"{dest} already has {len(plan.conflicts)} of the archive's paths, not as a "
-            f"restore of this archive wrote them:\n  {shown}" + (f"\n  (and {more} more)" if more > 0 else "")
+            f"restore of this archive wrote them:\n  {shown}"
+            + (f"\n  (and {more} more)" if more > 0 else "")
             + "\nnothing was changed: restore into an empty directory, or add --overwrite "
             "to replace those files")
     check_room(dest, plan.download_bytes)
