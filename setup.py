@@ -26,6 +26,9 @@ setup(
         "numpy>=1.26",
         "prometheus-client>=0.20",
         "psutil>=5.9",
+        # the restore's progress bar (files, bytes, ETA); Tahoe already brings it in
+        # through magic-wormhole.
+        "tqdm>=4.60",
         "attrs>=23.1",
         # zoneinfo's IANA data where the system has none (allowed times are local).
         "tzdata>=2024.1",

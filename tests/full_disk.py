@@ -47,13 +47,16 @@ class SmallFileSystem:
 
 
 @contextmanager
-def small_filesystem(path: Path, size: int = FILESYSTEM_BYTES) -> Iterator[SmallFileSystem]:
-    """Mount a tmpfs of ``size`` bytes at ``path`` (created) for the block; skip if not allowed."""
+def small_filesystem(path: Path, size: int = FILESYSTEM_BYTES,
+                     inodes: int | None = None) -> Iterator[SmallFileSystem]:
+    """Mount a tmpfs of ``size`` bytes (and at most ``inodes`` files and directories, when
+    given) at ``path`` (created) for the block; skip if not allowed."""
     path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
         pytest.skip("a real full disk needs a tmpfs mounted by root; this test runs as "
                     f"uid {os.geteuid()} (the injected-error tests cover the same code)")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
+    options = f"size={size},mode=0700" + (f",nr_inodes={inodes}" if inodes else "")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs",
                               str(path)], capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.skip("a real full disk needs a tmpfs, and mounting one is not permitted here: "

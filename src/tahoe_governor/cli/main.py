@@ -17,6 +17,7 @@ from tahoe_governor.cli.node_directory import (
     resolve_node_directory,
 )
 from tahoe_governor.cli.recovery_sheet import add_recovery_sheet_command
+from tahoe_governor.cli.restore import add_restore_command
 from tahoe_governor.cli.run import add_run_parser
 from tahoe_governor.cli.status import add_status_command
 from tahoe_governor.cli.versions import versions
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_archives_command(sub)
     add_recovery_sheet_command(sub)
     add_maintenance_command(sub)
+    add_restore_command(sub)
     return parser
 
 
