@@ -309,5 +309,5 @@ def test_an_automatic_cap_is_explained(tmp_path: Path) -> None:
     cfg = (CONFIGS / "valid" / "story.cfg").read_text().replace(
         "peer.parents.up = 200kbps", "peer.parents.up = auto\npeer.parents.target_delay = 40ms")
     _status, out, err = _check(_nodedir(tmp_path, cfg))
-    assert "up:   auto: starts at 8 kB/s (64 kbps) and follows the line's delay (target 40 ms)" \
+    assert "up:   auto: starts at 32 kB/s (256 kbps) and follows the line's delay (target 40 ms)" \
         in out, out + err

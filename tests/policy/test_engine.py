@@ -382,8 +382,8 @@ def test_an_automatic_cap_takes_each_peers_controller_rate_under_the_node_cap() 
     assert peer.target_delay == 0.05
     assert limits.peer_rates_by_tubid() == {a: (40_000.0, UNLIMITED), b: (75_000.0, UNLIMITED)}
     unmeasured = limits_at(p, MONDAY_NOON, known_peers=known)
-    assert unmeasured.peer_rates_by_tubid()[a] == (8_000.0, UNLIMITED)
-    assert limits_at(p, MONDAY_NOON).unresolved_peer_rates() == (8_000.0, UNLIMITED)
+    assert unmeasured.peer_rates_by_tubid()[a] == (32_000.0, UNLIMITED)
+    assert limits_at(p, MONDAY_NOON).unresolved_peer_rates() == (32_000.0, UNLIMITED)
 
 
 def test_an_override_replaces_an_automatic_cap() -> None:

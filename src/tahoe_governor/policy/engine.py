@@ -227,8 +227,9 @@ class Limits:
         return up, down
 
 
-AUTO_START_BYTES = 8_000.0
-"""An automatic cap starts at 64 kbit/s, which any DSL uplink carries, and grows from there."""
+AUTO_START_BYTES = 32_000.0
+"""An automatic cap starts at 256 kbit/s, below most DSL uplinks, and moves from there: a
+slower start leaves Tahoe's pipelined writes queued long enough to time out its queries."""
 
 
 def auto_start_rate(encoding: Encoding) -> float:
