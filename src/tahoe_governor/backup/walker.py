@@ -505,8 +505,9 @@ class BackupWalker:
         file's, to count the restart (None for a directory).
         """
         while True:
-            await self._wait_to_start_upload()
+            started = await self._wait_to_start_upload()
             lease = self._completion.new_lease(abortable=True)
+            self.throttle.upload_starting(lease, started)
             try:
                 cap: bytes = await upload(lease)
                 return cap
@@ -523,13 +524,13 @@ class BackupWalker:
             finally:
                 self._completion.drop_lease(lease)
 
-    async def _wait_to_start_upload(self) -> None:
+    async def _wait_to_start_upload(self) -> Callable[[], None]:
         """Hold a new upload while a capped peer's queue is long (the throttle's
         backlog gate): files then finish one after another at the cap's pace, and
         an interruption loses seconds of work, not every file in flight."""
         lease = self._completion.new_lease(abortable=False)
         try:
-            await self.throttle.wait_to_start_upload(lease)
+            return await self.throttle.wait_to_start_upload(lease)
         finally:
             self._completion.drop_lease(lease)
 
