@@ -6,7 +6,10 @@ import pytest
 from twisted.internet.task import Clock, LoopingCall
 
 from tahoe_governor.throttle import ConnectionShaper, default_burst
-from tahoe_governor.throttle.release_scheduler import LATE_CREDIT_SECONDS
+from tahoe_governor.throttle.release_scheduler import (
+    LATE_CREDIT_SECONDS,
+    LATE_IS_A_JUMP_SECONDS,
+)
 
 from .shaping_fakes import TUBID_A, TUBID_B, TUBID_C, connect, run
 
@@ -106,11 +109,15 @@ def test_a_busy_reactor_delays_bytes_but_the_cap_is_still_reached():
 
 
 def test_lateness_is_made_up_for_only_up_to_the_late_credit():
-    """A reactor held 2 s at a time gets LATE_CREDIT_SECONDS of the rate (plus the
-    burst) per stall, not the whole 2 s: a long stall does not send a flood."""
-    got = _sent_with_reactor_held(2.0)
+    """A reactor held 1.5 s at a time gets LATE_CREDIT_SECONDS of the rate (plus the
+    burst) per stall, not the whole 1.5 s: a long stall does not send a flood; held
+    longer than LATE_IS_A_JUMP_SECONDS (a sleep, a clock set forward), only the burst."""
+    got = _sent_with_reactor_held(1.5, seconds=15.0)
     per_stall = 100_000 * LATE_CREDIT_SECONDS + default_burst(100_000)
-    assert got == pytest.approx(per_stall / 2.0, rel=0.05)
+    assert got == pytest.approx(per_stall / 1.5, rel=0.05)
+    jumped = _sent_with_reactor_held(LATE_IS_A_JUMP_SECONDS + 1, seconds=15.0)
+    assert jumped == pytest.approx(default_burst(100_000) / (LATE_IS_A_JUMP_SECONDS + 1),
+                                   rel=0.05)
 
 
 def test_a_peer_that_starts_waiting_after_a_late_timer_gets_no_credit():

@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tahoe_governor.status import GovernorStatus
 from tahoe_governor.web import metrics, private_page, public_page
 from tahoe_governor.web.metrics import metrics_resource
-from tahoe_governor.web.rendered_once import RenderedOnce, fill_in, placeholder
+from tahoe_governor.web.rendered_once import RenderedOnce, fill_in, per_response_marker
 from tests.web.web_client import TOKEN, GovernorTestCase
 
 CSRF_INPUT = re.compile(r'name="csrf" value="([^"]+)"')
@@ -50,7 +50,7 @@ def test_rendered_once_reuses_an_equal_key_and_renders_a_different_one() -> None
 
 def test_fill_in_replaces_each_placeholder_everywhere() -> None:
     """Every occurrence of each marker gets its value; two markers never collide."""
-    csrf, nonce = placeholder(), placeholder()
+    csrf, nonce = per_response_marker(), per_response_marker()
     assert csrf != nonce and csrf.replace("-", "").isalnum()
     body = f"<a v='{csrf}'/><b v='{csrf}'/><script n='{nonce}'>".encode()
     assert fill_in(body, {csrf: "t.1", nonce: "n-2"}) == b"<a v='t.1'/><b v='t.1'/><script n='n-2'>"

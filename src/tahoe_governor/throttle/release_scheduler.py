@@ -43,7 +43,8 @@ the node bucket and those of peers waiting since before that instant catch up
 where a bucket clipped at its 50 ms burst would have lost the rest. The price
 is a larger burst right after a stall: any window of ``t`` seconds carries at
 most ``rate * (t + LATE_CREDIT_SECONDS) + burst``, and only after the
-reactor was held that long.
+reactor was held that long. A release more than :data:`LATE_IS_A_JUMP_SECONDS`
+late is a sleep or a clock set forward, not a busy reactor: nothing is made up.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ MIN_WAKE_BYTES = 1460
 
 LATE_CREDIT_SECONDS = 0.5
 """The most lateness of a release that is made up for (see the module documentation)."""
+
+LATE_IS_A_JUMP_SECONDS = 2.0
+"""A release later than this is not made up for at all: the machine slept or the
+clock was set forward, and the line was not waiting for a busy reactor."""
 
 
 class Lane(Protocol):
@@ -329,7 +334,7 @@ class ReleaseScheduler:
             due = self._due
             self._cancel_timer()
             now = self._clock.seconds()
-            if due is not None and due < now:
+            if due is not None and due < now <= due + LATE_IS_A_JUMP_SECONDS:
                 self._catch_up(due, now)
             self._release_fair(now)
             self._schedule(now)

@@ -67,7 +67,7 @@ from tahoe_governor.web.page_layout import (
     wants_json,
 )
 from tahoe_governor.web.rate_history import RateHistory
-from tahoe_governor.web.rendered_once import RenderedOnce, fill_in, placeholder
+from tahoe_governor.web.rendered_once import RenderedOnce, fill_in, per_response_marker
 from tahoe_governor.web.request_errors import (
     GovernorPage,
     NotFound,
@@ -219,11 +219,11 @@ class PrivateStatusPage(GovernorPage):
 
     @staticmethod
     def _json_rendering(status: GovernorStatus) -> tuple[bytes, str]:
-        csrf = placeholder()
+        csrf = per_response_marker()
         return json_bytes({**private_dict(status), CSRF_FIELD: csrf}), csrf
 
     def _html_rendering(self, status: GovernorStatus, charts_at: float) -> tuple[bytes, str, str]:
-        csrf, nonce = placeholder(), placeholder()
+        csrf, nonce = per_response_marker(), per_response_marker()
         return html_bytes(self._document(status, csrf, nonce, charts_at)), csrf, nonce
 
     def _document(self, status: GovernorStatus, csrf: str, nonce: str, charts_at: float) -> Tag:

@@ -10,7 +10,7 @@ key is compared by value, never by age: a snapshot that changed, however it
 changed and whatever the clock says, is rendered again.
 
 What must differ per response (the private page's CSRF token and script
-nonce) is rendered as a :func:`placeholder` and put in by :func:`fill_in` for
+nonce) is rendered as a :func:`per_response_marker` and put in by :func:`fill_in` for
 each request.
 """
 
@@ -40,7 +40,7 @@ class RenderedOnce(Generic[Rendering]):
         return self._rendering
 
 
-def placeholder() -> str:
+def per_response_marker() -> str:
     """A fresh marker to render where a per-response value goes (letters and digits
     only, so no escaping changes it; random, so no name from the grid can forge it)."""
     return "per-response-" + secrets.token_hex(16)
