@@ -218,14 +218,17 @@ def test_without_a_backlog_gate_uploads_start_at_once():
 
 
 def test_the_next_upload_starts_once_the_one_before_hands_bytes_to_the_encoder():
-    """Behind a capped queue, uploads start one by one: the second waits until the
-    first admits wire bytes (its servers are chosen), or until its lease ends."""
+    """Behind a capped queue with room for one reservation (uploads of 200 kB reserve
+    100 kB: the bound), the second waits until the first admits wire bytes (its
+    servers are chosen, its bytes queue), or until its lease ends."""
     clock = Clock()
-    throttle = JobThrottle(clock, backlog_gate=BacklogGate(FakeQueues(0, 100_000), clock))
+    queues = FakeQueues(0, 100_000)
+    throttle = JobThrottle(clock, backlog_gate=BacklogGate(queues, clock))
 
     def start():
         lease = throttle.lease(abortable=True)
-        waiting = Deferred.fromCoroutine(throttle.wait_to_start_upload(throttle.lease(False)))
+        waiting = Deferred.fromCoroutine(
+            throttle.wait_to_start_upload(throttle.lease(False), 200_000))
         waiting.addCallback(lambda started: throttle.upload_starting(lease, started))
         return waiting, lease
 

@@ -11,6 +11,7 @@ from tahoe_governor.throttle.backlog_gate import (
     MIN_BACKLOG_BYTES,
     TAHOE_QUERY_TIMEOUT_SECONDS,
     BacklogGate,
+    first_share_bytes,
 )
 from tests.throttle.shaping_fakes import TUBID_A, TUBID_B, connect
 
@@ -106,23 +107,24 @@ def test_bad_bounds_are_refused(seconds: float) -> None:
         BacklogGate(ConnectionShaper(Clock()), Clock(), seconds=seconds)
 
 
-def test_one_upload_at_a_time_is_admitted_until_its_bytes_reach_the_queue() -> None:
-    """While a queue is capped, an admitted upload holds the next until it says its
-    bytes are on their way (its servers chosen): an empty queue at a run's start does
-    not admit every upload slot at once. Saying it twice frees no second place."""
+def test_admitted_uploads_reserve_their_first_share_until_their_bytes_are_queued() -> None:
+    """Behind an empty queue capped at 100 kB/s (bound 100 kB), uploads of 80 kB each
+    reserve 40 kB until their bytes are on their way: two are admitted, not every upload
+    slot at once; the first of a queue needs no room, so a file over the bound starts."""
     clock = Clock()
     shaper = ConnectionShaper(clock)
     shaper.set_peer_limit(TUBID_A, up=100_000)
     connect(shaper, clock, TUBID_A)
     gate = BacklogGate(shaper, clock)
-    first = gate.admit()
-    assert first is not None
-    assert gate.admit() is None and not gate.open()
+    first, second = gate.admit(80_000), gate.admit(80_000)
+    assert first is not None and second is not None
+    assert gate.admit(80_000) is None and not gate.open(80_000)
     first()
-    second = gate.admit()
-    assert second is not None
-    first()
-    assert gate.admit() is None
+    first()  # said twice: frees its reservation once
+    assert gate.reserved == first_share_bytes(80_000)
+    second()
+    assert gate.admit(10_000_000) is not None  # alone: a big file still starts
+    assert gate.admit(80_000) is None  # its first share and this one's would not fit
 
 
 def test_without_a_capped_queue_uploads_are_not_held_one_by_one() -> None:

@@ -199,18 +199,21 @@ class JobThrottle:
 
     # -- the seam ------------------------------------------------------------
 
-    async def wait_to_start_upload(self, lease: Lease) -> Callable[[], None]:
+    async def wait_to_start_upload(
+        self, lease: Lease, upload_bytes: int = 0
+    ) -> Callable[[], None]:
         """Wait, before a new upload starts, until no capped peer's queue is over its
         bound (the backlog gate's), so the bytes in flight to a slow peer stay a few
         seconds of its cap and files finish one after another. Raises the lease's
-        error if it fails meanwhile. Returns what :meth:`upload_starting` takes: the
-        gate admits the next upload once this one has admitted wire bytes."""
+        error if it fails meanwhile. ``upload_bytes`` (the file's size) is what the
+        gate reserves room for. Returns what :meth:`upload_starting` takes: the
+        reservation lasts until this upload has admitted wire bytes."""
         lease.check()
         gate = self._backlog_gate
         if gate is None:
             return _nothing
-        while (started := gate.admit()) is None:
-            await self._wait_gate(lease, gate.wait)
+        while (started := gate.admit(upload_bytes)) is None:
+            await self._wait_gate(lease, lambda: gate.wait(upload_bytes))
         return started
 
     def upload_starting(self, lease: Lease, started: Callable[[], None]) -> None:
