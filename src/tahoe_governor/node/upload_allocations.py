@@ -91,15 +91,22 @@ class AllocationLedger:
             d.addErrback(lambda f: log.debug("abort of a bucket writer: {f}", f=f.value))
 
 
-class _WatchedStorageServer:
-    """A server's storage interface whose ``allocate_buckets`` answers the ledger sees."""
+class _Watching:
+    """Tahoe's ``inner`` object as it is, but for what a subclass watches for ``ledger``."""
 
-    def __init__(self, storage_server: Any, ledger: AllocationLedger) -> None:
-        self._storage_server = storage_server
+    def __init__(self, inner: Any, ledger: AllocationLedger) -> None:
+        self._inner = inner
         self._ledger = ledger
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _WatchedStorageServer(_Watching):
+    """A server's storage interface whose ``allocate_buckets`` answers the ledger sees."""
+
     def allocate_buckets(self, storage_index: bytes, *args: Any, **kwargs: Any) -> Any:
-        d = self._storage_server.allocate_buckets(storage_index, *args, **kwargs)
+        d = self._inner.allocate_buckets(storage_index, *args, **kwargs)
 
         def granted(answer: Any) -> Any:
             _already_got, writers = answer
@@ -108,42 +115,25 @@ class _WatchedStorageServer:
 
         return d.addCallback(granted)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._storage_server, name)
 
-
-class _WatchedServer:
+class _WatchedServer(_Watching):
     """An ``IServer`` of an upload, its storage interface watched."""
 
-    def __init__(self, server: Any, ledger: AllocationLedger) -> None:
-        self._server = server
-        self._ledger = ledger
-
     def get_storage_server(self) -> Any:
-        storage_server = self._server.get_storage_server()
+        storage_server = self._inner.get_storage_server()
         if storage_server is None:
             return None
         return _WatchedStorageServer(storage_server, self._ledger)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._server, name)
 
-
-class UploadWatchingBroker:
+class UploadWatchingBroker(_Watching):
     """A storage broker whose servers for an upload report their allocations to ``ledger``."""
 
-    def __init__(self, broker: Any, ledger: AllocationLedger) -> None:
-        self._broker = broker
-        self._ledger = ledger
-
     def get_servers_for_psi(self, peer_selection_index: bytes, for_upload: bool = False) -> Any:
-        servers = self._broker.get_servers_for_psi(peer_selection_index, for_upload=for_upload)
+        servers = self._inner.get_servers_for_psi(peer_selection_index, for_upload=for_upload)
         if not for_upload:
             return servers
         return [_WatchedServer(server, self._ledger) for server in servers]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._broker, name)
 
 
 @implementer(IUploadable)
