@@ -132,12 +132,13 @@ def build_governor(
     reloader = None if config_text is None else ConfigReloader(
         lambda running, text: read_for_reload(nodedir, running, text), scheduler, live,
         config_text)
+    snapshots = RecentSnapshot(assembly.status, reactor, TICK_SECONDS)
+    scheduler.add_change_listener(snapshots.invalidate)  # a job's new state shows at once
     return Governor(
         reactor, client, shaper=shaper, live=live, database=database, meters=meters,
         budgets=budgets, scheduler=scheduler, peers=peers,
         clock_steps=ClockStepWatch(reactor, monotonic), auto_caps=auto_caps,
-        controls=NodeControls(scheduler, live,
-                              RecentSnapshot(assembly.status, reactor, TICK_SECONDS),
+        controls=NodeControls(scheduler, live, snapshots,
                               reload=None if reloader is None else reloader.reload,
                               records=records),
         web=web, token=token,

@@ -8,10 +8,12 @@ keeps the last snapshot for up to ``max_age_seconds`` of the reactor's time
 the same frozen value to every reader meanwhile; the pages and ``/metrics``
 then render each snapshot once (:mod:`tahoe_governor.web.rendered_once`).
 
-A control the owner carries out (:class:`~.controls.NodeControls`) calls
-:meth:`RecentSnapshot.invalidate`, so a page read after a pause or a new
-limit shows it, whatever the clock says. Everything else the snapshot shows
-(a file finished, a window opened) is at most ``max_age_seconds`` late.
+A control the owner carries out (:class:`~.controls.NodeControls`) and a
+job's change of state (the scheduler's change listeners) call
+:meth:`RecentSnapshot.invalidate`, so a page read after a pause, a new limit
+or a failed run shows it, whatever the clock says. Everything else the
+snapshot shows (a file finished, bytes sent) is at most ``max_age_seconds``
+late.
 """
 
 from __future__ import annotations
