@@ -32,6 +32,7 @@ from tahoe_governor.node.controls import NodeControls
 from tahoe_governor.node.governor import TICK_SECONDS, Governor
 from tahoe_governor.node.maintenance_walkers import JobWalkers, MaintenanceWalkers
 from tahoe_governor.node.owner_records import OwnerRecords
+from tahoe_governor.node.recent_snapshot import RecentSnapshot
 from tahoe_governor.node.reload import ConfigReloader, read_for_reload
 from tahoe_governor.node.status_assembly import NodeStatusAssembly
 from tahoe_governor.node.storage_peers import StoragePeerWatch, shaped_peer_addresses, text
@@ -131,11 +132,13 @@ def build_governor(
     reloader = None if config_text is None else ConfigReloader(
         lambda running, text: read_for_reload(nodedir, running, text), scheduler, live,
         config_text)
+    snapshots = RecentSnapshot(assembly.status, reactor, TICK_SECONDS)
+    scheduler.add_change_listener(snapshots.invalidate)  # a job's new state shows at once
     return Governor(
         reactor, client, shaper=shaper, live=live, database=database, meters=meters,
         budgets=budgets, scheduler=scheduler, peers=peers,
         clock_steps=ClockStepWatch(reactor, monotonic), auto_caps=auto_caps,
-        controls=NodeControls(scheduler, live, assembly.status,
+        controls=NodeControls(scheduler, live, snapshots,
                               reload=None if reloader is None else reloader.reload,
                               records=records),
         web=web, token=token,

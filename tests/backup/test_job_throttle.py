@@ -215,3 +215,35 @@ def test_without_a_backlog_gate_uploads_start_at_once():
     throttle = JobThrottle(clock)
     d = Deferred.fromCoroutine(throttle.wait_to_start_upload(throttle.lease(abortable=True)))
     assert d.called
+
+
+def test_the_next_upload_starts_once_the_one_before_hands_bytes_to_the_encoder():
+    """Behind a capped queue with room for one reservation (uploads of 200 kB reserve
+    100 kB: the bound), the second waits until the first admits wire bytes (its
+    servers are chosen, its bytes queue), or until its lease ends."""
+    clock = Clock()
+    queues = FakeQueues(0, 100_000)
+    throttle = JobThrottle(clock, backlog_gate=BacklogGate(queues, clock))
+
+    def start():
+        lease = throttle.lease(abortable=True)
+        waiting = Deferred.fromCoroutine(
+            throttle.wait_to_start_upload(throttle.lease(False), 200_000))
+        waiting.addCallback(lambda started: throttle.upload_starting(lease, started))
+        return waiting, lease
+
+    first, first_lease = start()
+    second, second_lease = start()
+    assert first.called and not second.called
+    Deferred.fromCoroutine(throttle.admit(first_lease, 0))  # hashing: no bytes out yet
+    clock.advance(0.1)
+    assert not second.called
+    Deferred.fromCoroutine(throttle.admit(first_lease, 16_384))
+    clock.advance(0.1)
+    assert second.called
+    third, _ = start()
+    clock.advance(0.1)
+    assert not third.called
+    throttle.release(second_lease)  # the second upload ended (failed) before any byte
+    clock.advance(0.1)
+    assert third.called

@@ -270,3 +270,15 @@ def test_due_job_shows_waiting_before_the_scheduler_starts(tmp_path):
     live = LivePolicy.from_database(clock, parse_policy_text(CONFIG, UTC), db)
     scheduler = BackupScheduler(clock, live, db, lambda job, throttle: None)
     assert scheduler.job_statuses()[0].state == "waiting"
+
+
+def test_change_listeners_hear_of_every_change_of_a_jobs_state(harness):
+    """A run failing, and its retry starting, each tell the change listeners at the
+    instant they happen (the node's shared status snapshot is renewed by them)."""
+    heard = []
+    harness.scheduler.add_change_listener(lambda: heard.append(harness.state))
+    harness.walkers[0].fail()
+    harness.clock.advance(0)
+    assert heard[-1] == "failed"
+    harness.clock.advance(RETRY_FIRST_SECONDS)
+    assert heard[-1] == "running"

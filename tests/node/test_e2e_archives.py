@@ -14,6 +14,7 @@ from twisted.trial.unittest import TestCase
 
 from tahoe_governor.cli.archives import run_archives
 from tahoe_governor.cli.recovery_sheet import run_recovery_sheet
+from tahoe_governor.node.governor import TICK_SECONDS
 from tests.grid import LocalGrid
 from tests.node.governed_grid import (  # noqa: F401 (grid_on_class is a fixture)
     get_body,
@@ -107,6 +108,9 @@ class ArchivesOnGridTests(TestCase):
             furl = self.grid.introducer_furl
             self.assertIn(f"directory cap of alias 'backup': {cap}", sheet.getvalue())
             self.assertIn(f"tahoe create-client --introducer={furl}", sheet.getvalue())
+            # the command wrote to the state database: the pages' shared snapshot
+            # shows it from the next meter tick on
+            await task.deferLater(reactor, TICK_SECONDS, lambda: None)
             private = json.loads(await get_body(governor.private_url + "?t=json"))
             self.assertIsNone(private["recovery_sheet_reminder"])
             public = await get_body(governor.web_url + "governor?t=json")

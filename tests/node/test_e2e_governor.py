@@ -173,6 +173,33 @@ class GovernorOnGridTests(TestCase):
             # Tahoe logs the aborts of the uploads the lost server cut short.
             self.flushLoggedErrors(DeadReferenceError)
 
+    def test_cap_lowered_tenfold_mid_run_fails_no_upload(self) -> defer.Deferred[None]:
+        """A peer's cap cut from 800 to 80 kbit/s while dozens of uploads are under way:
+        the queue to it, already seconds long, would hold Tahoe's next server-selection
+        queries past their 15 s timeout; held new uploads keep it short, and the run
+        completes with every file uploaded and none failed."""
+        return defer.ensureDeferred(self._cap_lowered_tenfold_mid_run_fails_no_upload())
+
+    async def _cap_lowered_tenfold_mid_run_fails_no_upload(self) -> None:
+        files = 40
+        _, nodedir = self.capped_node_dir(files=files, size=16_000, capped=2)
+        server = self.grid.servers[2]
+        client, governor = await start_governed_node(nodedir)
+        try:
+            runner = governor.scheduler.runners["b1"]
+            await wait_for(lambda: governor.shaper.peer_stats(server.tubid).sent_bytes > 60_000,
+                           60, "the capped server to receive 60 kB")
+            governor.controls.set_limit("peer", server.nickname, "up", "80kbps")
+            await wait_for(lambda: runner.lifecycle.state != "running", 120,
+                           "the run to end", state=lambda: runner.progress())
+            result = runner.last_result
+            self.assertEqual(done_runs(governor), ["completed"], runner.progress())
+            assert result is not None
+            self.assertEqual(result.progress.files_failed, 0)
+            self.assertEqual(result.progress.files_uploaded, files)
+        finally:
+            await stop_node(client)
+
     def test_node_stopped_mid_run_and_restarted_completes(self) -> defer.Deferred[None]:
         """Stopping the node mid-run loses nothing: the restart completes, reusing the
         files finished before, and both databases are intact."""

@@ -19,7 +19,12 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from tahoe_governor.app import build_governor
-from tahoe_governor.node.governor import CAPACITY_SAVE_SECONDS, GRID_WAIT_SECONDS, Governor
+from tahoe_governor.node.governor import (
+    CAPACITY_SAVE_SECONDS,
+    GRID_WAIT_SECONDS,
+    TICK_SECONDS,
+    Governor,
+)
 from tahoe_governor.node.storage_peers import PEER_REFRESH_SECONDS
 from tahoe_governor.policy.config import parse_policy_text
 from tahoe_governor.policy.state_db import StateDatabase
@@ -180,6 +185,27 @@ def test_an_override_reaches_the_shaper_and_the_private_status_only(
     assert private_dict(status)["overrides"] == ["peer parents up = 400kbps"]
     governor.controls.set_limit("peer", "parents", "up", None)
     assert client.shaper.peer_limit(PARENTS) == (25_000, None)
+
+
+def test_readers_share_a_snapshot_per_tick_and_every_control_shows_at_once(
+    governor: Governor, client: FakeClient, clock: Clock
+) -> None:
+    """The pages' readers share one snapshot for a meter tick; pause, resume, run now
+    and a limit each show in the very next snapshot, without the clock moving."""
+    client.storage_broker.connected_enough.callback(None)
+    first = governor.controls.status()
+    assert governor.controls.status() is first
+    governor.controls.pause("b1")
+    assert governor.controls.status().job("b1").state == "paused"
+    governor.controls.resume("b1")
+    assert governor.controls.status().job("b1").state != "paused"
+    governor.controls.set_limit("job", "b1", "up", "100kbps")
+    assert governor.controls.status().overrides == ("job b1 up = 100kbps",)
+    before = governor.controls.status()
+    governor.controls.run_now("b1", force=True)
+    assert governor.controls.status() is not before
+    clock.advance(TICK_SECONDS)
+    assert governor.controls.status().at == clock.seconds()
 
 
 def test_controls_refuse_unknown_jobs_and_scopes(governor: Governor) -> None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from twisted.internet.task import Clock, LoopingCall
 
-from tahoe_governor.throttle import ConnectionShaper
+from tahoe_governor.throttle import ConnectionShaper, default_burst
+from tahoe_governor.throttle.release_scheduler import (
+    LATE_CREDIT_SECONDS,
+    LATE_IS_A_JUMP_SECONDS,
+)
 
 from .shaping_fakes import TUBID_A, TUBID_B, TUBID_C, connect, run
 
@@ -80,3 +84,56 @@ def test_connections_of_one_peer_share_its_bucket():
     assert sum(sent) <= 20_000 * 5 + 4096
     assert sent[0] == pytest.approx(sent[1], rel=0.2)
     assert shaper.peer_stats(TUBID_A).connections == 2
+
+
+def _sent_with_reactor_held(held_seconds: float, seconds: float = 10.0) -> float:
+    """Bytes/s a peer capped at 100 kB/s got while the reactor ran only every
+    ``held_seconds`` (each ``clock.advance`` fires the release timer that late)."""
+    clock = Clock()
+    shaper = ConnectionShaper(clock)
+    shaper.set_peer_limit(TUBID_A, up=100_000)
+    wrapper, _inner, transport = connect(shaper, clock, peer=TUBID_A)
+    wrapper.write(b"x" * 100_000 * int(seconds + 5))
+    run(clock, 1.0)
+    start = len(transport.value())
+    run(clock, seconds, step=held_seconds)
+    return (len(transport.value()) - start) / seconds
+
+
+def test_a_busy_reactor_delays_bytes_but_the_cap_is_still_reached():
+    """Release timers 300 ms late (a reactor busy serving pages) lose no tokens
+    to the 50 ms burst: the capped peer still gets its whole rate, never more."""
+    assert _sent_with_reactor_held(0.001) == pytest.approx(100_000, rel=0.01)
+    assert _sent_with_reactor_held(0.3) == pytest.approx(100_000, rel=0.01)
+    assert _sent_with_reactor_held(0.3) <= 100_000 * 1.001
+
+
+def test_lateness_is_made_up_for_only_up_to_the_late_credit():
+    """A reactor held 1.5 s at a time gets LATE_CREDIT_SECONDS of the rate (plus the
+    burst) per stall, not the whole 1.5 s: a long stall does not send a flood; held
+    longer than LATE_IS_A_JUMP_SECONDS (a sleep, a clock set forward), only the burst."""
+    got = _sent_with_reactor_held(1.5, seconds=15.0)
+    per_stall = 100_000 * LATE_CREDIT_SECONDS + default_burst(100_000)
+    assert got == pytest.approx(per_stall / 1.5, rel=0.05)
+    jumped = _sent_with_reactor_held(LATE_IS_A_JUMP_SECONDS + 1, seconds=15.0)
+    assert jumped == pytest.approx(default_burst(100_000) / (LATE_IS_A_JUMP_SECONDS + 1),
+                                   rel=0.05)
+
+
+def test_a_peer_that_starts_waiting_after_a_late_timer_gets_no_credit():
+    """Only peers waiting when the release was due are owed its lateness: one
+    whose bytes arrive during the stall (before the late timer ran) gets its
+    burst, as on time, while the peer that was waiting gets 300 ms of its rate."""
+    clock = Clock()
+    shaper = ConnectionShaper(clock)
+    for tubid in (TUBID_A, TUBID_B):
+        shaper.set_peer_limit(tubid, up=100_000)
+    waiting = connect(shaper, clock, peer=TUBID_A)
+    newcomer = connect(shaper, clock, peer=TUBID_B)
+    waiting[0].write(b"a" * 1_000_000)
+    run(clock, 1.0)
+    mark = len(waiting[2].value())
+    clock.rightNow += 0.3  # the reactor is held: time passes, no timer runs...
+    newcomer[0].write(b"b" * 1_000_000)  # ...and B's bytes arrive within the stall
+    assert len(newcomer[2].value()) <= default_burst(100_000)
+    assert len(waiting[2].value()) - mark >= 100_000 * 0.3

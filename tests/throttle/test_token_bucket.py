@@ -223,3 +223,16 @@ def test_steady_demand_is_served_at_the_rate_for_48_hours(rate, burst_seconds, j
     # each sleep wastes at most `jitter` seconds of refill
     wakes = now / (burst / rate)
     assert sent >= rate * now - rate * jitter * wakes - burst
+
+
+def test_catch_up_owes_a_late_release_past_the_burst_for_that_instant_only():
+    """What accrued since the release was due is not clipped at the burst at
+    ``now``; the next refill clips it back, so nothing is banked for later."""
+    bucket = TokenBucket(100_000, now=0.0)  # burst 5000 (50 ms)
+    assert bucket.take(5000, 0.0) == 5000
+    bucket.catch_up(0.01, 0.31)  # due at 10 ms, ran at 310 ms
+    assert bucket.tokens(0.31) == pytest.approx(1000 + 30_000)
+    assert bucket.tokens(0.32) == 5000
+    plain = TokenBucket(100_000, now=0.0)
+    plain.take(5000, 0.0)
+    assert plain.tokens(0.31) == 5000  # without it, all but the burst is lost

@@ -56,6 +56,10 @@ class InFlightAborted(Exception):
     """The job's in-flight work was aborted (:meth:`JobThrottle.abort_in_flight`)."""
 
 
+def _nothing() -> None:
+    pass
+
+
 class _Wait:
     """One pending wait of a lease: a Deferred and maybe the timer that ends it."""
 
@@ -129,6 +133,7 @@ class JobThrottle:
         self._suspended = False
         self._parked: dict[_Wait, Lease] = {}
         self._leases: set[Lease] = set()
+        self._starting: dict[Lease, Callable[[], None]] = {}
         self.granted_wire_bytes = 0
         """Wire bytes granted since creation (each admit's charge, once whole)."""
 
@@ -178,6 +183,12 @@ class JobThrottle:
     def release(self, lease: Lease) -> None:
         """Forget a lease whose activity has ended."""
         self._leases.discard(lease)
+        self._upload_started(lease)
+
+    def _upload_started(self, lease: Lease) -> None:
+        started = self._starting.pop(lease, None)
+        if started is not None:
+            started()
 
     def abort_in_flight(self) -> int:
         """Fail every abortable lease with :class:`InFlightAborted`; return how many."""
@@ -188,14 +199,28 @@ class JobThrottle:
 
     # -- the seam ------------------------------------------------------------
 
-    async def wait_to_start_upload(self, lease: Lease) -> None:
+    async def wait_to_start_upload(
+        self, lease: Lease, upload_bytes: int = 0
+    ) -> Callable[[], None]:
         """Wait, before a new upload starts, until no capped peer's queue is over its
         bound (the backlog gate's), so the bytes in flight to a slow peer stay a few
         seconds of its cap and files finish one after another. Raises the lease's
-        error if it fails meanwhile."""
+        error if it fails meanwhile. ``upload_bytes`` (the file's size) is what the
+        gate reserves room for. Returns what :meth:`upload_starting` takes: the
+        reservation lasts until this upload has admitted wire bytes."""
         lease.check()
-        if self._backlog_gate is not None and not self._backlog_gate.open():
-            await self._wait_gate(lease, self._backlog_gate.wait)
+        gate = self._backlog_gate
+        if gate is None:
+            return _nothing
+        while (started := gate.admit(upload_bytes)) is None:
+            await self._wait_gate(lease, lambda: gate.wait(upload_bytes))
+        return started
+
+    def upload_starting(self, lease: Lease, started: Callable[[], None]) -> None:
+        """The upload under ``lease`` was admitted by :meth:`wait_to_start_upload`
+        (which gave ``started``): it counts as starting, holding the next, until it
+        admits its first wire bytes or ``lease`` is released."""
+        self._starting[lease] = started
 
     async def admit(self, lease: Lease, wire_bytes: int = 0) -> None:
         """Wait until ``wire_bytes`` may pass now (0: a work step that sends nothing).
@@ -205,6 +230,8 @@ class JobThrottle:
         ``wire_bytes``. Raises the lease's error if it fails meanwhile.
         """
         lease.check()
+        if wire_bytes > 0 and self._starting:
+            self._upload_started(lease)
         if (not self._suspended and self._cpu_gate is None
                 and (wire_bytes <= 0 or self._bucket.rate == UNLIMITED)):
             self.granted_wire_bytes += max(wire_bytes, 0)

@@ -78,6 +78,7 @@ class BackupScheduler(service.Service):
             job.name: self._make_runner(job) for job in live_policy.policy.scheduled_jobs
         }
         self._unsubscribe: Callable[[], None] | None = None
+        self._change_listeners: list[Callable[[], None]] = []
         self._applying = False
         self._again = False
         self._running_names: frozenset[str] = frozenset()
@@ -85,7 +86,7 @@ class BackupScheduler(service.Service):
     def _make_runner(self, job: ScheduledJob) -> JobRunner:
         return JobRunner(
             self._reactor, job, self._make_walker, self._history,
-            on_change=self.reevaluate, on_success=self._completed,
+            on_change=self._runner_changed, on_success=self._completed,
             throttle=None if self._throttles is None else self._throttles.make(job),
         )
 
@@ -149,6 +150,16 @@ class BackupScheduler(service.Service):
         return DeferredList(stopping)
 
     # -- scheduling -------------------------------------------------------------
+
+    def add_change_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` whenever a job's state changes (a run starts, ends,
+        fails, is suspended or resumed), after the scheduler has reacted to it."""
+        self._change_listeners.append(listener)
+
+    def _runner_changed(self) -> None:
+        self.reevaluate()
+        for listener in list(self._change_listeners):
+            listener()
 
     def reevaluate(self) -> None:
         """Ask the policy for fresh limits and apply them to every job."""

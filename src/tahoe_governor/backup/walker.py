@@ -435,7 +435,8 @@ class BackupWalker:
             if healthy:
                 await self._in_db(decision.did_check_healthy, results)
                 return "reused", ("filenode", cap, metadata)
-        cap = await self._governed(partial(self._upload_file, directory, name, st, path), path)
+        cap = await self._governed(partial(self._upload_file, directory, name, st, path), path,
+                                   st.st_size)
         await self._in_db(decision.did_upload, cap)
         return "uploaded", ("filenode", cap, metadata)
 
@@ -493,11 +494,12 @@ class BackupWalker:
         try:
             return await self._governed(
                 partial(self._grid.create_immutable_directory, packed,
-                        on_hashed=self._counters.hashed_bytes), None)
+                        on_hashed=self._counters.hashed_bytes), None, len(packed))
         finally:
             self._slots.release(slots)
 
-    async def _governed(self, upload: Callable[[Lease], Any], path: str | None) -> bytes:
+    async def _governed(self, upload: Callable[[Lease], Any], path: str | None,
+                        size: int) -> bytes:
         """``upload(lease)`` under a new abortable lease; start it over if aborted in flight.
 
         An abort (``throttle.abort_in_flight``) while the run goes on means
@@ -505,8 +507,9 @@ class BackupWalker:
         file's, to count the restart (None for a directory).
         """
         while True:
-            await self._wait_to_start_upload()
+            started = await self._wait_to_start_upload(size)
             lease = self._completion.new_lease(abortable=True)
+            self.throttle.upload_starting(lease, started)
             try:
                 cap: bytes = await upload(lease)
                 return cap
@@ -523,13 +526,13 @@ class BackupWalker:
             finally:
                 self._completion.drop_lease(lease)
 
-    async def _wait_to_start_upload(self) -> None:
+    async def _wait_to_start_upload(self, size: int) -> Callable[[], None]:
         """Hold a new upload while a capped peer's queue is long (the throttle's
         backlog gate): files then finish one after another at the cap's pace, and
         an interruption loses seconds of work, not every file in flight."""
         lease = self._completion.new_lease(abortable=False)
         try:
-            await self.throttle.wait_to_start_upload(lease)
+            return await self.throttle.wait_to_start_upload(lease, size)
         finally:
             self._completion.drop_lease(lease)
 

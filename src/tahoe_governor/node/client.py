@@ -6,7 +6,9 @@ pinned to that release) and changes three things: the main Tub is made by
 ``tubs.create_shaped_main_tub`` (plain Foolscap, shaper installed before it
 listens), the storage broker's ``tub_maker`` is wrapped so every per-server
 Tub is shaped before it connects, and the node object is a ``GovernedClient``
-(log Tub on loopback, stop hooks, web mounts, the governor's raw sections).
+(log Tub on loopback, stop hooks, web mounts, the governor's raw sections,
+and uploads that release what the servers allocated for them when they end:
+:mod:`.upload_allocations`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ from tahoe_governor.node.tubs import (
     listen_on_loopback,
     shaped_tub_maker,
 )
+from tahoe_governor.node.upload_allocations import (
+    AllocationLedger,
+    UploadWatchingBroker,
+    watched_upload,
+)
 from tahoe_governor.node.webroot import MountError, mount_on_root
 
 
@@ -39,7 +46,9 @@ class GovernedClient(tahoe_client._Client):
     Beyond Tahoe's ``_Client`` it offers ``shaper`` (the one installed on its
     Tubs, for the layers that set limits and read rates), ``sections`` (the
     raw ``[backups]`` and ``[bandwidth]``), ``add_stop_hook`` and ``mount``;
-    its log Tub listens on 127.0.0.1 only.
+    its log Tub listens on 127.0.0.1 only. Its uploads release every bucket
+    the storage servers allocated for them once they end (``allocations``),
+    even for an answer that came after Tahoe's 15 s timeout.
     """
 
     def __init__(
@@ -56,7 +65,17 @@ class GovernedClient(tahoe_client._Client):
         self.sections = sections
         self.stop_hooks = StopHooks(reactor, stop_hook_timeout)
         self._stopping: defer.Deferred[Any] | None = None
+        self.allocations = AllocationLedger()
         super().__init__(*tahoe_args)
+
+    def get_storage_broker(self) -> Any:
+        """Tahoe's storage broker, its servers for an upload reporting what they allocate."""
+        return UploadWatchingBroker(super().get_storage_broker(), self.allocations)
+
+    def upload(self, uploadable: Any, reactor: Any = None) -> defer.Deferred[Any]:
+        """Tahoe's upload; when it ends, the servers' allocations for it are released."""
+        return watched_upload(self.allocations, uploadable,
+                              lambda keyed: super(GovernedClient, self).upload(keyed, reactor))
 
     def create_log_tub(self) -> None:
         """Tahoe's log Tub (for ``flogtool tail``), listening on loopback only."""

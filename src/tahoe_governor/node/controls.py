@@ -9,6 +9,8 @@ raises :class:`~tahoe_governor.status.ControlError` and changes nothing: an
 unknown job, a peer selector that names no known server and no
 ``peer.<selector>`` of tahoe.cfg, clearing an override that is not set, and an
 upload rate below the floor of :mod:`tahoe_governor.policy.upload_floor`.
+Each control carried out renews the status snapshot the readers share
+(:class:`~.recent_snapshot.RecentSnapshot`), so the next page shows it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from twisted.internet.defer import Deferred
 
 from tahoe_governor.backup.scheduler import BackupScheduler
 from tahoe_governor.node.owner_records import OwnerRecords
+from tahoe_governor.node.recent_snapshot import RecentSnapshot
 from tahoe_governor.policy.errors import ValueSyntaxError
 from tahoe_governor.policy.overrides import SCOPES, LimitKey
 from tahoe_governor.policy.service import LivePolicy
@@ -32,21 +35,22 @@ from tahoe_governor.status.display_names import display_name
 class NodeControls:
     """:class:`~tahoe_governor.status.GovernorControls` of one governed node.
 
-    :param status: makes the node's status snapshot now.
+    :param snapshots: the node's status snapshot, shared by its readers.
     """
 
     def __init__(
         self,
         scheduler: BackupScheduler,
         live: LivePolicy,
-        status: Callable[[], GovernorStatus],
+        snapshots: RecentSnapshot,
         reload: Callable[[], str] | None = None,
         records: OwnerRecords | None = None,
     ) -> None:
         self._records = records
         self._scheduler = scheduler
         self._live = live
-        self.status = status
+        self._snapshots = snapshots
+        self.status: Callable[[], GovernorStatus] = snapshots.status
         self._reload = reload
 
     def set_job_setting(self, job: str, setting: str, value: str | None) -> None:
@@ -58,21 +62,28 @@ class NodeControls:
             self._scheduler.set_job_setting(job, setting, value)
         except ValueError as e:  # ValueSyntaxError too: what was expected
             raise ControlError(f"job {display_name(job)!r}: {e}") from None
+        self._snapshots.invalidate()
 
     def reload(self) -> str:
         if self._reload is None:
             raise ControlError("this node was not started from a node directory: "
                                "there is no tahoe.cfg to reload")
-        return self._reload()
+        try:
+            return self._reload()
+        finally:  # what the file changed (or the half of it applied) shows at once
+            self._snapshots.invalidate()
 
     def pause(self, job: str) -> None:
         self._scheduler.pause(job)
+        self._snapshots.invalidate()
 
     def resume(self, job: str) -> None:
         self._scheduler.resume(job)
+        self._snapshots.invalidate()
 
     def run_now(self, job: str, force: bool = False) -> None:
         self._scheduler.run_now(job, force)
+        self._snapshots.invalidate()
 
     def archives(self, job: str) -> Deferred[JobArchives]:
         runner = self._scheduler.runner(job)  # ControlError for an unknown job
@@ -107,6 +118,7 @@ class NodeControls:
             self._live.set_override(key, rate)
         except (ValueError, ValueSyntaxError) as e:
             raise ControlError(str(e)) from None
+        self._snapshots.invalidate()
 
     def _overridden(self) -> str:
         return ", ".join(sorted(display_name(k) for k in self._live.overrides.limits)) or "none"

@@ -11,25 +11,54 @@ them, and Tahoe's own small queries wait behind the queue past their timeouts.
 the node's, holds at most ``seconds`` of its rate (never less than
 ``min_bytes``). Work already started goes on; only new work waits, so files
 finish one after another at the cap's pace. Unlimited peers never hold it.
+
+A queue shows an upload's bytes only once Tahoe has chosen its servers, so
+an upload the gate admits (:meth:`BacklogGate.admit`) reserves what it will
+queue first (:func:`first_share_bytes` of its size) until it hands bytes to
+the encoder or ends, and the next is admitted only if every capped queue,
+the reservations and its own still fit the bound: a run's first moments do
+not admit every upload slot at once behind an empty queue. The first upload
+waiting needs only the queue within the bound, so a file larger than the
+bound still starts.
+
+The bound is short because a cap may fall while bytes wait: what was queued at
+the old rate then leaves at the new one, and Tahoe's server-selection queries
+behind it give up after 15 s. One second of the rate (at least 16 KiB, one
+piece) keeps that wait under 15 s when a cap of 100 kbit/s or more is cut
+tenfold at once; new work then waits for the queue to shrink to a second of
+the new rate.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
 from tahoe_governor.throttle.reactor_clock import ReactorClock
 
-DEFAULT_BACKLOG_SECONDS = 2.0
+DEFAULT_BACKLOG_SECONDS = 1.0
 """Outbound bytes a capped peer may have queued, in seconds of its cap."""
 
-MIN_BACKLOG_BYTES = 65_536
+MIN_BACKLOG_BYTES = 16_384
 """Never hold work for a queue shorter than this (a slow cap still admits a file)."""
+
+SEGMENT_BYTES = 131_072
+"""Tahoe's default segment: an upload's first bytes to a server are one share of it."""
+
+TAHOE_QUERY_TIMEOUT_SECONDS = 15.0
+"""How long Tahoe's uploader waits for a server's answer in server selection."""
 
 POLL_SECONDS = 0.05
 """How often a held wait looks at the queues again."""
+
+
+def first_share_bytes(upload_bytes: int) -> int:
+    """What an upload of ``upload_bytes`` first queues to one server: its share of the
+    first segment (at most half of it: two shares or more are needed to read a file)."""
+    return min(max(upload_bytes, 0), SEGMENT_BYTES) // 2
 
 
 class QueueSource(Protocol):
@@ -58,18 +87,43 @@ class BacklogGate:
         self._clock = clock
         self.seconds = seconds
         self.min_bytes = min_bytes
+        self.reserved = 0
+        """Bytes that admitted uploads will queue once their servers are chosen."""
 
-    def open(self) -> bool:
-        """True if no capped queue is over its bound now."""
+    def open(self, upload_bytes: int = 0) -> bool:
+        """True if an upload of ``upload_bytes`` may start now: no capped queue is
+        over its bound with the reservations of the uploads admitted before and this
+        one's (with none before, the queue alone)."""
+        extra = self.reserved + first_share_bytes(upload_bytes) if self.reserved else 0
         for queued, limit in self._shaper.outbound_backlog():
             if limit is None:
                 continue
-            if queued > max(self.min_bytes, limit * self.seconds):
+            if queued + extra > max(self.min_bytes, limit * self.seconds):
                 return False
         return True
 
-    def wait(self) -> Deferred[None]:
-        """A Deferred that fires (with None) once :meth:`open`; at once if it is.
+    def admit(self, upload_bytes: int = 0) -> Callable[[], None] | None:
+        """Let an upload of ``upload_bytes`` start if :meth:`open`, reserving its first
+        share: a function to call once it has handed bytes to the encoder or ended
+        (calling it again does nothing); None if the gate is closed
+        (:meth:`wait`, then ask again)."""
+        if not self.open(upload_bytes):
+            return None
+        reserved = first_share_bytes(upload_bytes)
+        self.reserved += reserved
+        done = False
+
+        def started() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self.reserved -= reserved
+
+        return started
+
+    def wait(self, upload_bytes: int = 0) -> Deferred[None]:
+        """A Deferred that fires (with None) once :meth:`open` for an upload of
+        ``upload_bytes``; at once if it is.
 
         Cancelling it stops the wait (the Deferred fails with ``CancelledError``).
         """
@@ -84,7 +138,7 @@ class BacklogGate:
         def look() -> None:
             nonlocal timer
             timer = None
-            if self.open():
+            if self.open(upload_bytes):
                 d.callback(None)
             else:
                 timer = self._clock.callLater(POLL_SECONDS, look)

@@ -31,9 +31,20 @@ Timing
 After each release the scheduler sets one timer on the injected clock for the
 moment the first waiting peer can send a useful piece (:func:`wake_piece`
 bytes: about 10 ms of the rate, at least 1460 bytes, at most half the burst,
-so a late timer loses no tokens to a full bucket). No one-second windows: the
-granularity is the bucket's. A rate change calls :meth:`ReleaseScheduler.kick`,
-which releases at the new rate at once.
+so a timer a little late loses no tokens to a full bucket). No one-second
+windows: the granularity is the bucket's. A rate change calls
+:meth:`ReleaseScheduler.kick`, which releases at the new rate at once.
+
+A release that runs later than it was due (the reactor was busy: a web page
+rendering, a burst of requests) is owed what the buckets accrued meanwhile:
+the node bucket and those of peers waiting since before that instant catch up
+(:meth:`~.token_bucket.TokenBucket.catch_up`) for at most
+:data:`LATE_CREDIT_SECONDS`, so the bytes go out late but the rate holds,
+where a bucket clipped at its 50 ms burst would have lost the rest. The price
+is a larger burst right after a stall: any window of ``t`` seconds carries at
+most ``rate * (t + LATE_CREDIT_SECONDS) + burst``, and only after the
+reactor was held that long. A release more than :data:`LATE_IS_A_JUMP_SECONDS`
+late is a sleep or a clock set forward, not a busy reactor: nothing is made up.
 """
 
 from __future__ import annotations
@@ -54,6 +65,13 @@ WAKE_SECONDS = 0.01
 
 MIN_WAKE_BYTES = 1460
 """The smallest piece worth a timer: one Ethernet TCP segment."""
+
+LATE_CREDIT_SECONDS = 0.5
+"""The most lateness of a release that is made up for (see the module documentation)."""
+
+LATE_IS_A_JUMP_SECONDS = 2.0
+"""A release later than this is not made up for at all: the machine slept or the
+clock was set forward, and the line was not waiting for a busy reactor."""
 
 
 class Lane(Protocol):
@@ -225,6 +243,7 @@ class ReleaseScheduler:
         self._waiting: dict[PeerChannel, None] = {}
         self._virtual_clock = 0  # start tag of the piece served last
         self._timer: DelayedCall | None = None
+        self._due: float | None = None  # when the pending timer should fire
         self._releasing = False
 
     # -- lanes ---------------------------------------------------------------
@@ -312,12 +331,27 @@ class ReleaseScheduler:
             return  # re-entered from a lane's release: the loop below continues
         self._releasing = True
         try:
+            due = self._due
             self._cancel_timer()
             now = self._clock.seconds()
+            if due is not None and due < now <= due + LATE_IS_A_JUMP_SECONDS:
+                self._catch_up(due, now)
             self._release_fair(now)
             self._schedule(now)
         finally:
             self._releasing = False
+
+    def _catch_up(self, due: float, now: float) -> None:
+        """Make up for a release that runs late: tokens of the buckets that
+        would have released bytes since ``due`` are not lost to the burst."""
+        since = max(due, now - LATE_CREDIT_SECONDS)
+        owed = [channel for channel in self._waiting
+                if channel.held_since is not None and channel.held_since <= due]
+        if not owed:
+            return  # bytes that arrived since then were not due at ``due``
+        self.node_bucket.catch_up(since, now)
+        for channel in owed:
+            channel.bucket.catch_up(since, now)
 
     def _release_fair(self, now: float) -> None:
         node = self.node_bucket
@@ -375,12 +409,14 @@ class ReleaseScheduler:
             soonest = min(soonest, delay)
         if soonest != math.inf:
             self._timer = self._clock.callLater(soonest, self._on_timer)
+            self._due = now + soonest
 
     def _on_timer(self) -> None:
         self._timer = None
         self._release()
 
     def _cancel_timer(self) -> None:
+        self._due = None
         if self._timer is not None:
             if self._timer.active():
                 self._timer.cancel()

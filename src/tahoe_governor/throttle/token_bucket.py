@@ -22,6 +22,11 @@ Special values
   kept (frozen) and count again once the rate is above zero.
 - A negative or NaN rate, or a burst below one byte, raises ``ValueError``.
 
+A release that runs late (the reactor was busy past the instant it was due)
+may call :meth:`TokenBucket.catch_up`: what accrued while it was late is not
+clipped at the burst for that one instant, so a busy reactor delays bytes
+without losing the rate (see :mod:`.release_scheduler`).
+
 Changing the rate takes effect at the instant given: tokens are first
 brought up to date at the old rate, then refill continues at the new one. No
 more than ``burst`` tokens are ever saved up, so a change never releases more.
@@ -157,6 +162,23 @@ class TokenBucket:
         if n > self._tokens + 1e-6 or self._rate == 0.0:
             raise ValueError(f"consume({n}) with only {self._tokens:.1f} tokens available")
         self._tokens = max(0.0, self._tokens - n)
+
+    def catch_up(self, since: float, now: float) -> None:
+        """Owe a late release what accrued from ``since`` to ``now``, past the burst.
+
+        The bucket is brought up to ``since`` as usual (clipped at the burst),
+        then refilled for ``now - since`` without the clip: tokens a release
+        due at ``since`` would have spent, had it run on time, instead of
+        overflowing a full bucket. The excess lasts for the instant ``now``
+        only: the next refill clips it back to the burst.
+        """
+        if self._rate == UNLIMITED or self._rate == 0.0 or now <= since:
+            self._advance(now)
+            return
+        self._advance(since)
+        if now > self._last:  # from what the bucket has seen, if that is later
+            self._tokens += (now - self._last) * self._rate
+            self._last = now
 
     # -- changing ------------------------------------------------------------
 

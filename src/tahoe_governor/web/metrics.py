@@ -20,10 +20,12 @@ Grafana time series with an infinite point loses its y axis; a missing limit
 line reads as "no cap" instead, and ``absent(...)`` queries it.
 
 :func:`metrics_resource` builds the ``twisted.web`` resource for ``/metrics``
-with its own :class:`~prometheus_client.CollectorRegistry` (never the global
-one). It renders in the reactor thread, unlike prometheus-client's
-``MetricsResource`` (a WSGI resource on the thread pool): the status source
-reads live reactor-owned objects.
+(never touching prometheus-client's global registry). It renders in the
+reactor thread, unlike prometheus-client's ``MetricsResource`` (a WSGI
+resource on the thread pool): the status source reads live reactor-owned
+objects. It encodes each snapshot once per format for every scraper of it
+(:mod:`~tahoe_governor.web.rendered_once`): a node sharing one snapshot per
+meter tick among its readers serves a crowd of scrapers with one encoding.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Literal
 
 import attrs
-from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.logger import Logger
@@ -54,6 +55,7 @@ from tahoe_governor.status import (
     SkipCounts,
 )
 from tahoe_governor.status.display_names import display_name
+from tahoe_governor.web.rendered_once import RenderedOnce
 
 StatusSource = Callable[[], GovernorStatus]
 """Returns a snapshot now; called once per scrape, in the reactor thread."""
@@ -389,23 +391,36 @@ class GovernorCollector:
         yield from metric_families(self._status_source())
 
 
+class _OneSnapshot:
+    """A collector of one snapshot's families: what the encoders read."""
+
+    def __init__(self, status: GovernorStatus) -> None:
+        self._status = status
+
+    def collect(self) -> list[Metric]:
+        return metric_families(self._status)
+
+
 class MetricsPage(Resource):
-    """``GET /metrics``: the exposition of ``registry``, in the format the
-    scraper asks for (Prometheus text or OpenMetrics), rendered in the
-    reactor thread."""
+    """``GET /metrics``: the metrics of ``status_source``'s snapshot, in the
+    format the scraper asks for (Prometheus text or OpenMetrics), rendered in
+    the reactor thread, once per snapshot and format."""
 
     isLeaf = True
     _log = Logger()
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, status_source: StatusSource) -> None:
         super().__init__()
-        self._registry = registry
+        self._status_source = status_source
+        self._encoded: RenderedOnce[bytes] = RenderedOnce()
 
     def render_GET(self, request: Request) -> bytes:
         accept = request.getHeader(b"accept")
         encoder, content_type = choose_encoder(accept.decode("latin-1") if accept else "")
         try:
-            body = encoder(self._registry)
+            status = self._status_source()
+            body = self._encoded.get((status, content_type),
+                                     lambda: encoder(_OneSnapshot(status)))
         except Exception:
             self._log.failure("collecting /metrics failed")
             request.setResponseCode(500)
@@ -416,8 +431,5 @@ class MetricsPage(Resource):
 
 
 def metrics_resource(status_source: StatusSource) -> MetricsPage:
-    """The ``/metrics`` resource over a fresh registry holding a
-    :class:`GovernorCollector` of ``status_source`` (and nothing else)."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(GovernorCollector(status_source))
-    return MetricsPage(registry)
+    """The ``/metrics`` resource of ``status_source``'s snapshots (and nothing else)."""
+    return MetricsPage(status_source)

@@ -114,8 +114,8 @@ def page(
     return document
 
 
-def html_body(request: IRequest, document: Tag, nonce: str | None = None) -> bytes:
-    """``document`` as the response: headers set, bytes returned."""
+def html_bytes(document: Tag) -> bytes:
+    """``document`` flattened: the bytes of an HTML response."""
     results: list[bytes] = []
     failures: list[Any] = []
     flattenString(None, document).addCallbacks(results.append, failures.append)
@@ -123,17 +123,37 @@ def html_body(request: IRequest, document: Tag, nonce: str | None = None) -> byt
         failures[0].raiseException()
     if not results:
         raise RuntimeError("a governor page must flatten synchronously (no Deferreds inside)")
+    return b"<!DOCTYPE html>\n" + results[0]
+
+
+def html_response(request: IRequest, body: bytes, nonce: str | None = None) -> bytes:
+    """``body`` (from :func:`html_bytes`) as the response: headers set, bytes returned."""
     set_security_headers(request, nonce)
     request.setHeader(b"content-type", b"text/html; charset=utf-8")
-    return b"<!DOCTYPE html>\n" + results[0]
+    return body
+
+
+def html_body(request: IRequest, document: Tag, nonce: str | None = None) -> bytes:
+    """``document`` as the response: headers set, bytes returned."""
+    return html_response(request, html_bytes(document), nonce)
+
+
+def json_bytes(value: Any) -> bytes:
+    """``value`` as the bytes of a JSON response."""
+    return json.dumps(value, allow_nan=False, indent=1, sort_keys=True).encode("utf-8") + b"\n"
+
+
+def json_response(request: IRequest, body: bytes, code: int = 200) -> bytes:
+    """``body`` (from :func:`json_bytes`) as the response with status ``code``."""
+    request.setResponseCode(code)
+    set_security_headers(request)
+    request.setHeader(b"content-type", b"application/json; charset=utf-8")
+    return body
 
 
 def json_body(request: IRequest, value: Any, code: int = 200) -> bytes:
     """``value`` as a JSON response with status ``code``."""
-    request.setResponseCode(code)
-    set_security_headers(request)
-    request.setHeader(b"content-type", b"application/json; charset=utf-8")
-    return json.dumps(value, allow_nan=False, indent=1, sort_keys=True).encode("utf-8") + b"\n"
+    return json_response(request, json_bytes(value), code)
 
 
 def wants_json(request: IRequest) -> bool:

@@ -4,7 +4,9 @@
 details (sources, targets, latest snapshot caps, files in flight, overrides)
 and the control forms. ``?t=json`` gives
 :func:`~tahoe_governor.status.private_dict` of the snapshot plus a
-fresh ``csrf`` token, for the command.
+fresh ``csrf`` token, for the command. Each snapshot is rendered once for
+all its readers, with placeholders where each response gets its own CSRF token
+and script nonce (:mod:`~tahoe_governor.web.rendered_once`).
 
 ``POST /governor/<token>/<action>`` carries out a control (see
 :mod:`tahoe_governor.web.control_actions`). It must carry a CSRF token issued
@@ -54,8 +56,18 @@ from tahoe_governor.web.human_units import (
     format_speed,
 )
 from tahoe_governor.web.maintenance_sections import unrecoverable_list
-from tahoe_governor.web.page_layout import html_body, json_body, new_nonce, page, wants_json
+from tahoe_governor.web.page_layout import (
+    html_bytes,
+    html_response,
+    json_body,
+    json_bytes,
+    json_response,
+    new_nonce,
+    page,
+    wants_json,
+)
 from tahoe_governor.web.rate_history import RateHistory
+from tahoe_governor.web.rendered_once import RenderedOnce, fill_in, per_response_marker
 from tahoe_governor.web.request_errors import (
     GovernorPage,
     NotFound,
@@ -63,6 +75,7 @@ from tahoe_governor.web.request_errors import (
     requested_format,
 )
 from tahoe_governor.web.status_sections import (
+    chart_instant,
     charts_section,
     definition_list,
     jobs_section,
@@ -183,19 +196,37 @@ class PrivateStatusPage(GovernorPage):
         self._history = history
         self._reactor = reactor
         self._tz = tz
+        # renderings with their placeholders: (body, csrf) and (body, csrf, nonce)
+        self._json: RenderedOnce[tuple[bytes, str]] = RenderedOnce()
+        self._html: RenderedOnce[tuple[bytes, str, str]] = RenderedOnce()
 
     def render_GET(self, request: IRequest) -> bytes:
         fmt = requested_format(request)
         if fmt is None:
             return error_body(request, 400, "Unknown t= value: expected t=json or no t.", "./")
         status = self._controls.status()
-        csrf = self._csrf.issue(self._reactor.seconds())
+        now = self._reactor.seconds()
+        csrf = self._csrf.issue(now)
         if fmt == "json":
-            return json_body(request, {**private_dict(status), CSRF_FIELD: csrf})
+            body, csrf_mark = self._json.get(status, lambda: self._json_rendering(status))
+            return json_response(request, fill_in(body, {csrf_mark: csrf}))
         nonce = new_nonce()
-        return html_body(request, self._document(status, csrf, nonce), nonce)
+        charts_at = chart_instant(now)
+        body, csrf_mark, nonce_mark = self._html.get(
+            (status, charts_at, self._history.recorded),
+            lambda: self._html_rendering(status, charts_at))
+        return html_response(request, fill_in(body, {csrf_mark: csrf, nonce_mark: nonce}), nonce)
 
-    def _document(self, status: GovernorStatus, csrf: str, nonce: str) -> Tag:
+    @staticmethod
+    def _json_rendering(status: GovernorStatus) -> tuple[bytes, str]:
+        csrf = per_response_marker()
+        return json_bytes({**private_dict(status), CSRF_FIELD: csrf}), csrf
+
+    def _html_rendering(self, status: GovernorStatus, charts_at: float) -> tuple[bytes, str, str]:
+        csrf, nonce = per_response_marker(), per_response_marker()
+        return html_bytes(self._document(status, csrf, nonce, charts_at)), csrf, nonce
+
+    def _document(self, status: GovernorStatus, csrf: str, nonce: str, charts_at: float) -> Tag:
         own = display_name(status.nickname)
         title = "Backups" + (f" of {own}" if own else "") + " (private)"
         return page(
@@ -211,7 +242,7 @@ class PrivateStatusPage(GovernorPage):
             ),
             jobs_section(status, self._tz, lambda job: self._job_private(job, csrf)),
             self._limits_section(status, csrf),
-            charts_section(self._history, self._reactor.seconds()),
+            charts_section(self._history, charts_at),
             peers_section(status.peers, full_tubids=True),
             link_section(status.link),
             script=REFRESH_SCRIPT,

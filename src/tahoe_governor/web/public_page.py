@@ -5,6 +5,8 @@ states, counts, bytes, rates, ETA, last completed run and next start, each
 peer's rate and cap, and the charts of the last minutes. ``?t=json`` gives
 :func:`~tahoe_governor.status.public_dict` of the snapshot. Nothing
 private is read here: no capability, no local path, no token, no control.
+Each snapshot is rendered once for all its readers
+(:mod:`~tahoe_governor.web.rendered_once`).
 """
 
 from __future__ import annotations
@@ -14,14 +16,22 @@ from datetime import tzinfo
 from twisted.web.iweb import IRequest
 from twisted.web.template import tags
 
-from tahoe_governor.status import GovernorControls, public_dict
+from tahoe_governor.status import GovernorControls, GovernorStatus, public_dict
 from tahoe_governor.status.display_names import display_name
 from tahoe_governor.throttle.reactor_clock import ReactorClock
 from tahoe_governor.web.human_units import format_instant
-from tahoe_governor.web.page_layout import html_body, json_body, page
+from tahoe_governor.web.page_layout import (
+    html_bytes,
+    html_response,
+    json_bytes,
+    json_response,
+    page,
+)
 from tahoe_governor.web.rate_history import RateHistory
+from tahoe_governor.web.rendered_once import RenderedOnce
 from tahoe_governor.web.request_errors import GovernorPage, error_body, requested_format
 from tahoe_governor.web.status_sections import (
+    chart_instant,
     charts_section,
     jobs_section,
     link_section,
@@ -46,6 +56,8 @@ class PublicStatusPage(GovernorPage):
         self._history = history
         self._reactor = reactor
         self._tz = tz
+        self._html: RenderedOnce[bytes] = RenderedOnce()
+        self._json: RenderedOnce[bytes] = RenderedOnce()
 
     def render_GET(self, request: IRequest) -> bytes:
         fmt = requested_format(request)
@@ -53,9 +65,16 @@ class PublicStatusPage(GovernorPage):
             return error_body(request, 400, "Unknown t= value: expected t=json or no t.")
         status = self._controls.status()
         if fmt == "json":
-            return json_body(request, public_dict(status))
+            return json_response(
+                request, self._json.get(status, lambda: json_bytes(public_dict(status))))
+        charts_at = chart_instant(self._reactor.seconds())
+        body = self._html.get((status, charts_at, self._history.recorded),
+                              lambda: self._document(status, charts_at))
+        return html_response(request, body)
+
+    def _document(self, status: GovernorStatus, charts_at: float) -> bytes:
         title = f"Backups of {display_name(status.nickname)}" if status.nickname else "Backups"
-        document = page(
+        return html_bytes(page(
             title,
             tags.header(
                 tags.h1(title),
@@ -64,9 +83,8 @@ class PublicStatusPage(GovernorPage):
                        tags.a("JSON", href="?t=json"), class_="muted"),
             ),
             jobs_section(status, self._tz),
-            charts_section(self._history, self._reactor.seconds()),
+            charts_section(self._history, charts_at),
             peers_section(status.peers),
             link_section(status.link),
             refresh_seconds=REFRESH_SECONDS,
-        )
-        return html_body(request, document)
+        ))

@@ -88,6 +88,8 @@ class RateHistory(Service):
             maxlen=int(span_seconds // interval_seconds) + 1
         )
         self._loop: LoopingCall | None = None
+        self.recorded = 0
+        """Samples recorded so far: a chart drawn at the same count and instant is the same."""
 
     def startService(self) -> None:
         super().startService()
@@ -114,6 +116,7 @@ class RateHistory(Service):
     def record(self, sample: RateSample) -> None:
         """Add ``sample`` and forget those older than the span."""
         self._samples.append(sample)
+        self.recorded += 1
         horizon = sample.at - self.span_seconds
         while self._samples and self._samples[0].at < horizon:
             self._samples.popleft()

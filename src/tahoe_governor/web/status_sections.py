@@ -7,6 +7,7 @@ them. Nothing here reads a private field of a snapshot.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from datetime import tzinfo
 from typing import Any
@@ -188,6 +189,12 @@ def link_section(link: LinkStatus) -> Tag:
         ("Busy threshold", None if link.busy_up is None and link.busy_down is None else
          f"up {capacity(link.busy_up)}, down {capacity(link.busy_down)}"),
     ]), class_="card"))
+
+
+def chart_instant(now: float) -> float:
+    """The right edge of the charts drawn at ``now``: the whole second, so the
+    readers of one second share one drawing (a second is under a pixel of the span)."""
+    return float(math.floor(now))
 
 
 def charts_section(history: RateHistory, now: float) -> Tag:
