@@ -22,7 +22,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorCore
 from twisted.web.resource import IResource
 
-from tahoe_governor.node import share_placement
+from tahoe_governor.node import download_race, share_placement
 from tahoe_governor.node.config import GovernedConfig, GovernorSections
 from tahoe_governor.node.logs import node_log, node_log_failure
 from tahoe_governor.node.stopping import DEFAULT_STOP_HOOK_TIMEOUT, StopHook, StopHooks
@@ -144,6 +144,7 @@ def create_governed_client(
     """
     tahoe = config.tahoe
     share_placement.install()  # a repeated upload or a repair keeps the shares servers hold
+    download_race.install()  # late shares for a stopped segment fetcher are not an error
     for sentence in config.forced:
         node_log(sentence)
     i2p_provider = tahoe_client.create_i2p_provider(reactor, tahoe)
