@@ -80,10 +80,12 @@ def test_sheet_holds_what_a_new_machine_needs(tmp_path: Path) -> None:
     assert "mail.target = mail:mail" in out
     assert (f"1. tahoe create-client --introducer={FURL} --shares-needed=2 --shares-happy=3 "
             "--shares-total=4 NEWNODE") in out
-    assert f"2. tahoe -d NEWNODE add-alias backup {ROOT_CAP}" in out
-    assert f"2. tahoe -d NEWNODE add-alias mail {CAP_TARGET}" in out
-    assert "3. tahoe-governor restore NEWNODE b1 DEST" in out
-    assert "3. tahoe-governor restore NEWNODE mail DEST" in out
+    assert "2. tahoe-governor run NEWNODE   (with no [backups] yet" in out
+    assert f"3. tahoe -d NEWNODE add-alias backup {ROOT_CAP}" in out
+    assert f"3. tahoe -d NEWNODE add-alias mail {CAP_TARGET}" in out
+    assert "4. tahoe-governor restore NEWNODE backup:pictures/2026 DEST   (job b1)" in out
+    assert "4. tahoe-governor restore NEWNODE mail:mail DEST   (job mail)" in out
+    assert "5. once the files are back: add the [backups] lines" in out
     assert "KEEP THIS SHEET PRIVATE" in out
 
 

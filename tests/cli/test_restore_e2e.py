@@ -324,9 +324,10 @@ def sheet_commands(sheet: str, newnode: Path) -> tuple[list[list[str]], dict[str
             targets[job] = target
     for line in sheet.splitlines():
         step = line.strip()
-        if step[:3] in ("1. ", "2. ", "3. "):
+        if step[:3] in ("1. ", "2. ", "3. ", "4. "):
+            command = step[3:].split("   (")[0]  # without the note in parentheses
             commands.append([str(newnode) if word == "NEWNODE" else word
-                             for word in shlex.split(step[3:])])
+                             for word in shlex.split(command)])
     return commands, targets
 
 
@@ -339,8 +340,10 @@ def test_a_new_node_made_from_the_recovery_sheet_alone_restores_latest(backed_up
     printed = governor("recovery-sheet", str(backed_up.nodedir), timeout=60)
     assert printed.returncode == 0, printed.stderr
     newnode, dest = tmp_path / "new", tmp_path / "restored"
-    (create, add_alias, _restore), targets = sheet_commands(printed.stdout, newnode)
+    (create, run, add_alias, restore), targets = sheet_commands(printed.stdout, newnode)
     assert create[:2] == ["tahoe", "create-client"] and add_alias[3] == "add-alias"
+    assert run == ["tahoe-governor", "run", str(newnode)]
+    assert restore == ["tahoe-governor", "restore", str(newnode), "backup:photos", "DEST"]
     assert targets == {"b1": "backup:photos"}
     # This grid's nodes serve their web API on loopback ports of their own choosing.
     tahoe = [sys.executable, "-m", "allmydata.scripts.runner"]

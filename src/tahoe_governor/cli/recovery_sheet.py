@@ -162,14 +162,18 @@ def restore_steps(sheet: RecoverySheet) -> list[str]:
         f"  1. tahoe create-client{introducer} --shares-needed={sheet.shares_needed} "
         f"--shares-happy={sheet.shares_happy} --shares-total={sheet.shares_total} NEWNODE",
     ]
-    aliases = {job.alias: job.alias_cap for job in sheet.jobs}
-    lines += [f"  2. tahoe -d NEWNODE add-alias {alias} {cap}" for alias, cap in aliases.items()]
-    lines += [f"  3. tahoe-governor restore NEWNODE {job.name} DEST" for job in sheet.jobs]
     lines += [
-        "  Before step 3: add the [backups] lines above and '[client] force_foolscap = true'",
-        "  to NEWNODE/tahoe.cfg, start the node ('tahoe-governor run NEWNODE'), and pause each",
-        "  job ('tahoe-governor pause NEWNODE JOB') so that it backs nothing up before its files",
-        "  are back.",
+        "     and add '[client] force_foolscap = true' to NEWNODE/tahoe.cfg",
+        "  2. tahoe-governor run NEWNODE   (with no [backups] yet: nothing may back up a",
+        "     half-restored folder; leave it running, e.g. in another terminal)",
+    ]
+    aliases = {job.alias: job.alias_cap for job in sheet.jobs}
+    lines += [f"  3. tahoe -d NEWNODE add-alias {alias} {cap}" for alias, cap in aliases.items()]
+    lines += [f"  4. tahoe-governor restore NEWNODE {job.alias}:{job.path} DEST   (job {job.name})"
+              for job in sheet.jobs]
+    lines += [
+        "  5. once the files are back: add the [backups] lines above to NEWNODE/tahoe.cfg",
+        "     (with each source where the files now are), then 'tahoe-governor reload NEWNODE'.",
     ]
     if len(sheet.introducers) > 1:
         lines.append("  The other introducers go into NEWNODE/private/introducers.yaml.")
