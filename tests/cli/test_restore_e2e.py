@@ -102,13 +102,27 @@ def bytes_received(node_url: str) -> int:
                    if sample.name.endswith("_total") and sample.labels["direction"] == "down"))
 
 
+class Mtime(float):
+    """A modification time that equals another within 20 microseconds: a recorded float
+    time set again with ``os.utime`` may come back a microsecond off (and rounding both
+    to a fixed number of places can then differ in the last one)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, float) and abs(self - other) < 2e-5
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = float.__hash__
+
+
 def tree_state(root: Path) -> dict[str, Any]:
-    """Each file's bytes and mtime (to the microsecond), each directory, under ``root``."""
+    """Each file's bytes and mtime (to 20 microseconds), each directory, under ``root``."""
     found: dict[str, Any] = {}
     for path in sorted(root.rglob("*")):
         key = str(path.relative_to(root))
         if path.is_file():
-            found[key] = (path.read_bytes(), round(path.stat().st_mtime, 5))
+            found[key] = (path.read_bytes(), Mtime(path.stat().st_mtime))
         else:
             found[key] = "dir"
     return found
