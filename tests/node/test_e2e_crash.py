@@ -27,7 +27,11 @@ def test_three_sigkills_mid_run_lose_nothing(local_grid: LocalGrid, tmp_path: Pa
     assert report.outcomes.count("completed") == 1
     assert report.outcomes[-1] == "completed"
     assert report.kills == 3, "the run completed before the third kill: make the tree larger"
-    assert report.outcomes[:-1] == ("interrupted",) * 3
+    # Every kill before the completion left an interrupted run; the last kill may land in
+    # the moment after the run completed (it was uploading when the wait began), which
+    # must lose nothing either.
+    assert set(report.outcomes[:-1]) == {"interrupted"}
+    assert len(report.outcomes) - 1 >= report.kills - 1
     assert report.restored_equal
     assert report.integrity == {"governor.sqlite": "ok", "backupdb.sqlite": "ok"}
     assert report.shares_stored_twice == 0, "a share finished before a kill was placed again"
