@@ -236,3 +236,13 @@ def test_catch_up_owes_a_late_release_past_the_burst_for_that_instant_only():
     plain = TokenBucket(100_000, now=0.0)
     plain.take(5000, 0.0)
     assert plain.tokens(0.31) == 5000  # without it, all but the burst is lost
+
+
+def test_catch_up_from_before_the_last_instant_seen_counts_no_time_twice():
+    """A release due before the bucket was last brought up to date is owed only the time
+    since then: the earlier ``since`` is not a clock stepped back, and the interval the
+    bucket has already counted is not counted again."""
+    bucket = TokenBucket(1000, 100, now=0.0)
+    bucket.take(100, 10.0)  # seen (and emptied) at 10.0
+    bucket.catch_up(9.8, 10.3)  # a release due at 9.8 ran at 10.3
+    assert bucket.tokens(10.3) == pytest.approx(300)

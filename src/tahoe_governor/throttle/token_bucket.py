@@ -175,7 +175,8 @@ class TokenBucket:
         if self._rate == UNLIMITED or self._rate == 0.0 or now <= since:
             self._advance(now)
             return
-        self._advance(since)
+        if since > self._last:
+            self._advance(since)  # an earlier ``since`` is not a clock stepped back
         if now > self._last:  # from what the bucket has seen, if that is later
             self._tokens += (now - self._last) * self._rate
             self._last = now
