@@ -89,9 +89,7 @@ class PeerLimit:
     resolution: PeerResolution
     up: EffectiveLimit
     down: EffectiveLimit
-    auto_up: Mapping[str, float] | None = attrs.field(
-        default=None, eq=attrs.cmp_using(eq=lambda a, b: a == b if a is None or b is None
-                                         else dict(a) == dict(b)))
+    auto_up: Mapping[str, float] | None = None
     """For ``peer.<selector>.up = auto`` (not overridden): TubID -> the rate its delay
     controller chose, each peer's upload cap being the smaller of that and ``up``
     (``up`` alone then holds the other caps: the node's). ``None`` for a fixed cap."""

@@ -272,15 +272,12 @@ def _add_peer(out: _Families, peer: PeerStatus) -> None:
         out.add("peer_wait_seconds_total", labels, waited)
     out.add("peer_connections", ids, peer.connections)
     out.add("peer_connected", ids, 1 if peer.connected else 0)
-    if peer.auto_rate is not None:
-        out.add("peer_auto_rate_bytes_per_second", ids, peer.auto_rate)
-        for kind, rtt in (("base", peer.base_rtt_seconds), ("current", peer.current_rtt_seconds)):
-            if rtt is not None:
-                out.add("peer_rtt_seconds", (*ids, kind), rtt)
-        if peer.queueing_delay_seconds is not None:
-            out.add("peer_queueing_delay_seconds", ids, peer.queueing_delay_seconds)
-        if peer.target_delay_seconds is not None:
-            out.add("peer_target_delay_seconds", ids, peer.target_delay_seconds)
+    # Automatic caps only: a peer without one has None here, and None gets no sample.
+    out.add("peer_auto_rate_bytes_per_second", ids, peer.auto_rate)
+    out.add("peer_rtt_seconds", (*ids, "base"), peer.base_rtt_seconds)
+    out.add("peer_rtt_seconds", (*ids, "current"), peer.current_rtt_seconds)
+    out.add("peer_queueing_delay_seconds", ids, peer.queueing_delay_seconds)
+    out.add("peer_target_delay_seconds", ids, peer.target_delay_seconds)
 
 
 def _add_job(out: _Families, job: JobStatus) -> None:
