@@ -57,6 +57,10 @@ class AutoPeerCaps:
     def tick(self, now: float) -> dict[str, float]:
         """Measure and steer every automatic peer; TubID -> the upload rate chosen."""
         limits = self._live.current
+        automatic = [peer for peer in limits.peers if peer.auto_up is not None]
+        if not automatic:  # the usual node: no socket is asked anything
+            self._controllers.clear()
+            return {}
         floor = peer_floor(self._live.policy.encoding)
         node_up = limits.node_up.bytes_per_second
         ceiling = max(floor, node_up) if node_up != UNLIMITED else UNLIMITED
@@ -67,9 +71,7 @@ class AutoPeerCaps:
             if tubid is not None and rtt is not None:
                 round_trips[tubid] = max(rtt, round_trips.get(tubid, 0.0))
         rates: dict[str, float] = {}
-        for peer in limits.peers:
-            if peer.auto_up is None:
-                continue
+        for peer in automatic:
             target = peer.target_delay or DEFAULT_TARGET_SECONDS
             for tubid in peer.tubids:
                 controller = self._controllers.get(tubid)
