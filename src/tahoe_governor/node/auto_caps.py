@@ -64,12 +64,11 @@ class AutoPeerCaps:
         floor = peer_floor(self._live.policy.encoding)
         node_up = limits.node_up.bytes_per_second
         ceiling = max(floor, node_up) if node_up != UNLIMITED else UNLIMITED
+        capped = {tubid for peer in automatic for tubid in peer.tubids}
         round_trips: dict[str, float] = {}
         for conn in self._shaper.connections():
-            tubid = conn.tubid
-            rtt = self._rtt(conn.transport) if tubid is not None else None
-            if tubid is not None and rtt is not None:
-                round_trips[tubid] = max(rtt, round_trips.get(tubid, 0.0))
+            if conn.tubid in capped and (rtt := self._rtt(conn.transport)) is not None:
+                round_trips[conn.tubid] = max(rtt, round_trips.get(conn.tubid, 0.0))
         rates: dict[str, float] = {}
         for peer in automatic:
             target = peer.target_delay or DEFAULT_TARGET_SECONDS
