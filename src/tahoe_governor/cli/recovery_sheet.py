@@ -53,6 +53,11 @@ class JobRecovery:
     config_lines: tuple[str, ...]
     """The job's ``[backups]`` lines, its target written as ``alias:path``."""
 
+    @property
+    def target(self) -> str:
+        """The job's target as a new machine names it: ``alias:path``."""
+        return f"{self.alias}:{self.path}"
+
 
 @attrs.frozen
 class RecoverySheet:
@@ -143,7 +148,7 @@ def sheet_lines(sheet: RecoverySheet, printed: float) -> list[str]:
         lines.append("  none ([backups] is empty)")
     for job in sheet.jobs:
         lines += [
-            f"  {job.name}: {job.alias}:{job.path}",
+            f"  {job.name}: {job.target}",
             f"    directory cap of alias {job.alias!r}: {job.alias_cap}",
             f"    path below it: {job.path or '(the directory itself)'}",
             "    tahoe.cfg [backups] lines:",
@@ -169,7 +174,7 @@ def restore_steps(sheet: RecoverySheet) -> list[str]:
     ]
     aliases = {job.alias: job.alias_cap for job in sheet.jobs}
     lines += [f"  3. tahoe -d NEWNODE add-alias {alias} {cap}" for alias, cap in aliases.items()]
-    lines += [f"  4. tahoe-governor restore NEWNODE {job.alias}:{job.path} DEST   (job {job.name})"
+    lines += [f"  4. tahoe-governor restore NEWNODE {job.target} DEST   (job {job.name})"
               for job in sheet.jobs]
     lines += [
         "  5. once the files are back: add the [backups] lines above to NEWNODE/tahoe.cfg",
