@@ -26,7 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' harness
 
-from tests.node.dsl_line import inside_namespace, run_scenarios  # noqa: E402
+from tests.node.dsl_line import (  # noqa: E402
+    emulation_unavailable,
+    inside_namespace,
+    run_scenarios,
+)
 
 SCENARIOS = {
     "no cap": "",
@@ -47,6 +51,10 @@ def main() -> int:
                         help="run only this scenario (repeatable)")
     args = parser.parse_args()
     if not inside_namespace():
+        if (reason := emulation_unavailable()) is not None:
+            print(f"bench_dsl_line: {reason} (run as root, on a kernel with sch_htb)",
+                  file=sys.stderr)
+            return 2
         inner = shlex.join([sys.executable, __file__, *sys.argv[1:]])
         done = subprocess.run(
             ["unshare", "--net", "sh", "-c", f"ip link set lo up && exec {inner}"],

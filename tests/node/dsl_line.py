@@ -152,6 +152,27 @@ def _scenario(grid: LocalGrid, work: Path, parents_port: int, echo_port: int,
             "bandwidth": bandwidth}
 
 
+PROBE = ("ip link set lo up && tc qdisc add dev lo root handle 1: htb default 10 && "
+         "tc class add dev lo parent 1: classid 1:30 htb rate 1000kbit && "
+         "tc qdisc add dev lo parent 1:30 handle 30: bfifo limit 256kb && "
+         "tc filter add dev lo parent 1: protocol ip prio 1 u32 match ip dport 1 0xffff "
+         "flowid 1:30")
+
+
+def emulation_unavailable() -> str | None:
+    """Why this machine cannot emulate the line (no private network namespace, or no HTB,
+    FIFO or u32 filter in its kernel), or ``None`` when it can."""
+    try:
+        probe = subprocess.run(["unshare", "--net", "sh", "-c", PROBE],
+                               capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"cannot run unshare: {e}"
+    if probe.returncode != 0:
+        return ("cannot emulate a modem in a private network namespace: "
+                + (probe.stderr.strip().splitlines() or ["unshare or tc failed"])[-1])
+    return None
+
+
 def inside_namespace() -> bool:
     """Whether this process may shape its own loopback (a private namespace, as root)."""
     return os.geteuid() == 0 and os.environ.get("TAHOE_GOVERNOR_DSL_NAMESPACE") == "1"

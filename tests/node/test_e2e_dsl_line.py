@@ -17,6 +17,8 @@ import sys
 import pytest
 
 from tests.node.crash_harness import REPO
+from tests.node.dsl_line import emulation_unavailable
+from tests.socket_counters import SS
 from tests.system_programs import require_programs
 
 
@@ -25,12 +27,14 @@ def test_an_automatic_cap_uses_the_line_and_keeps_it_responsive() -> None:
     """With ``peer.<parents>.up = auto``: the echo's 95th percentile round trip stays under
     150 ms (an uncapped backup fills the modem: about 2 s), and the parents' server
     receives at least 60 % of the line's rate."""
-    require_programs(("/usr/bin/unshare", "/usr/sbin/ip", "/usr/sbin/tc"),
+    require_programs(("/usr/bin/unshare", "/usr/sbin/ip", "/usr/sbin/tc", SS),
                      ("util-linux", "iproute2"))
-    if os.geteuid() != 0:
+    reason = ("needs root for a private network namespace with traffic control"
+              if os.geteuid() != 0 else emulation_unavailable())
+    if reason is not None:
         if os.environ.get("CI"):
-            pytest.fail("CI runs as root: the emulated line needs a network namespace")
-        pytest.skip("needs root for a private network namespace with traffic control")
+            pytest.fail(f"CI must be able to emulate the line: {reason}")
+        pytest.skip(reason)
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "bench_dsl_line.py"), "--only", "auto",
          "--seconds", "30", "--settle", "45", "--tree-mb", "30"],
