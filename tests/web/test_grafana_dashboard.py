@@ -44,9 +44,10 @@ def test_every_query_names_only_exported_metrics() -> None:
 
 
 def test_dashboard_covers_what_a_user_tunes_by() -> None:
-    """Peer rate against limit both ways, backlog, job state, files, bytes, ETA,
-    next start, CPU against budget and link rate against capacity and threshold
-    each have a query."""
+    """Peer rate against limit both ways, backlog, automatic caps (chosen rate,
+    queueing delay against target), job state, files, bytes, ETA, next start,
+    CPU against budget and link rate against capacity and threshold each have
+    a query."""
     exprs = [q.expr for q in dashboard_queries(load_dashboard())]
     joined = "\n".join(exprs)
     for direction in ("up", "down"):
@@ -57,6 +58,10 @@ def test_dashboard_covers_what_a_user_tunes_by() -> None:
     for metric in (
         "peer_queued_bytes",
         "peer_wait_seconds_total",
+        "peer_auto_rate_bytes_per_second",
+        "peer_queueing_delay_seconds",
+        "peer_target_delay_seconds",
+        "peer_rtt_seconds",
         "job_state",
         "job_run_files_seen",
         "job_run_done_bytes",

@@ -3,7 +3,8 @@ local grid, and every query of the shipped Grafana dashboard returns data.
 
 The node's tahoe.cfg sets every kind of limit in both directions (an
 unlimited cap has no sample, so its panel would rightly be empty): node
-limits, capacities, busy thresholds, a peer cap each way, a job with a
+limits, capacities, busy thresholds, a peer cap each way, a second peer
+under an automatic cap (its chosen rate and round trips), a job with a
 bandwidth and a CPU budget that is still running while Prometheus scrapes,
 a small job that has completed (last success, next start), and a maintenance
 task that has completed a pass.
@@ -54,7 +55,7 @@ class DashboardOnRealNodeTests(TestCase):
         base = temp_dir(self)
         make_tree(base / "photos", files=20, size=200_000)
         make_tree(base / "documents", files=3, size=10_000)
-        dsl = self.grid.servers[0]
+        dsl, parents = self.grid.servers[0], self.grid.servers[1]
         nodedir = self.grid.make_client_dir(
             base / "client",
             extra_cfg=(
@@ -79,6 +80,7 @@ class DashboardOnRealNodeTests(TestCase):
                 "busy.down = 90%\n"
                 f"peer.{dsl.nickname}.up = 800kbps\n"
                 f"peer.{dsl.nickname}.down = 8Mbps\n"
+                f"peer.{parents.nickname}.up = auto\n"
             ),
         )
         client, governor = await start_governed_node(nodedir)
