@@ -12,15 +12,11 @@ from typing import Any
 import pytest
 from twisted.internet.task import Clock
 
-from tahoe_governor.app import build_governor
 from tahoe_governor.cli.status import status_lines
 from tahoe_governor.node.governor import Governor
-from tahoe_governor.policy.config import parse_policy_text
-from tahoe_governor.policy.state_db import StateDatabase
 from tahoe_governor.status import public_dict
-from tahoe_governor.throttle.testing import FakeCounters
 from tahoe_governor.web.metrics import metric_families
-from tests.node.test_governor import NOON, PARENTS, UTC, FakeClient, FakeServer
+from tests.node.test_governor import PARENTS, governor_on_fake_line
 from tests.throttle.shaping_fakes import connect
 
 CONFIG = """
@@ -46,16 +42,9 @@ class Line:
 
 @pytest.fixture
 def node(tmp_path: Any) -> tuple[Governor, Clock, Line, Any]:
-    clock = Clock()
-    clock.advance(NOON)
-    client = FakeClient(clock)
-    client.storage_broker.servers = [FakeServer(PARENTS, "parents")]
     line = Line()
-    governor = build_governor(
-        clock, client, str(tmp_path), parse_policy_text(CONFIG, UTC),
-        StateDatabase(str(tmp_path / "governor.sqlite")), counters=FakeCounters(),
-        round_trip=line.rtt)
-    governor.start()
+    governor, clock, client = governor_on_fake_line(
+        tmp_path, CONFIG, {PARENTS: "parents"}, line.rtt)
     shaped, _, transport = connect(client.shaper, clock, PARENTS)
     return governor, clock, line, (shaped, transport)
 

@@ -123,6 +123,23 @@ def client(clock: Clock) -> FakeClient:
     return FakeClient(clock)
 
 
+def governor_on_fake_line(
+    tmp_path: Any, config: str, servers: dict[str, str], round_trip: Any
+) -> tuple[Governor, Clock, FakeClient]:
+    """A started Governor at NOON on a Clock, knowing ``servers`` (TubID -> nickname), whose
+    connections' round trips ``round_trip(transport)`` gives (for automatic caps)."""
+    clock = Clock()
+    clock.advance(NOON)
+    client = FakeClient(clock)
+    client.storage_broker.servers = [FakeServer(tubid, nick) for tubid, nick in servers.items()]
+    governor = build_governor(
+        clock, client, str(tmp_path), parse_policy_text(config, UTC),
+        StateDatabase(str(tmp_path / "governor.sqlite")), counters=FakeCounters(),
+        round_trip=round_trip)
+    governor.start()
+    return governor, clock, client
+
+
 @pytest.fixture
 def governor(clock: Clock, client: FakeClient, database: StateDatabase, tmp_path: Any) -> Governor:
     policy = parse_policy_text(CONFIG, UTC)

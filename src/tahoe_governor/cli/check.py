@@ -33,7 +33,13 @@ from tahoe_governor.policy.config import (
     ScheduledJob,
     target_problems,
 )
-from tahoe_governor.policy.engine import EffectiveLimit, JobLimits, Limits, limits_at
+from tahoe_governor.policy.engine import (
+    EffectiveLimit,
+    JobLimits,
+    Limits,
+    auto_node_start_rate,
+    limits_at,
+)
 from tahoe_governor.policy.errors import ConfigError, ConfigProblem
 from tahoe_governor.policy.job_settings import with_job_settings
 from tahoe_governor.policy.local_zone import local_zone
@@ -260,7 +266,12 @@ def report_lines(
             capacity = "not configured"
         yield f"  {'capacity ' + direction + ':':<17}{capacity}"
     yield f"  interface:       {_interface(policy, counters or PsutilCounters())}"
-    yield f"  node limit up:   {_limit(limits.node_up)}"
+    if limits.node_up.source == "limit.up (auto)":
+        yield (f"  node limit up:   auto: starts at "
+               f"{format_rate(auto_node_start_rate(policy.encoding))} and follows the delay "
+               f"of the node's own uplink (target {DEFAULT_TARGET_SECONDS * 1000:g} ms)")
+    else:
+        yield f"  node limit up:   {_limit(limits.node_up)}"
     yield f"  node limit down: {_limit(limits.node_down)}"
     yield ""
     yield (f"Peers ({len(limits.peers)}; {peers_from})" if limits.peers and peers_from

@@ -145,7 +145,8 @@ def status_lines(status: dict[str, Any], bars: bool = False) -> list[str]:
         lines.append("No storage server contacted yet.")
     link = status["link"]
     lines.append("")
-    lines.append(f"Node cap: up {format_speed(link['node_limit_up'])}, "
+    auto = auto_note(link.get("node_auto_rate_up"), link.get("node_queueing_delay_seconds"))
+    lines.append(f"Node cap: up {format_speed(link['node_limit_up'])}{auto}, "
                  f"down {format_speed(link['node_limit_down'])}")
     return lines
 

@@ -1,4 +1,4 @@
-"""Automatic per-peer upload caps: a delay controller per peer, fed by its connections' round trips.
+"""Automatic upload caps: a delay controller per peer, and one for the node, fed by round trips.
 
 For each storage server under ``peer.<selector>.up = auto``, every meter tick
 reads the kernel's round-trip estimate of each of its connections
@@ -10,6 +10,14 @@ them in the policy's measurements, so the engine applies them under every other
 cap (the node's above all). The controller's floor is the upload floor of the
 grid's encoding (a segment must reach the server within its idle limit), its
 ceiling the node's upload cap.
+
+Under ``limit.up = auto`` one more controller sets the node's upload cap: the
+user's own uplink is the queue every connection passes, so each connection
+keeps its own base round trip, and the node's queueing delay is the smallest
+queueing delay among the peers it is uploading to (a queue only one peer
+shows is at that peer's end, which its own cap, not the node's, should
+answer). Its floor is the node's upload floor (every server's block of a
+segment), and it has no ceiling.
 """
 
 from __future__ import annotations
@@ -19,13 +27,15 @@ from typing import Any
 
 import attrs
 
+from tahoe_governor.policy.engine import auto_node_start_rate
 from tahoe_governor.policy.service import LivePolicy
-from tahoe_governor.policy.upload_floor import peer_floor
+from tahoe_governor.policy.upload_floor import peer_floor, shared_floor
 from tahoe_governor.throttle import UNLIMITED, ConnectionShaper
 from tahoe_governor.throttle.delay_controller import (
     DEFAULT_TARGET_SECONDS,
     DelayController,
     DelaySettings,
+    RoundTrips,
 )
 from tahoe_governor.throttle.socket_rtt import transport_rtt_seconds
 
@@ -41,6 +51,11 @@ class AutoCapReading:
     target_delay: float
 
 
+ACTIVE_UPLOAD_BYTES = 1_000.0
+"""A peer sent less than this (bytes/s, smoothed) has no bytes in flight worth
+timing: its kernel round trip is stale, so the node's controller ignores it."""
+
+
 class AutoPeerCaps:
     """The controllers of the peers under automatic caps; see the module doc.
 
@@ -53,12 +68,54 @@ class AutoPeerCaps:
         self._live = live
         self._rtt = rtt
         self._controllers: dict[str, DelayController] = {}
+        self._node: DelayController | None = None
+        self._node_round_trips: dict[str, RoundTrips] = {}
+        self._node_queueing: float | None = None
+        self.node_rate: float | None = None
+        """The node's upload rate under ``limit.up = auto`` (``None``: not automatic)."""
 
     def tick(self, now: float) -> dict[str, float]:
-        """Measure and steer every automatic peer; TubID -> the upload rate chosen."""
+        """Measure and steer every automatic cap; TubID -> the upload rate chosen for
+        each automatic peer (the node's, if automatic, is then :attr:`node_rate`)."""
+        self._tick_node(now)
+        return self._tick_peers(now)
+
+    def _tick_node(self, now: float) -> None:
+        policy = self._live.policy
+        if not policy.up.limit_auto:
+            self._node, self.node_rate, self._node_queueing = None, None, None
+            self._node_round_trips.clear()
+            return
+        floor = shared_floor(policy.encoding)
+        if self._node is None:
+            self._node = DelayController(
+                DelaySettings(floor=floor, start=auto_node_start_rate(policy.encoding)), now)
+        connected = set()
+        for conn in self._shaper.connections():
+            if conn.tubid is None:
+                continue
+            connected.add(conn.tubid)
+            if (rtt := self._rtt(conn.transport)) is not None:
+                self._node_round_trips.setdefault(conn.tubid, RoundTrips()).observe(now, rtt)
+        for tubid in set(self._node_round_trips) - connected:
+            del self._node_round_trips[tubid]
+        delays = [trips.queueing_delay for tubid, trips in self._node_round_trips.items()
+                  if self._shaper.peer_stats(tubid).rate_up >= ACTIVE_UPLOAD_BYTES]
+        self._node_queueing = min((d for d in delays if d is not None), default=None)
+        self.node_rate = self._node.steer(
+            now, self._shaper.node_stats().rate_up, self._node_queueing)
+
+    def node_reading(self) -> AutoCapReading | None:
+        """The node controller's view, ``None`` unless ``limit.up = auto``."""
+        if self._node is None or self.node_rate is None:
+            return None
+        return AutoCapReading(None, None, self._node_queueing, self.node_rate,
+                              self._node.settings.target_seconds)
+
+    def _tick_peers(self, now: float) -> dict[str, float]:
         limits = self._live.current
         automatic = [peer for peer in limits.peers if peer.auto_up is not None]
-        if not automatic:  # the usual node: no socket is asked anything
+        if not automatic:  # the usual node: no socket is asked anything for its peers
             self._controllers.clear()
             return {}
         floor = peer_floor(self._live.policy.encoding)

@@ -246,6 +246,7 @@ class Governor:
             self._work_seen[name] = done
         self.budgets.charge_tick(tick.process_cpu_seconds, tick.machine_idle)
         readings = self.meters.readings()
+        auto_up = self.auto_caps.tick(tick.now)
         self.live.update_measurements(
             Measurements(
                 capacity_up=readings.capacity_up,
@@ -254,7 +255,8 @@ class Governor:
                 other_down=readings.other_down,
                 machine_idle=readings.machine_idle,
                 job_cpu={name: self.budgets.usage(name) for name in self.budgets.jobs()},
-                auto_up=self.auto_caps.tick(tick.now),
+                auto_up=auto_up,
+                auto_node_up=self.auto_caps.node_rate,
             )
         )
 

@@ -142,7 +142,7 @@ SELECTOR_EXPECTED = ("peer.<selector>.up, peer.<selector>.down or "
                      "peer.<selector>.target_delay")
 TARGET_DELAY = "target_delay"
 AUTO_DOWN_EXPECTED = ("a rate (auto finds the rate of uploads only, from the delay they "
-                      "cause: use it on peer.<selector>.up)")
+                      "cause: use it on peer.<selector>.up or limit.up)")
 TARGET_DELAY_EXPECTED = "a delay such as 25ms or 0.1s, from 1ms to 1s"
 
 
@@ -229,7 +229,10 @@ class LinkPolicy:
     capacity_auto: bool = False
     """``capacity.* = auto``: use the measured estimate."""
     limit: Rate | None = None
-    """``limit.*``; ``None`` when absent (unlimited)."""
+    """``limit.*``; ``None`` when absent (unlimited) or ``auto``."""
+    limit_auto: bool = False
+    """``limit.up = auto``: the node's upload rate is found from the delay its
+    connections see (the user's own uplink queueing)."""
     busy: float | None = None
     """``busy.*`` as a fraction of the capacity; ``None`` when absent."""
     schedule: Schedule | None = None
@@ -599,6 +602,11 @@ def _parse_bandwidth(
                     link["capacity"] = parse_absolute_rate(text)
                 except ValueSyntaxError:
                     problems.add(BANDWIDTH, key, text, CAPACITY_EXPECTED)
+        elif name == "limit" and text.strip() == AUTO_WORD:
+            if link_direction == "up":
+                link["limit_auto"] = True
+            else:
+                problems.add(BANDWIDTH, key, text, AUTO_DOWN_EXPECTED)
         elif name == "limit":
             link["limit"] = problems.value(BANDWIDTH, key, text, parse_rate)
         elif name == "busy":

@@ -7,6 +7,8 @@
 - The smallest applicable cap wins; each limit names the directive that won.
 - The node limit of a direction is ``limit.*``, replaced by the ``schedule.*``
   entry in force, replaced by a runtime override; then ``busy.*`` may lower it.
+  ``limit.up = auto`` is the rate its delay controller chose
+  (``Measurements.auto_node_up``), :func:`auto_node_start_rate` until it has.
 - ``N%`` resolves against ``capacity.*`` when configured, else against the
   measured estimate (``auto``). While no estimate exists a percentage cap
   cannot be applied and is reported as such (``applied=False``).
@@ -35,8 +37,8 @@ from tahoe_governor.policy.config import DIRECTIONS, Direction, Policy, Schedule
 from tahoe_governor.policy.measurements import Measurements
 from tahoe_governor.policy.overrides import LimitKey, Overrides
 from tahoe_governor.policy.peers import KnownPeer, PeerResolution, PeerSelector, resolve_selector
-from tahoe_governor.policy.units import Rate
-from tahoe_governor.policy.upload_floor import Encoding, peer_floor
+from tahoe_governor.policy.units import AUTO_WORD, Rate
+from tahoe_governor.policy.upload_floor import Encoding, peer_floor, shared_floor
 from tahoe_governor.throttle import UNLIMITED
 
 BUSY_FLOOR_FRACTION = 0.05
@@ -236,6 +238,12 @@ def auto_start_rate(encoding: Encoding) -> float:
     return max(AUTO_START_BYTES, 4 * peer_floor(encoding))
 
 
+def auto_node_start_rate(encoding: Encoding) -> float:
+    """The first rate of ``limit.up = auto``: :data:`AUTO_START_BYTES`, or four times
+    the node's upload floor (all ``N`` servers' blocks) if that is more."""
+    return max(AUTO_START_BYTES, 4 * shared_floor(encoding))
+
+
 def _capacity(policy: Policy, measurements: Measurements, direction: Direction) -> float | None:
     link = policy.link(direction)
     if link.capacity is not None:
@@ -304,6 +312,13 @@ def _node_limit(
     )
     override = overrides.limit(LimitKey("node", "", direction))
     caps.add_overridable(configured_rate, override, capacity, configured_source)
+    if link.limit_auto and entry is None:  # a schedule entry in force replaces limit.*
+        if override is None:
+            chosen = measurements.auto_node_up
+            caps.add_value(auto_node_start_rate(policy.encoding) if chosen is None else chosen,
+                           f"limit.{direction} (auto)", AUTO_WORD)
+        else:
+            caps.overridden = AUTO_WORD
     if link.busy is not None:
         if capacity is None:
             caps.unapplied.append(f"busy.{direction} = {link.busy * 100:g}%")

@@ -81,6 +81,9 @@ class Measurements:
     )
     """TubID -> the upload rate (bytes/s) the delay controller of an automatic cap
     (``peer.<selector>.up = auto``) chose for that peer."""
+    auto_node_up: float | None = attrs.field(default=None, validator=_rate_or_none)
+    """The upload rate (bytes/s) the delay controller of ``limit.up = auto`` chose for
+    the whole node; ``None`` before it has chosen (the start rate holds)."""
 
     def capacity(self, direction: str) -> float | None:
         return self.capacity_up if direction == "up" else self.capacity_down

@@ -145,6 +145,10 @@ class LinkStatus:
     node_limit_up: float
     node_limit_down: float
     """Node-wide caps in force (bytes/s), ``UNLIMITED`` for none."""
+    node_auto_rate_up: float | None = None
+    """Under ``limit.up = auto``: the rate its delay controller chose (bytes/s)."""
+    node_queueing_delay_seconds: float | None = None
+    """Under ``limit.up = auto``: the uplink's queueing delay now, ``None`` if not measured."""
 
 
 @attrs.frozen

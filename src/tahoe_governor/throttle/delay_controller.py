@@ -77,21 +77,15 @@ class DelaySettings:
                              f"got {self.target_seconds!r}")
 
 
-class DelayController:
-    """The rate of one automatic peer cap; see the module doc."""
+class RoundTrips:
+    """One connection's round trips: the base (windowed minimum) and the filtered current one."""
 
-    def __init__(self, settings: DelaySettings, now: float) -> None:
-        self.settings = settings
-        start = settings.start if settings.start is not None else 4 * settings.floor
-        self._rate = min(max(start, settings.floor), settings.ceiling)
+    def __init__(self) -> None:
         self._minute_minima: deque[tuple[int, float]] = deque(maxlen=BASE_MINUTES)
         self._recent: deque[float] = deque(maxlen=CURRENT_SAMPLES)
-        self._last_update = now
-
-    # -- measurements ------------------------------------------------------------
 
     def observe(self, now: float, rtt_seconds: float) -> None:
-        """One round-trip sample of the peer's connection at ``now``."""
+        """One round-trip sample of the connection at ``now``."""
         if not (rtt_seconds > 0 and math.isfinite(rtt_seconds)):
             return
         minute = int(now // 60)
@@ -121,6 +115,43 @@ class DelayController:
         base, current = self.base_rtt, self.current_rtt
         return None if base is None or current is None else max(0.0, current - base)
 
+
+class DelayController:
+    """The rate of one automatic cap; see the module doc.
+
+    A peer's controller follows its own connection's :class:`RoundTrips`
+    (:meth:`observe`, :meth:`update`); the node's follows a queueing delay found
+    from several connections (:meth:`steer`).
+    """
+
+    def __init__(self, settings: DelaySettings, now: float) -> None:
+        self.settings = settings
+        start = settings.start if settings.start is not None else 4 * settings.floor
+        self._rate = min(max(start, settings.floor), settings.ceiling)
+        self.round_trips = RoundTrips()
+        self._last_update = now
+
+    # -- measurements ------------------------------------------------------------
+
+    def observe(self, now: float, rtt_seconds: float) -> None:
+        """One round-trip sample of the peer's connection at ``now``."""
+        self.round_trips.observe(now, rtt_seconds)
+
+    @property
+    def base_rtt(self) -> float | None:
+        """The line's base round trip (seconds), ``None`` before any sample."""
+        return self.round_trips.base_rtt
+
+    @property
+    def current_rtt(self) -> float | None:
+        """The filtered current round trip (seconds), ``None`` before any sample."""
+        return self.round_trips.current_rtt
+
+    @property
+    def queueing_delay(self) -> float | None:
+        """How long bytes wait in the line's queues now (seconds)."""
+        return self.round_trips.queueing_delay
+
     @property
     def rate(self) -> float:
         """The rate chosen (bytes/s)."""
@@ -130,9 +161,13 @@ class DelayController:
 
     def update(self, now: float, sent_rate: float) -> float:
         """The rate from ``now`` on, given what the peer was sent lately (bytes/s)."""
+        return self.steer(now, sent_rate, self.queueing_delay)
+
+    def steer(self, now: float, sent_rate: float, queueing: float | None) -> float:
+        """The rate from ``now`` on, given what was sent lately (bytes/s) and the
+        queueing delay now (seconds; ``None``: not measured)."""
         elapsed = max(0.0, now - self._last_update)
         self._last_update = now
-        queueing = self.queueing_delay
         if queueing is None or elapsed == 0.0:
             return self._rate
         target = self.settings.target_seconds

@@ -50,6 +50,7 @@ from tahoe_governor.web.access_tokens import CsrfTokens
 from tahoe_governor.web.archive_listing import ArchiveListingResource
 from tahoe_governor.web.control_actions import ACTIONS, UnreadableBody, request_fields
 from tahoe_governor.web.human_units import (
+    auto_note,
     format_bytes,
     format_instant,
     format_seconds,
@@ -342,7 +343,8 @@ class PrivateStatusPage(GovernorPage):
         return tags.section(
             tags.h2("Limits"),
             tags.div(
-                tags.p(f"Node cap: up {format_speed(node.node_limit_up)}, "
+                tags.p(f"Node cap: up {format_speed(node.node_limit_up)}"
+                       f"{auto_note(node.node_auto_rate_up, node.node_queueing_delay_seconds)}, "
                        f"down {format_speed(node.node_limit_down)}."),
                 tags.h3("Overrides in force"),
                 overrides if status.overrides else tags.p("None: tahoe.cfg as written."),

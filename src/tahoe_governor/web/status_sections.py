@@ -181,7 +181,8 @@ def link_section(link: LinkStatus) -> Tag:
         return "unknown" if value is None else format_speed(value)
 
     return tags.section(tags.h2("Link"), tags.div(definition_list([
-        ("Node cap", f"up {format_speed(link.node_limit_up)}, "
+        ("Node cap", f"up {format_speed(link.node_limit_up)}"
+                     f"{auto_note(link.node_auto_rate_up, link.node_queueing_delay_seconds)}, "
                      f"down {format_speed(link.node_limit_down)}"),
         ("Governed traffic", f"up {format_speed(link.own_up)}, down {format_speed(link.own_down)}"),
         ("All traffic", f"up {format_speed(link.rate_up)}, down {format_speed(link.rate_down)}"),

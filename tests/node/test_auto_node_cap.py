@@ -1,0 +1,162 @@
+"""``limit.up = auto`` in the real Governor, on an injected clock with a fake uplink.
+
+Two storage servers are uploaded to over one slow uplink (the user's own DSL
+line): every byte of both connections waits in the same modem queue, so each
+connection's round trip is its own base delay plus what that queue holds.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from twisted.internet.task import Clock
+from twisted.web.template import flattenString
+
+from tahoe_governor.cli.check import report_lines
+from tahoe_governor.cli.status import status_lines
+from tahoe_governor.node.governor import Governor
+from tahoe_governor.policy.config import ConfigError, parse_policy_text
+from tahoe_governor.policy.engine import AUTO_START_BYTES
+from tahoe_governor.status import public_dict
+from tahoe_governor.throttle.testing import FakeCounters
+from tahoe_governor.web.metrics import metric_families
+from tahoe_governor.web.status_sections import link_section
+from tests.node.test_governor import FRIEND, PARENTS, UTC, governor_on_fake_line
+from tests.throttle.shaping_fakes import connect
+
+UPLINK = 80_000.0  # the user's uplink, bytes/s
+BASES = {PARENTS: 0.040, FRIEND: 0.010}  # each server's own distance
+
+
+class Uplink:
+    """The user's modem: one queue for every connection, draining at UPLINK bytes/s.
+
+    ``far_queue`` is a queue at one server's end (its own slow downlink), seen by
+    that server's connection only.
+    """
+
+    def __init__(self) -> None:
+        self.queued = 0.0
+        self.far_queue = {PARENTS: 0.0, FRIEND: 0.0}
+        self.peer_of: dict[Any, str] = {}
+        self.last_sent: dict[Any, int] = {}
+        self.last_rtt: dict[Any, float] = {}
+        self.sent_seen = 0
+
+    def rtt(self, transport: Any) -> float:
+        """As the kernel's estimate: it moves only while the connection has bytes acknowledged;
+        an idle connection keeps its last value."""
+        peer = self.peer_of[transport]
+        sent = len(transport.value())
+        if sent == self.last_sent.get(transport, 0):
+            return self.last_rtt.get(transport, BASES[peer])
+        self.last_sent[transport] = sent
+        rtt = self.last_rtt[transport] = BASES[peer] + (self.queued + self.far_queue[peer]) / UPLINK
+        return rtt
+
+
+def governed(tmp_path: Any, config: str) -> tuple[Governor, Clock, Uplink, list[Any]]:
+    uplink = Uplink()
+    governor, clock, client = governor_on_fake_line(
+        tmp_path, config, {PARENTS: "parents", FRIEND: "friend"}, uplink.rtt)
+    conns = []
+    for peer in (PARENTS, FRIEND):
+        shaped, _, transport = connect(client.shaper, clock, peer)
+        uplink.peer_of[transport] = peer
+        conns.append((shaped, transport, peer))
+    return governor, clock, uplink, conns
+
+
+def upload(governor: Governor, clock: Clock, uplink: Uplink, conns: list[Any],
+           seconds: float, busy: tuple[str, ...] = (PARENTS, FRIEND)) -> None:
+    """The jobs keep the ``busy`` connections full; the modem drains its queue."""
+    for _ in range(int(seconds * 20)):
+        for shaped, _, peer in conns:
+            if peer in busy and governor.shaper.peer_stats(peer).queued_up < 200_000:
+                shaped.write(b"x" * 50_000)
+        clock.advance(0.05)
+        sent = sum(len(transport.value()) for _, transport, _ in conns)
+        uplink.queued = max(0.0, uplink.queued + (sent - uplink.sent_seen) - UPLINK * 0.05)
+        uplink.sent_seen = sent
+
+
+def node_up(governor: Governor) -> float:
+    return governor.live.current.node_up.bytes_per_second
+
+
+def test_the_node_cap_finds_the_uplink_and_keeps_its_queue_short(tmp_path: Any) -> None:
+    """From its start rate the node's cap reaches the 80 kB/s uplink within two
+    minutes, then uses at least 85 % of it while its queue stays under 0.2 s."""
+    governor, clock, uplink, conns = governed(tmp_path, "[bandwidth]\nlimit.up = auto\n")
+    assert node_up(governor) == pytest.approx(AUTO_START_BYTES)
+    assert governor.live.current.node_up.source == "limit.up (auto)"
+    upload(governor, clock, uplink, conns, 120.0)
+    sent_before, t0 = uplink.sent_seen, clock.seconds()
+    upload(governor, clock, uplink, conns, 60.0)
+    achieved = (uplink.sent_seen - sent_before) / (clock.seconds() - t0)
+    assert achieved >= 0.85 * UPLINK
+    assert uplink.queued / UPLINK < 0.2, "the modem's queue stays short"
+    reading = governor.auto_caps.node_reading()
+    assert reading is not None and reading.rate == pytest.approx(node_up(governor))
+
+
+def test_a_queue_at_one_servers_end_does_not_hold_the_node_back(tmp_path: Any) -> None:
+    """A queue only the parents' connection shows (their own downlink) is not the
+    user's uplink: the node's cap still grows to the uplink."""
+    governor, clock, uplink, conns = governed(tmp_path, "[bandwidth]\nlimit.up = auto\n")
+    upload(governor, clock, uplink, conns, 30.0)
+    uplink.far_queue[PARENTS] = UPLINK * 0.5  # half a second of queue at the parents' end
+    upload(governor, clock, uplink, conns, 120.0)
+    assert node_up(governor) >= 0.85 * UPLINK
+
+
+def test_an_idle_connection_does_not_count(tmp_path: Any) -> None:
+    """The friend is sent nothing, so its round trip (stale, at its base) is not
+    taken as the uplink's: with the parents' connection over the target the
+    node's cap falls."""
+    governor, clock, uplink, conns = governed(tmp_path, "[bandwidth]\nlimit.up = auto\n")
+    upload(governor, clock, uplink, conns, 120.0, busy=(PARENTS,))
+    before = node_up(governor)
+    for _ in range(12):
+        uplink.queued += UPLINK * 0.25  # the household starts a large upload of its own
+        upload(governor, clock, uplink, conns, 0.25, busy=(PARENTS,))
+    assert node_up(governor) < 0.5 * before
+
+
+def test_an_override_replaces_auto_and_check_says_so(tmp_path: Any) -> None:
+    """A live override wins over ``auto`` and names it as what it replaced; without
+    one, ``check`` explains the automatic cap."""
+    governor, clock, uplink, conns = governed(tmp_path, "[bandwidth]\nlimit.up = auto\n")
+    lines = "\n".join(report_lines(governor.live.policy, governor.live.current,
+                                   str(tmp_path), {}, FakeCounters()))
+    assert "node limit up:   auto: starts at 32 kB/s (256 kbps) and follows" in lines, lines
+    governor.controls.set_limit("node", "", "up", "100kB/s")
+    limit = governor.live.current.node_up
+    assert (limit.bytes_per_second, limit.source, limit.overridden) == (100_000.0, "override",
+                                                                         "auto")
+
+
+def test_auto_is_refused_for_downloads() -> None:
+    """``limit.down = auto`` is refused with what is expected instead."""
+    with pytest.raises(ConfigError, match=r"limit\.down.*use it on peer.<selector>.up or limit.up"):
+        parse_policy_text("[bandwidth]\nlimit.down = auto\n", UTC)
+
+
+def test_the_status_pages_and_metrics_show_the_node_cap_as_automatic(tmp_path: Any) -> None:
+    """The snapshot carries the rate chosen and the uplink's queueing delay; ``status``,
+    the public page and ``/metrics`` show them."""
+    governor, clock, uplink, conns = governed(tmp_path, "[bandwidth]\nlimit.up = auto\n")
+    upload(governor, clock, uplink, conns, 30.0)
+    status = governor.controls.status()
+    assert status.link.node_auto_rate_up == pytest.approx(node_up(governor))
+    assert status.link.node_queueing_delay_seconds is not None
+    shown = "\n".join(status_lines(public_dict(status)))
+    assert re.search(r"Node cap: up [0-9.]+ kB/s \(auto, queue [0-9]+ ms\)",
+                     shown), shown
+    rendered: list[bytes] = []
+    flattenString(None, link_section(status.link)).addCallback(rendered.append)
+    assert b"(auto, queue" in rendered[0]
+    names = {family.name for family in metric_families(status)}
+    assert "tahoe_governor_node_queueing_delay_seconds" in names
