@@ -247,3 +247,56 @@ def test_the_next_upload_starts_once_the_one_before_hands_bytes_to_the_encoder()
     throttle.release(second_lease)  # the second upload ended (failed) before any byte
     clock.advance(0.1)
     assert third.called
+
+
+
+def test_the_oldest_upload_reads_first_so_its_segment_is_sent_while_the_next_reads():
+    """Two uploads read a 1 MiB segment each in Tahoe's 50 KiB reads, asking in turn:
+    the older one has its whole segment after its own bytes' time, not after both
+    (shared, neither would send anything until the end); a step that charges
+    nothing never waits for a turn."""
+    clock = Clock()
+    throttle = JobThrottle(clock, wire_rate=32_000)
+    chunk, chunks = 170_000, 20  # 50 KiB of plaintext, times 10/3
+    finished: dict[str, float] = {}
+
+    async def read_segment(name: str, lease) -> None:
+        for _ in range(chunks):
+            await throttle.admit(lease, chunk)
+        finished[name] = clock.seconds()
+
+    older, younger = throttle.lease(abortable=True), throttle.lease(abortable=True)
+    Deferred.fromCoroutine(read_segment("older", older))
+    Deferred.fromCoroutine(read_segment("younger", younger))
+    assert admit(throttle, throttle.lease(abortable=False)).called
+    clock.pump([0.01] * 25_000)
+    own_time = chunk * chunks / 32_000
+    assert finished["older"] <= own_time * 1.05
+    assert finished["younger"] <= 2 * own_time * 1.05
+
+
+def test_a_late_wake_up_is_owed_what_the_bucket_accrued():
+    """A reactor that wakes the waiting request 0.2 s late each time (busy) still grants
+    the cap's rate: the tokens past the 128 ms burst are not lost."""
+    clock = Clock()
+    throttle = JobThrottle(clock, wire_rate=32_000)
+    d = admit(throttle, throttle.lease(abortable=True), 320_000)
+    clock.pump([0.2] * 51)  # 10.2 s: 320_000 bytes at 32 kB/s take 10 s
+    assert d.called
+
+
+def test_a_failed_request_gives_its_turn_to_the_next():
+    """The first in turn fails (its upload aborted): the next one is served at once."""
+    clock = Clock()
+    throttle = JobThrottle(clock, wire_rate=10_000, burst=1000)
+    lease = throttle.lease(abortable=True)
+    first = admit(throttle, lease, 50_000)
+    second = admit(throttle, throttle.lease(abortable=False), 5_000)
+    failures = []
+    first.addErrback(failures.append)
+    clock.pump([0.01] * 100)
+    assert not second.called
+    throttle.abort_in_flight()
+    assert len(failures) == 1
+    clock.pump([0.01] * 60)
+    assert second.called

@@ -16,6 +16,16 @@ place where the job waits:
    the job's cap in wire bytes per second. A request larger than the burst is
    taken in pieces as the bucket refills, and granted only when whole, so over
    any interval the wire bytes granted never exceed ``burst + rate * seconds``.
+   Requests are served by the age of their lease, oldest first: under a low
+   cap a job has several files in flight, each reading a whole segment (Tahoe's
+   1 MiB, in 50 KiB reads) before it sends any of it, and sharing the bucket
+   among them kept every file reading for minutes with nothing on the wire
+   (measured: 32 kB/s node cap, nine 1 MB files, nothing sent for four
+   minutes). Oldest first, one file sends its segment while the next one reads.
+   A wait that ends late (a busy reactor) is owed what the bucket accrued
+   meanwhile, as the shaper's releases are
+   (:data:`~tahoe_governor.throttle.release_scheduler.LATE_CREDIT_SECONDS`):
+   clipped at its burst, the job ran at two thirds of its cap.
 
 Charging ``plaintext * N / k`` wire tokens against a bucket of ``cap`` bytes/s
 is the same as a plaintext bucket of ``cap * k / N`` bytes/s, with one
@@ -37,6 +47,7 @@ with ``twisted.internet.task.Clock``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -47,6 +58,7 @@ from twisted.python.failure import Failure
 from tahoe_governor.throttle import UNLIMITED, TokenBucket
 from tahoe_governor.throttle.backlog_gate import BacklogGate
 from tahoe_governor.throttle.reactor_clock import ReactorClock
+from tahoe_governor.throttle.release_scheduler import LATE_CREDIT_SECONDS, LATE_IS_A_JUMP_SECONDS
 
 CpuGate = Callable[[], "Deferred[None]"]
 """Returns a Deferred that fires (with anything) when the job may do more work."""
@@ -84,10 +96,12 @@ class Lease:
     fails with that error. Several waits may be pending on one lease at once.
     """
 
-    __slots__ = ("abortable", "error", "_waits")
+    __slots__ = ("abortable", "age", "error", "_waits")
 
-    def __init__(self, abortable: bool) -> None:
+    def __init__(self, abortable: bool, age: int = 0) -> None:
         self.abortable = abortable
+        self.age = age
+        """Its rank among the throttle's leases, oldest first (whose requests go first)."""
         self.error: BaseException | None = None
         self._waits: set[_Wait] = set()
 
@@ -134,6 +148,10 @@ class JobThrottle:
         self._parked: dict[_Wait, Lease] = {}
         self._leases: set[Lease] = set()
         self._starting: dict[Lease, Callable[[], None]] = {}
+        self._turns: list[tuple[int, int]] = []
+        """The requests waiting for wire bytes, as (lease age, request number); only
+        the smallest takes tokens."""
+        self._counter = itertools.count()
         self.granted_wire_bytes = 0
         """Wire bytes granted since creation (each admit's charge, once whole)."""
 
@@ -176,7 +194,7 @@ class JobThrottle:
 
     def lease(self, abortable: bool) -> Lease:
         """A new lease; abortable ones are failed by :meth:`abort_in_flight`."""
-        lease = Lease(abortable)
+        lease = Lease(abortable, next(self._counter))
         self._leases.add(lease)
         return lease
 
@@ -238,24 +256,40 @@ class JobThrottle:
             return
         gated = self._cpu_gate is None
         taken = 0
-        while True:
-            if self._suspended:
-                await self._park(lease, math.inf)
-                continue
-            if not gated:
-                gated = True
-                gate = self._cpu_gate
-                if gate is not None:
-                    await self._wait_gate(lease, gate)
-                    continue  # the job may have been suspended meanwhile
-            now = self._reactor.seconds()
-            taken += self._bucket.take(wire_bytes - taken, now)
-            if taken >= wire_bytes:
-                break
-            # Wake when half a burst is there: a timer that fires a little late
-            # then still finds room in the bucket, so no refill is lost.
-            piece = min(wire_bytes - taken, max(1, self._bucket.burst // 2))
-            await self._park(lease, self._bucket.delay(piece, now))
+        turn = (lease.age, next(self._counter))
+        if wire_bytes > 0:
+            self._turns.append(turn)
+        try:
+            while True:
+                if self._suspended:
+                    await self._park(lease, math.inf)
+                    continue
+                if not gated:
+                    gated = True
+                    gate = self._cpu_gate
+                    if gate is not None:
+                        await self._wait_gate(lease, gate)
+                        continue  # the job may have been suspended meanwhile
+                if wire_bytes > 0 and min(self._turns) != turn:
+                    await self._park(lease, math.inf)  # woken when the turn before ends
+                    continue
+                now = self._reactor.seconds()
+                taken += self._bucket.take(wire_bytes - taken, now)
+                if taken >= wire_bytes:
+                    break
+                # Wake when half a burst is there.
+                piece = min(wire_bytes - taken, max(1, self._bucket.burst // 2))
+                delay = self._bucket.delay(piece, now)
+                await self._park(lease, delay)
+                woke, due = self._reactor.seconds(), now + delay
+                if due < woke <= due + LATE_IS_A_JUMP_SECONDS:  # late, not a clock jump
+                    self._bucket.catch_up(max(due, woke - LATE_CREDIT_SECONDS), woke)
+        finally:
+            if wire_bytes > 0:
+                first = min(self._turns) == turn
+                self._turns.remove(turn)
+                if first and self._turns:
+                    self._wake_all()  # the next request's turn
         self.granted_wire_bytes += max(wire_bytes, 0)
 
     # -- internals -----------------------------------------------------------
