@@ -268,21 +268,21 @@ def test_controls_refuse_to_clear_an_override_that_is_not_set(governor: Governor
 
 
 def test_controls_refuse_upload_rates_below_the_segment_floor(governor: Governor) -> None:
-    """At 3-of-10 a peer cap needs 234 bps and a node or job cap 2331 bps, so that a
+    """At 3-of-10 a peer cap needs 1865 bps and a node or job cap 18642 bps, so that a
     segment reaches the servers within their idle limit; lower is refused, the floor named."""
     with pytest.raises(ControlError) as refused:
         governor.controls.set_limit("peer", "parents", "up", "200bps")
     assert str(refused.value) == (
-        "peer parents up = '200bps': expected at least 234 bps (29.2 B/s): below it one "
-        "server's block of a segment (43691 bytes at 3-of-10) cannot reach the storage "
+        "peer parents up = '200bps': expected at least 1865 bps (233.1 B/s): below it one "
+        "server's block of a segment (349526 bytes at 3-of-10) cannot reach the storage "
         "servers within 25 minutes, and their 30-minute idle limit aborts every upload")
     for scope, name in (("node", ""), ("job", "b1")):
-        with pytest.raises(ControlError, match=r"at least 2331 bps \(291.3 B/s\): below it "
+        with pytest.raises(ControlError, match=r"at least 18642 bps \(2330.2 B/s\): below it "
                                                r"the 10 blocks of one segment"):
-            governor.controls.set_limit(scope, name, "up", "2kbps")  # type: ignore[arg-type]
+            governor.controls.set_limit(scope, name, "up", "18kbps")  # type: ignore[arg-type]
     assert governor.controls.status().overrides == ()
-    governor.controls.set_limit("peer", "parents", "up", "234bps")
-    governor.controls.set_limit("node", "", "up", "2331bps")
+    governor.controls.set_limit("peer", "parents", "up", "1865bps")
+    governor.controls.set_limit("node", "", "up", "18642bps")
     governor.controls.set_limit("node", "", "down", "8bps")  # downloads: no idle limit
 
 

@@ -47,8 +47,8 @@ def test_check_refuses_an_upload_cap_below_the_segment_floor(tmp_path: Path) -> 
     status, out, err = _check(nodedir)
     assert (status, out) == (1, "")
     assert (
-        "[bandwidth] peer.parents.up = '200bps': expected at least 234 bps (29.2 B/s): below "
-        "it one server's block of a segment (43691 bytes at 3-of-10) cannot reach the storage "
+        "[bandwidth] peer.parents.up = '200bps': expected at least 1865 bps (233.1 B/s): below "
+        "it one server's block of a segment (349526 bytes at 3-of-10) cannot reach the storage "
         "servers within 25 minutes, and their 30-minute idle limit aborts every upload"
     ) in err
 

@@ -12,7 +12,7 @@ the live ``limit``):
 * the node's cap and a job's cap carry the blocks of all ``N`` servers, which
   share it: floor = ``N * ceil(S / k) / W``.
 
-At 3-of-10 that is 234 bps (29.2 B/s) for a peer and 2331 bps (291.3 B/s) for
+At 3-of-10 that is 1865 bps (233.1 B/s) for a peer and 18642 bps (2330.2 B/s) for
 the node or a job. Only absolute rates are judged here: ``unlimited`` has no
 floor, a percentage is a fraction of a capacity that may not be known, and a
 rate of zero is refused by the rate grammar already.
@@ -25,8 +25,9 @@ import math
 import attrs
 
 from tahoe_governor.policy.units import Rate
+from tahoe_governor.throttle.backlog_gate import SEGMENT_BYTES
 
-MAX_SEGMENT_SIZE = 128 * 1024
+MAX_SEGMENT_SIZE = SEGMENT_BYTES
 """Tahoe's default ``max_segment_size``: the bytes of a file encoded at a time."""
 
 IDLE_WINDOW_SECONDS = 25 * 60

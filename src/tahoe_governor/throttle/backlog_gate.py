@@ -45,8 +45,9 @@ DEFAULT_BACKLOG_SECONDS = 1.0
 MIN_BACKLOG_BYTES = 16_384
 """Never hold work for a queue shorter than this (a slow cap still admits a file)."""
 
-SEGMENT_BYTES = 131_072
-"""Tahoe's default segment: an upload's first bytes to a server are one share of it."""
+SEGMENT_BYTES = 1024 * 1024
+"""Tahoe's default immutable segment (``DEFAULT_IMMUTABLE_MAX_SEGMENT_SIZE``, 1 MiB
+since Tahoe-LAFS 1.19): an upload's first bytes to a server are one share of it."""
 
 TAHOE_QUERY_TIMEOUT_SECONDS = 15.0
 """How long Tahoe's uploader waits for a server's answer in server selection."""
