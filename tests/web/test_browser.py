@@ -2,50 +2,29 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.system_programs import require_programs
-from tests.web.served_node import REPO, served_node
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1100,2400")
-DOCS_SCREENSHOT = REPO / "docs" / "_static" / "status-page.png"
+from tests.web.chromium import PACKAGES, PROGRAMS, chromium
+from tests.web.served_node import served_node
 
 
 @pytest.fixture
 def browser():
     """Chromium driven by chromedriver, both from Debian (nothing downloaded)."""
-    require_programs((CHROMIUM, CHROMEDRIVER), ("chromium", "chromium-driver"))
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="governor-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    try:
+    require_programs(PROGRAMS, PACKAGES)
+    with chromium(1100, 2400) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.mark.e2e
 def test_public_and_private_pages_and_pause_in_a_browser(browser, tmp_path: Path) -> None:
     """The public page renders with its charts; on the private page, pressing Pause for a
     job makes the job paused in the JSON, and giving a waiting job allowed times that
-    contain now makes it run. Screenshots go to the test's folder."""
+    contain now makes it run. Screenshots go to the test's folder (the docs' pictures come
+from a real run instead: docs/make_pictures.py)."""
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -88,7 +67,3 @@ def test_public_and_private_pages_and_pause_in_a_browser(browser, tmp_path: Path
 
     for name in ("public.png", "private-before.png", "private-after.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    if os.environ.get("TAHOE_GOVERNOR_UPDATE_SCREENSHOTS"):
-        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-        shutil.copy(tmp_path / "public.png", DOCS_SCREENSHOT)
-        shutil.copy(tmp_path / "private-after.png", DOCS_SCREENSHOT.with_name("private-page.png"))

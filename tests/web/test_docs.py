@@ -1,14 +1,11 @@
-"""docs/status-pages.md against the code: controls, command lines and sample output."""
+"""docs/status-pages.md against the code: controls and sample output (its command lines are
+checked with every page's, in tests/cli/test_docs_commands.py)."""
 
 from __future__ import annotations
 
 import re
-import shlex
 from pathlib import Path
 
-import pytest
-
-from tahoe_governor.cli.main import build_parser
 from tahoe_governor.cli.status import status_lines
 from tahoe_governor.status import public_dict
 from tahoe_governor.web.control_actions import ACTIONS
@@ -21,15 +18,6 @@ def test_every_control_is_documented() -> None:
     """The controls table lists exactly the actions the private page accepts."""
     documented = re.findall(r"^\| `(\w+)` \|", DOCS, flags=re.MULTILINE)
     assert documented == list(ACTIONS)
-
-
-@pytest.mark.parametrize(
-    "line", [line[2:] for line in DOCS.splitlines() if line.startswith("$ tahoe-governor ")])
-def test_documented_command_lines_parse(line: str) -> None:
-    """Every example command in the page is accepted by the parser."""
-    argv = shlex.split(line.split("#")[0])[1:]
-    args = build_parser().parse_args(argv)
-    assert args.func is not None
 
 
 def test_sample_status_output_is_what_the_command_prints() -> None:
