@@ -110,3 +110,15 @@ def test_limits_compare_by_what_is_used_up_not_by_usage() -> None:
     quota becomes used up."""
     assert limits(b1=QuotaUsage(10, NOV)) == limits(b1=QuotaUsage(20, NOV))
     assert limits(b1=QuotaUsage(10, NOV)) != limits(b1=QuotaUsage(1_000_000, NOV))
+
+
+def test_a_live_override_does_not_lift_a_used_up_quota() -> None:
+    """`limit node up unlimited` replaces limit.up, not the quota: the limit stays 0."""
+    from tahoe_governor.policy.overrides import LimitKey, Overrides
+    from tahoe_governor.policy.units import Rate
+
+    overrides = Overrides().with_limit(LimitKey("node", "", "up"), Rate.unlimited())
+    result = limits_at(POLICY, NOW, overrides, Measurements(
+        quota_usage={QuotaKey("node", "", "up"): QuotaUsage(10_000_000, NOV)}))
+    assert (result.node_up.bytes_per_second, result.node_up.source) == (0, "quota.up")
+    assert result.node_up.override == "unlimited"

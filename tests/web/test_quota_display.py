@@ -101,6 +101,9 @@ def test_check_reads_the_running_nodes_usage_or_else_the_saved_one(tmp_path) -> 
     assert ("resets:   Tue 2026-12-01 00:00:00 CET (each month, at local midnight on the 1st)"
             in report)
     assert "USED UP:  its up limit is 0 and every job is held until the reset" in report
+    assert ("now:             held until Tue 2026-12-01 00:00:00 CET: quota.up = 200GB/month "
+            "used up (200000000000 of 200000000000 bytes)") in report
+    assert "next start:      Tue 2026-12-01 00:00:00 CET" in report
     node = StubNode(nodedir)
     with_quotas(node.controls)
     out = io.StringIO()

@@ -207,6 +207,9 @@ def _schedule_lines(
     elif admission.may_start:
         state = "may start now"
         state += f", until {_when(admission.until, tz)}" if admission.until else ""
+    elif admission.held_by:
+        state = (f"held until {_when(admission.held_until, tz)}: "
+                 f"{'; '.join(admission.held_by)}")
     elif not admission.due:
         state = f"not due until {_when(admission.due_at, tz)}"
     else:
