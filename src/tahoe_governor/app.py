@@ -32,12 +32,14 @@ from tahoe_governor.node.controls import NodeControls
 from tahoe_governor.node.governor import TICK_SECONDS, Governor
 from tahoe_governor.node.maintenance_walkers import JobWalkers, MaintenanceWalkers
 from tahoe_governor.node.owner_records import OwnerRecords
+from tahoe_governor.node.quota_counting import QuotaCounting
 from tahoe_governor.node.recent_snapshot import RecentSnapshot
 from tahoe_governor.node.reload import ConfigReloader, read_for_reload
 from tahoe_governor.node.status_assembly import NodeStatusAssembly
 from tahoe_governor.node.storage_peers import StoragePeerWatch, shaped_peer_addresses, text
 from tahoe_governor.policy.config import Policy, parse_policy_text
 from tahoe_governor.policy.local_zone import local_zone
+from tahoe_governor.policy.quota_ledger import QuotaLedger
 from tahoe_governor.policy.service import LivePolicy
 from tahoe_governor.policy.state_db import StateDatabase, state_db_path
 from tahoe_governor.throttle import Shaper
@@ -123,6 +125,8 @@ def build_governor(
     )
     records = OwnerRecords(client, nodedir, database, lambda: live.policy.jobs, policy.tz)
     auto_caps = AutoPeerCaps(shaper, live, rtt=round_trip)
+    quotas = QuotaCounting(reactor, shaper, live, scheduler, database,
+                           QuotaLedger(policy.tz, database.quota_usage()))
     assembly = NodeStatusAssembly(
         reactor, text(getattr(client, "nickname", "")), shaper, meters, live, scheduler,
         peer_nickname=peers.nickname, latest_caps=every_walker.latest_caps,
@@ -137,7 +141,7 @@ def build_governor(
     return Governor(
         reactor, client, shaper=shaper, live=live, database=database, meters=meters,
         budgets=budgets, scheduler=scheduler, peers=peers,
-        clock_steps=ClockStepWatch(reactor, monotonic), auto_caps=auto_caps,
+        clock_steps=ClockStepWatch(reactor, monotonic), auto_caps=auto_caps, quotas=quotas,
         controls=NodeControls(scheduler, live, snapshots,
                               reload=None if reloader is None else reloader.reload,
                               records=records),

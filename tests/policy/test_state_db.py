@@ -274,3 +274,28 @@ def test_recovery_sheet_reminder(printed, jobs, expected, why) -> None:
     else:
         assert reminder is not None and expected in reminder, why
         assert "tahoe-governor recovery-sheet NODEDIR" in reminder
+
+
+def test_quota_usage_survives_a_restart_and_a_version_5_file_gains_it(tmp_path: Path) -> None:
+    """A version-5 file migrates to 6 keeping its runs; the usage written survives a reopen."""
+    from tahoe_governor.policy.quotas import QuotaKey, QuotaUsage
+
+    path = str(tmp_path / "v5.sqlite")
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migrate in MIGRATIONS[:5]:
+        migrate(conn)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (5)")
+    conn.execute("INSERT INTO runs (job, started, ended, outcome) VALUES ('b1', 1, 2, 'completed')")
+    conn.close()
+    usage = {QuotaKey("node", "", "up"): QuotaUsage(123, 1000.0),
+             QuotaKey("peer", "parents", "down"): QuotaUsage(7, 2000.0),
+             QuotaKey("job", "b1", "up"): QuotaUsage(2**40, 1000.0)}
+    with StateDatabase(path) as db:
+        assert db.schema_version() == SCHEMA_VERSION == 6
+        assert db.quota_usage() == {}
+        db.put_quota_usage(usage, at=5.0)
+        db.put_quota_usage({QuotaKey("node", "", "up"): QuotaUsage(200, 1000.0)}, at=6.0)
+    with StateDatabase(path, read_only=True) as db:
+        assert db.last_completed() == {"b1": 2.0}
+        assert db.quota_usage() == {**usage, QuotaKey("node", "", "up"): QuotaUsage(200, 1000.0)}

@@ -29,6 +29,7 @@ from tahoe_governor.status import (
     JobStatus,
     LinkStatus,
     PeerStatus,
+    QuotaStatus,
     RunRecord,
     SkipCounts,
 )
@@ -126,6 +127,9 @@ class InMemoryControls:
         self.job_settings: dict[tuple[str, str], str] = {}
         self.reload_refusal: str | None = None
         """Set: ``reload`` is refused with this message (an invalid tahoe.cfg)."""
+        self.quotas: tuple[QuotaStatus, ...] = ()
+        self.held: dict[str, tuple[str, float]] = {}
+        """Job -> (why a used-up quota holds it, when that quota resets)."""
 
     # -- GovernorControls ---------------------------------------------------
 
@@ -144,6 +148,7 @@ class InMemoryControls:
                 f"job {job} {setting} = {value}"
                 for (job, setting), value in sorted(self.job_settings.items())),
             recovery_sheet_reminder=self.recovery_sheet_reminder,
+            quotas=self.quotas,
         )
 
     def archives(self, job: str) -> Deferred[JobArchives]:
@@ -260,6 +265,8 @@ class InMemoryControls:
             allowed_times=self.job_settings.get((job.name, "allowed_times"), "2200-0600"),
             settings_overridden=tuple(s for (j, s) in self.job_settings if j == job.name),
             recent_runs=(PHOTOS_RUN,) if job.name == "photos" else (),
+            held_by=self.held.get(job.name, (None, None))[0],
+            held_until=self.held.get(job.name, (None, None))[1],
         )
 
     def _peer_status(self, nickname: str, tubid: str) -> PeerStatus:
@@ -279,3 +286,24 @@ class InMemoryControls:
             queued_up=16_384, queued_down=0, waited_up_seconds=812.5, waited_down_seconds=0.0,
             connections=1, connected=True,
         )
+
+
+QUOTA_RESET = NOW + 5 * 86400
+"""When the example quotas reset (their month ends)."""
+
+
+def with_quotas(controls: InMemoryControls) -> InMemoryControls:
+    """``controls`` with a node upload quota 6 % used and the mail job's own quota used
+    up, holding it until :data:`QUOTA_RESET`."""
+    month_start = NOW - 25 * 86400
+    controls.quotas = (
+        QuotaStatus(scope="node", name="", direction="up", directive="quota.up",
+                    period="month", used_bytes=12_000_000_000, limit_bytes=200_000_000_000,
+                    period_start=month_start, resets_at=QUOTA_RESET, exhausted=False),
+        QuotaStatus(scope="job", name="mail", direction="up", directive="mail.quota",
+                    period="month", used_bytes=50_000_000_000, limit_bytes=50_000_000_000,
+                    period_start=month_start, resets_at=QUOTA_RESET, exhausted=True),
+    )
+    controls.held["mail"] = (
+        "mail.quota = 50GB/month used up (50000000000 of 50000000000 bytes)", QUOTA_RESET)
+    return controls

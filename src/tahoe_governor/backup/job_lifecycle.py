@@ -16,7 +16,8 @@ States (the user-visible name in brackets, as in metrics and status):
 - ``waiting`` [waiting]: due, no run in progress, outside its allowed times.
 - ``running`` [running]: a run is in progress and may move bytes.
 - ``suspended`` [suspended]: a run is in progress but held because its window
-  closed; it resumes at the next window.
+  closed, or a quota it needs is used up (the scheduler then sends
+  ``window_closed``); it resumes at the next window, or when the period ends.
 - ``paused_idle`` / ``paused_run`` [paused]: held by hand, without or with a
   run in progress; nothing moves until ``resume``.
 - ``failed`` [failed]: the last attempt failed; ``retry_due`` tries again.
@@ -125,7 +126,7 @@ class JobLifecycle:
 
     @_machine.input()
     def window_closed(self) -> None:
-        "Now is outside the job's allowed times."
+        "Now is outside the job's allowed times, or a quota the job needs is used up."
 
     @_machine.input()
     def retry_due(self) -> None:

@@ -246,8 +246,9 @@ class JobRunner:
         if self.retry_at is not None and self._reactor.seconds() >= self.retry_at:
             self.retry_at = None
             self.lifecycle.retry_due()
-        # A forced run ignores the windows until it ends.
-        if admission.in_window or self.forced:
+        # A forced run ignores the windows until it ends; nothing ignores a used-up
+        # quota: it holds the job like a closed window, until its period ends.
+        if (admission.in_window or self.forced) and not admission.held_by:
             self.lifecycle.window_open()
         else:
             self._suspended_until = admission.next_start

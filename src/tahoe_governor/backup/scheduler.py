@@ -282,6 +282,8 @@ class BackupScheduler(service.Service):
                         if named == name),
                     kind=_kind(job).split()[0],
                     last_pass=last_pass if isinstance(last_pass, MaintenancePass) else None,
+                    held_by="; ".join(jl.admission.held_by) or None,
+                    held_until=jl.admission.held_until,
                 )
             )
         return tuple(out)

@@ -5,7 +5,8 @@ only, if it exists) the job-state database and, when the node is running, the
 storage servers it knows (so a nickname resolves as the node resolves it);
 prints every job with its next allowed start, caps and budgets, its retention
 rule with what it would keep and forget of the archives the state database
-recorded, and every effective limit; or every error.
+recorded, every effective limit, and every quota with its usage (the running
+node's, else as last saved in the state database) and reset time; or every error.
 Exit status 0 when the policy is valid, 1 otherwise. This command is the only
 place that reads the wall clock (``--now`` replaces it) and the local zone.
 """
@@ -46,6 +47,7 @@ from tahoe_governor.policy.local_zone import local_zone
 from tahoe_governor.policy.measurements import Measurements
 from tahoe_governor.policy.overrides import Overrides
 from tahoe_governor.policy.peers import KnownPeer, peers_from_servers_yaml
+from tahoe_governor.policy.quotas import SCOPES, QuotaKey, QuotaState, QuotaUsage
 from tahoe_governor.policy.retention import archive_instant, retention_verdicts
 from tahoe_governor.policy.state_db import (
     CAPACITY_ESTIMATE_KEYS,
@@ -64,23 +66,74 @@ def _aliases(nodedir: str) -> set[str]:
     return set(get_aliases(nodedir))
 
 
-def _known_peers(nodedir: str, http: HttpFunction) -> tuple[list[KnownPeer], str]:
+def _running_status(nodedir: str, http: HttpFunction) -> dict[str, object] | None:
+    """The running node's public status snapshot, or ``None`` when it does not answer."""
+    try:
+        status = GovernorClient(nodedir, http).public_status()
+    except CommandError:
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def _known_peers(nodedir: str, status: dict[str, object] | None) -> tuple[list[KnownPeer], str]:
     """The storage servers a nickname or server id may name, and where they were learnt:
-    ``private/servers.yaml``, and the peers of the running node when it answers."""
+    ``private/servers.yaml``, and the peers of the running node (its ``status``)."""
     path = os.path.join(nodedir, "private", "servers.yaml")
     try:
         with open(path, encoding="utf-8") as f:
             peers = peers_from_servers_yaml(yaml.safe_load(f))
     except (OSError, yaml.YAMLError):
         peers = []
-    try:
-        running = GovernorClient(nodedir, http).public_status()["peers"]
-    except (CommandError, KeyError, TypeError):
+    running = (status or {}).get("peers")
+    if not isinstance(running, list):
         return peers, ("the node is not running: nicknames resolve through "
                        "private/servers.yaml only")
     peers += [KnownPeer(tubid=p["tubid"], nickname=p.get("nickname") or None)
               for p in running if isinstance(p, dict) and isinstance(p.get("tubid"), str)]
     return peers, "servers known to the running node and private/servers.yaml"
+
+
+def _running_usage(status: dict[str, object] | None) -> dict[QuotaKey, QuotaUsage] | None:
+    """The quotas' usage as the running node counts it now, or ``None`` if it did not say."""
+    quotas = (status or {}).get("quotas")
+    if not isinstance(quotas, list):
+        return None
+    usage = {}
+    for q in quotas:
+        try:
+            if q["scope"] in SCOPES and q["direction"] in ("up", "down"):
+                usage[QuotaKey(q["scope"], str(q["name"]), q["direction"])] = QuotaUsage(
+                    int(q["used_bytes"]), float(q["period_start"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return usage
+
+
+_RESETS = {"day": "at local midnight", "week": "at local midnight between Sunday and Monday",
+           "month": "at local midnight on the 1st"}
+_COUNTS = {
+    "node": "every byte of the node's governed Foolscap traffic",
+    "peer": "the bytes to or from the peers this selector names",
+    "job": "the share data the job uploads (the wire bytes its bandwidth cap counts)",
+}
+
+
+def _quota_lines(quotas: Sequence[QuotaState], tz: ZoneInfo, usage_from: str) -> Iterator[str]:
+    yield ""
+    yield f"Quotas ({len(quotas)}; usage {usage_from})"
+    for q in quotas:
+        share = q.used_bytes / q.quota.bytes * 100
+        direction = "" if q.key.scope == "job" else f" {q.key.direction}"
+        yield f"  {q.key.directive} = {q.quota}"
+        yield f"    counts:   {_COUNTS[q.key.scope]}{direction}"
+        yield (f"    used:     {q.used_bytes} of {q.quota.bytes} bytes ({share:.1f}%) "
+               f"since {_when(q.period_start, tz)}")
+        yield (f"    resets:   {_when(q.resets_at, tz)} "
+               f"(each {q.quota.period}, {_RESETS[q.quota.period]})")
+        if q.exhausted:
+            stops = ("that job is held" if q.key.scope == "job" else
+                     f"its {q.key.direction} limit is 0 and every job is held")
+            yield f"    USED UP:  {stops} until the reset"
 
 
 class _Stored:
@@ -90,6 +143,7 @@ class _Stored:
         self.overrides = Overrides()
         self.last_completed: dict[str, float] = {}
         self.capacity: dict[str, float | None] = {"up": None, "down": None}
+        self.quota_usage: dict[QuotaKey, QuotaUsage] = {}
         self.archives: dict[str, list[str]] = {}
         """Job -> names of the archives its completed runs linked, newest first."""
         path = state_db_path(nodedir)
@@ -98,6 +152,7 @@ class _Stored:
         with StateDatabase(path, read_only=True) as db:
             self.overrides = db.overrides()
             self.last_completed = db.last_completed()
+            self.quota_usage = db.quota_usage()
             for run in db.runs(limit=100_000):
                 if run.outcome == "completed" and run.detail and archive_instant(run.detail):
                     self.archives.setdefault(run.job, []).append(run.detail)
@@ -152,6 +207,9 @@ def _schedule_lines(
     elif admission.may_start:
         state = "may start now"
         state += f", until {_when(admission.until, tz)}" if admission.until else ""
+    elif admission.held_by:
+        state = (f"held until {_when(admission.held_until, tz)}: "
+                 f"{'; '.join(admission.held_by)}")
     elif not admission.due:
         state = f"not due until {_when(admission.due_at, tz)}"
     else:
@@ -210,6 +268,7 @@ def report_lines(
     job_settings: Mapping[tuple[str, str], str] | None = None,
     recorded_archives: Mapping[str, Sequence[str]] | None = None,
     peers_from: str = "",
+    quota_usage_from: str = "as saved in the state database",
 ) -> Iterator[str]:
     """The human report of ``check`` of ``policy`` (tahoe.cfg with ``job_settings``, the
     live overrides of the jobs' settings, applied); ``counters`` (default: the system's)
@@ -296,6 +355,8 @@ def report_lines(
         else:
             yield f"    up:   {_limit(peer.up)}"
         yield f"    down: {_limit(peer.down)}"
+    if limits.quotas:
+        yield from _quota_lines(limits.quotas, tz, quota_usage_from)
     yield ""
     yield f"Next change of any limit: {_when(limits.next_change, tz)}"
 
@@ -336,18 +397,25 @@ def run_check(
         return 1
     unknown = sorted(set(stored.overrides.paused) - {j.name for j in policy.scheduled_jobs})
     policy = with_job_settings(policy, stored.overrides.job_settings)
-    known, peers_from = _known_peers(nodedir, http)
+    running = _running_status(nodedir, http)
+    known, peers_from = _known_peers(nodedir, running)
+    usage, usage_from = _running_usage(running), "counted by the running node"
+    if usage is None:
+        usage, usage_from = stored.quota_usage, ("as last saved in the state database "
+                                                 "(the node is not running)")
     limits = limits_at(
         policy,
         now,
         stored.overrides,
-        Measurements(capacity_up=stored.capacity["up"], capacity_down=stored.capacity["down"]),
+        Measurements(capacity_up=stored.capacity["up"], capacity_down=stored.capacity["down"],
+                     quota_usage=usage),
         (),
         stored.last_completed,
         known,
     )
     for line in report_lines(policy, limits, nodedir, stored.last_completed, counters,
-                             stored.overrides.job_settings, stored.archives, peers_from):
+                             stored.overrides.job_settings, stored.archives, peers_from,
+                             usage_from):
         print(line, file=out)
     for job in unknown:
         print(f"note: job {job!r} is paused in the state database but not in tahoe.cfg", file=out)

@@ -1,7 +1,8 @@
 """``tahoe-governor status NODEDIR``: the jobs and peers of a running governed node.
 
 Prints a table of jobs (state, files, bytes, rate against cap, ETA, last
-completed run, next start) and one of peers (rates against caps, backlog),
+completed run, next start, and why a used-up quota holds one), one of peers
+(rates against caps, backlog) and one of the per-period quotas (used, limit, reset),
 read from the node's public ``/governor?t=json``. ``--watch`` redraws it every
 ``--interval`` seconds with a progress bar per job until Ctrl-C; ``--json``
 prints the snapshot for scripts; ``--private-url`` prints the owner's private
@@ -127,6 +128,9 @@ def status_lines(status: dict[str, Any], bars: bool = False) -> list[str]:
                 retry = (f"; retry {_relative(job['retry_at'], status['at'])}"
                          if job["state"] == "failed" and job.get("retry_at") is not None else "")
                 lines.append(f"  {job['name']}: {job['last_failure']}{retry}")
+            if job.get("held_by"):
+                lines.append(f"  {display_name(job['name'])}: held: {job['held_by']}; resets "
+                             f"{_relative(job.get('held_until'), status['at'])}")
     else:
         lines.append("No backup jobs are configured.")
     lines.append("")
@@ -143,12 +147,28 @@ def status_lines(status: dict[str, Any], bars: bool = False) -> list[str]:
                             "CONNECTED"], rows))
     else:
         lines.append("No storage server contacted yet.")
+    lines.extend(quota_lines(status))
     link = status["link"]
     lines.append("")
     auto = auto_note(link.get("node_auto_rate_up"), link.get("node_queueing_delay_seconds"))
     lines.append(f"Node cap: up {format_speed(link['node_limit_up'])}{auto}, "
                  f"down {format_speed(link['node_limit_down'])}")
     return lines
+
+
+def quota_lines(status: dict[str, Any]) -> list[str]:
+    """The quotas' table (none without a configured quota)."""
+    quotas = status.get("quotas") or []
+    if not quotas:
+        return []
+    rows = [[
+        display_name(quota["directive"]),
+        f"{format_bytes(quota['used_bytes'])} of {format_bytes(quota['limit_bytes'])}"
+        + (" (used up)" if quota["exhausted"] else ""),
+        f"per {quota['period']}",
+        _relative(quota["resets_at"], status["at"]),
+    ] for quota in quotas]
+    return ["", *table(["QUOTA", "USED", "PERIOD", "RESETS"], rows)]
 
 
 def history_lines(status: dict[str, Any]) -> list[str]:

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from tahoe_governor.backup.scheduler import BackupScheduler
 from tahoe_governor.node.auto_caps import AutoPeerCaps
 from tahoe_governor.node.controls import NodeControls
+from tahoe_governor.node.quota_counting import QuotaCounting
 from tahoe_governor.node.storage_peers import StoragePeerWatch
 from tahoe_governor.policy.engine import Limits
 from tahoe_governor.policy.measurements import Measurements
@@ -78,12 +79,14 @@ class Governor:
         controls: NodeControls,
         clock_steps: ClockStepWatch,
         auto_caps: AutoPeerCaps,
+        quotas: QuotaCounting,
         web: Any = None,
         token: str | None = None,
     ) -> None:
         self._reactor = reactor
         self.clock_steps = clock_steps
         self.auto_caps = auto_caps
+        self.quotas = quotas
         self.client = client
         self.shaper = shaper
         self.live = live
@@ -133,6 +136,7 @@ class Governor:
         self.meters.start()
         self.peers.start()
         self._save_loop.start(CAPACITY_SAVE_SECONDS, now=False)
+        self.quotas.start()
         self._start_jobs_when_connected()
 
     def _start_jobs_when_connected(self) -> None:
@@ -179,6 +183,7 @@ class Governor:
         if self.meters.running:
             self.meters.stop()
         self._save_capacity()
+        self.quotas.stop()
         self.live.stopService()
         self._unsubscribe()
 
@@ -257,6 +262,7 @@ class Governor:
                 job_cpu={name: self.budgets.usage(name) for name in self.budgets.jobs()},
                 auto_up=auto_up,
                 auto_node_up=self.auto_caps.node_rate,
+                quota_usage=self.quotas.tick(tick.now),
             )
         )
 

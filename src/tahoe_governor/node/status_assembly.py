@@ -15,7 +15,7 @@ import attrs
 from tahoe_governor.backup.scheduler import BackupScheduler
 from tahoe_governor.node.auto_caps import AutoPeerCaps
 from tahoe_governor.policy.service import LivePolicy
-from tahoe_governor.status import GovernorStatus, LinkStatus, PeerStatus, RunRecord
+from tahoe_governor.status import GovernorStatus, LinkStatus, PeerStatus, QuotaStatus, RunRecord
 from tahoe_governor.throttle import UNLIMITED, Shaper
 from tahoe_governor.throttle.meters import Meters
 from tahoe_governor.throttle.reactor_clock import ReactorClock
@@ -74,6 +74,19 @@ class NodeStatusAssembly:
                     self._live.overrides.job_settings.items())
             ),
             recovery_sheet_reminder=self._recovery_sheet_reminder(),
+            quotas=self._quotas(),
+        )
+
+    def _quotas(self) -> tuple[QuotaStatus, ...]:
+        """Every quota as the live policy last evaluated it (its usage as of the last tick)."""
+        return tuple(
+            QuotaStatus(
+                scope=q.key.scope, name=q.key.name, direction=q.key.direction,
+                directive=q.key.directive, period=q.quota.period, used_bytes=q.used_bytes,
+                limit_bytes=q.quota.bytes, period_start=q.period_start,
+                resets_at=q.resets_at, exhausted=q.exhausted,
+            )
+            for q in self._live.current.quotas
         )
 
     def _peer(self, tubid: str) -> PeerStatus:

@@ -24,6 +24,7 @@ import attrs
 from tahoe_governor.policy.allowed_times import AllowedTimes
 from tahoe_governor.policy.errors import FILE, ConfigError, ConfigProblem, ValueSyntaxError
 from tahoe_governor.policy.peers import PeerSelector
+from tahoe_governor.policy.quotas import Quota, QuotaKey, parse_quota
 from tahoe_governor.policy.retention import KeepRule, parse_keep
 from tahoe_governor.policy.schedule import Schedule, parse_schedule
 from tahoe_governor.policy.units import (
@@ -68,6 +69,7 @@ JOB_FIELDS = (
     "exclude",
     "weight",
     "keep",
+    "quota",
 )
 """The keys ``<job>.<field>`` of ``[backups]``."""
 REQUIRED_JOB_FIELDS = ("source", "target", "frequency")
@@ -89,7 +91,7 @@ INTERFACE_KEY = "interface"
 BANDWIDTH_KEYS = (
     *(
         f"{name}.{direction}"
-        for name in ("capacity", "limit", "busy", "schedule")
+        for name in ("capacity", "limit", "busy", "schedule", "quota")
         for direction in DIRECTIONS
     ),
     INTERFACE_KEY,
@@ -103,6 +105,8 @@ DIRECTIVES = (
     "peer.<selector>.up",
     "peer.<selector>.down",
     "peer.<selector>.target_delay",
+    "peer.<selector>.quota.up",
+    "peer.<selector>.quota.down",
 )
 """Every directive, as named in docs/configuration.md."""
 
@@ -138,9 +142,12 @@ INTERFACE_EXPECTED = (
     f"(at most {INTERFACE_MAX_CHARS} characters, none of them a control character, "
     "a quote, '/', '\\', ',' or ';')"
 )
-SELECTOR_EXPECTED = ("peer.<selector>.up, peer.<selector>.down or "
-                     "peer.<selector>.target_delay")
+SELECTOR_EXPECTED = ("peer.<selector>.up, peer.<selector>.down, "
+                     "peer.<selector>.target_delay, peer.<selector>.quota.up or "
+                     "peer.<selector>.quota.down")
 TARGET_DELAY = "target_delay"
+QUOTA_FIELDS = {"quota.up": "quota_up", "quota.down": "quota_down"}
+"""The ``peer.<selector>.quota.*`` fields, and the :class:`PeerLimits` attribute of each."""
 AUTO_DOWN_EXPECTED = ("a rate (auto finds the rate of uploads only, from the delay they "
                       "cause: use it on peer.<selector>.up or limit.up)")
 TARGET_DELAY_EXPECTED = "a delay such as 25ms or 0.1s, from 1ms to 1s"
@@ -184,6 +191,8 @@ class Job:
     weight: float = 1.0
     keep: KeepRule | None = None
     """Which archives to keep after each completed run; ``None``: every one."""
+    quota: Quota | None = None
+    """Per-period cap of the job's upload wire bytes (those ``bandwidth`` counts)."""
 
 
 @attrs.frozen
@@ -236,6 +245,8 @@ class LinkPolicy:
     busy: float | None = None
     """``busy.*`` as a fraction of the capacity; ``None`` when absent."""
     schedule: Schedule | None = None
+    quota: Quota | None = None
+    """``quota.*``: the node's governed wire bytes of this direction per period."""
 
 
 @attrs.frozen
@@ -249,6 +260,10 @@ class PeerLimits:
     """``peer.<selector>.up = auto``: the rate is found from the connection's delay."""
     target_delay: float | None = None
     """``peer.<selector>.target_delay`` in seconds (``auto`` only); ``None``: the default."""
+    quota_up: Quota | None = None
+    quota_down: Quota | None = None
+    """``peer.<selector>.quota.*``: per-period caps of the bytes to or from the peers the
+    selector names, together."""
 
 
 @attrs.frozen
@@ -277,6 +292,21 @@ class Policy:
 
     def link(self, direction: Direction) -> LinkPolicy:
         return self.up if direction == "up" else self.down
+
+    def quotas(self) -> tuple[tuple[QuotaKey, Quota], ...]:
+        """Every configured quota: the node's, the peers', then the jobs'."""
+        found: list[tuple[QuotaKey, Quota]] = []
+        for direction in DIRECTIONS:
+            quota = self.link(direction).quota
+            if quota is not None:
+                found.append((QuotaKey("node", "", direction), quota))
+        for peer in self.peers:
+            for direction, quota in (("up", peer.quota_up), ("down", peer.quota_down)):
+                if quota is not None:
+                    found.append((QuotaKey("peer", peer.selector.text, direction), quota))
+        found += [(QuotaKey("job", job.name, "up"), job.quota)
+                  for job in self.jobs if job.quota is not None]
+        return tuple(found)
 
     def job(self, name: str) -> ScheduledJob:
         """The backup job or maintenance task ``name``; ``KeyError`` if none."""
@@ -509,6 +539,7 @@ def _parse_jobs(
         "exclude": parse_exclude,
         "weight": parse_weight,
         "keep": parse_keep,
+        "quota": parse_quota,
     }
     assert tuple(parsers) == JOB_FIELDS
     required = {"source": "the local directory to back up", "target": TARGET_EXPECTED,
@@ -576,6 +607,13 @@ def _parse_bandwidth(
             continue
         if key.startswith("peer."):
             selector, dot, field = key[len("peer."):].rpartition(".")
+            if field in DIRECTIONS and selector.endswith(".quota"):
+                selector = selector[:-len(".quota")]
+                if selector.strip():
+                    entry = peers.setdefault(selector, {})
+                    entry[QUOTA_FIELDS[f"quota.{field}"]] = problems.value(
+                        BANDWIDTH, key, text, parse_quota)
+                    continue
             if not dot or not selector.strip() or field not in (*DIRECTIONS, TARGET_DELAY):
                 problems.add(BANDWIDTH, key, text, SELECTOR_EXPECTED)
                 continue
@@ -611,6 +649,8 @@ def _parse_bandwidth(
             link["limit"] = problems.value(BANDWIDTH, key, text, parse_rate)
         elif name == "busy":
             link["busy"] = problems.value(BANDWIDTH, key, text, parse_percent)
+        elif name == "quota":
+            link["quota"] = problems.value(BANDWIDTH, key, text, parse_quota)
         else:
             link["schedule"] = problems.value(BANDWIDTH, key, text, lambda t: parse_schedule(t, tz))
     return links, peers, interface
@@ -729,6 +769,7 @@ def parse_policy_text(text: str, tz: ZoneInfo) -> Policy:
                 exclude=job.get("exclude", ()),  # type: ignore[arg-type]
                 weight=job.get("weight", 1.0),  # type: ignore[arg-type]
                 keep=job.get("keep"),  # type: ignore[arg-type]
+                quota=job.get("quota"),  # type: ignore[arg-type]
             )
             for job in jobs
         ),
@@ -737,7 +778,8 @@ def parse_policy_text(text: str, tz: ZoneInfo) -> Policy:
         peers=tuple(
             PeerLimits(PeerSelector.parse(selector), rates.get("up"), rates.get("down"),
                        up_auto=bool(rates.get("up_auto")),
-                       target_delay=rates.get(TARGET_DELAY))
+                       target_delay=rates.get(TARGET_DELAY),
+                       quota_up=rates.get("quota_up"), quota_down=rates.get("quota_down"))
             for selector, rates in peers.items()
         ),
         interface=interface,

@@ -24,6 +24,10 @@
   machine is idle.
 - A ``[maintenance]`` task is a job here like any other (its ``weight`` is 1,
   it has no ``upstream``); :attr:`Limits.jobs` lists the backup jobs, then the tasks.
+- Quotas (:mod:`tahoe_governor.policy.quotas`): a used-up ``quota.*`` makes the
+  node limit of its direction 0, a used-up ``peer.<selector>.quota.*`` that
+  peer's; both hold every job (its runs talk to every storage server and would
+  stall), and a used-up ``<job>.quota`` holds that job, until the period ends.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from tahoe_governor.policy.config import DIRECTIONS, Direction, Policy, Schedule
 from tahoe_governor.policy.measurements import Measurements
 from tahoe_governor.policy.overrides import LimitKey, Overrides
 from tahoe_governor.policy.peers import KnownPeer, PeerResolution, PeerSelector, resolve_selector
+from tahoe_governor.policy.quotas import QuotaKey, QuotaState, quota_state
 from tahoe_governor.policy.units import AUTO_WORD, Rate
 from tahoe_governor.policy.upload_floor import Encoding, peer_floor, shared_floor
 from tahoe_governor.throttle import UNLIMITED
@@ -130,8 +135,9 @@ class Admission:
     times and not paused (a running job continues). ``may_start``: also due.
     ``until``: the end of the current window while ``may_run`` (``None`` if it
     never ends). ``next_start``: the first instant at or after the instant when
-    the job is due and inside its allowed times (``None`` while paused, or if
-    never).
+    the job is due, inside its allowed times and held by no quota (``None``
+    while paused, or if never). ``held_by``: why used-up quotas hold the job
+    (public words), ``held_until`` when the last of them resets.
     """
 
     due_at: float | None
@@ -142,6 +148,8 @@ class Admission:
     may_start: bool
     until: float | None
     next_start: float | None
+    held_by: tuple[str, ...] = ()
+    held_until: float | None = None
 
 
 @attrs.frozen
@@ -189,6 +197,11 @@ class Limits:
     known_tubids: frozenset[str] = frozenset()
     """The TubIDs of the storage servers known at the instant: every other peer is
     one the node cannot name yet (see :meth:`unresolved_peer_rates`)."""
+    quotas: tuple[QuotaState, ...] = attrs.field(default=(), eq=False)
+    """Every configured quota at the instant (usage moves with every byte, so it takes
+    no part in comparing two values; :attr:`used_up` does)."""
+    used_up: tuple[tuple[QuotaKey, float], ...] = ()
+    """The quotas used up at the instant, with the end of their period."""
 
     def node(self, direction: Direction) -> EffectiveLimit:
         return self.node_up if direction == "up" else self.node_down
@@ -294,6 +307,12 @@ class _Caps:
         )
 
 
+def _hold_if_used_up(caps: _Caps, state: QuotaState | None) -> None:
+    """A used-up quota is a cap of 0 bytes/s until its period ends."""
+    if state is not None and state.exhausted:
+        caps.add_value(0.0, state.key.directive, str(state.quota))
+
+
 def _node_limit(
     policy: Policy,
     now: float,
@@ -301,9 +320,11 @@ def _node_limit(
     measurements: Measurements,
     direction: Direction,
     capacity: float | None,
+    quotas: Mapping[QuotaKey, QuotaState],
 ) -> EffectiveLimit:
     link = policy.link(direction)
     caps = _Caps()
+    _hold_if_used_up(caps, quotas.get(QuotaKey("node", "", direction)))
     entry = link.schedule.entry_at(now) if link.schedule is not None else None
     configured_rate, configured_source = (
         (entry.rate, f"schedule.{direction} ({entry.times.text})")
@@ -339,6 +360,7 @@ def _peer_limits(
     capacity: Mapping[Direction, float | None],
     measurements: Measurements,
     encoding: Encoding,
+    quotas: Mapping[QuotaKey, QuotaState],
 ) -> tuple[PeerLimit, ...]:
     known = list(known_peers)
     configured = {p.selector.text: p for p in policy.peers}
@@ -350,6 +372,7 @@ def _peer_limits(
         limits: dict[Direction, EffectiveLimit] = {}
         for direction in DIRECTIONS:
             caps = _Caps()
+            _hold_if_used_up(caps, quotas.get(QuotaKey("peer", text, direction)))
             peer = configured.get(text)
             rate = None if peer is None else (peer.up if direction == "up" else peer.down)
             source = f"peer.{text}.{direction}"
@@ -376,17 +399,27 @@ def _peer_limits(
     return tuple(peers)
 
 
+def _holding(job: ScheduledJob, used_up: Iterable[QuotaState]) -> list[QuotaState]:
+    """The used-up quotas that hold ``job``: its own, and every node or peer quota."""
+    return [state for state in used_up
+            if state.key.scope != "job" or state.key.name == job.name]
+
+
 def _admission(
-    job: ScheduledJob, now: float, paused: bool, last_completed: float | None
+    job: ScheduledJob, now: float, paused: bool, last_completed: float | None,
+    holding: list[QuotaState],
 ) -> Admission:
     due_at = None if last_completed is None else last_completed + job.frequency
     due = due_at is None or now >= due_at
     in_window = job.allowed_times.contains(now)
-    may_run = in_window and not paused
+    held_until = max((state.resets_at for state in holding), default=None)
+    may_run = in_window and not paused and held_until is None
     until = job.allowed_times.window_end(now) if may_run else None
     next_start = None
     if not paused:
         earliest = now if due or due_at is None else due_at
+        if held_until is not None:
+            earliest = max(earliest, held_until)
         next_start = job.allowed_times.next_start(earliest)
     return Admission(
         due_at=due_at,
@@ -397,6 +430,8 @@ def _admission(
         may_start=may_run and due,
         until=until,
         next_start=next_start,
+        held_by=tuple(state.reason for state in holding),
+        held_until=held_until,
     )
 
 
@@ -448,18 +483,23 @@ def limits_at(
     capacity: dict[Direction, float | None] = {
         d: _capacity(policy, measurements, d) for d in DIRECTIONS
     }
+    quotas = {key: quota_state(key, quota, measurements.quota_usage.get(key), now, policy.tz)
+              for key, quota in policy.quotas()}
+    used_up = [state for state in quotas.values() if state.exhausted]
     node = {
-        d: _node_limit(policy, now, overrides, measurements, d, capacity[d]) for d in DIRECTIONS
+        d: _node_limit(policy, now, overrides, measurements, d, capacity[d], quotas)
+        for d in DIRECTIONS
     }
     known_peers = tuple(known_peers)
     peers = _peer_limits(policy, overrides, known_peers, node, capacity, measurements,
-                         policy.encoding)
+                         policy.encoding, quotas)
     weight_running = sum(job.weight for job in scheduled if job.name in running)
     jobs = []
     changes: list[float] = []
     for job in scheduled:
         shared_weight = weight_running + (0 if job.name in running else job.weight)
-        admission = _admission(job, now, job.name in overrides.paused, completed.get(job.name))
+        admission = _admission(job, now, job.name in overrides.paused, completed.get(job.name),
+                               _holding(job, used_up))
         jobs.append(
             JobLimits(
                 name=job.name,
@@ -476,6 +516,7 @@ def limits_at(
             changes.append(window_change)
         if admission.due_at is not None and admission.due_at > now:
             changes.append(admission.due_at)
+    changes += [state.resets_at for state in used_up]
     for direction in DIRECTIONS:
         schedule = policy.link(direction).schedule
         if schedule is not None and (change := schedule.next_change(now)) is not None:
@@ -490,4 +531,6 @@ def limits_at(
         jobs=tuple(jobs),
         next_change=min(changes, default=None),
         known_tubids=frozenset(peer.tubid for peer in known_peers),
+        quotas=tuple(quotas.values()),
+        used_up=tuple((state.key, state.resets_at) for state in used_up),
     )

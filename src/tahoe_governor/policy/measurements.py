@@ -13,6 +13,8 @@ from types import MappingProxyType
 
 import attrs
 
+from tahoe_governor.policy.quotas import QuotaKey, QuotaUsage
+
 
 def _rate_or_none(
     _instance: object, attribute: attrs.Attribute[float | None], value: object
@@ -42,6 +44,10 @@ def _auto_rates(value: Mapping[str, float]) -> Mapping[str, float]:
                 or not math.isfinite(rate):
             raise ValueError(f"auto_up[{tubid!r}] must be finite bytes/s > 0, got {rate!r}")
     return MappingProxyType(rates)
+
+
+def _frozen_usage(value: Mapping[QuotaKey, QuotaUsage]) -> Mapping[QuotaKey, QuotaUsage]:
+    return MappingProxyType(dict(value))
 
 
 @attrs.frozen
@@ -84,6 +90,12 @@ class Measurements:
     auto_node_up: float | None = attrs.field(default=None, validator=_rate_or_none)
     """The upload rate (bytes/s) the delay controller of ``limit.up = auto`` chose for
     the whole node; ``None`` before it has chosen (the start rate holds)."""
+    quota_usage: Mapping[QuotaKey, QuotaUsage] = attrs.field(
+        factory=dict, converter=_frozen_usage,
+        eq=attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b)),
+    )
+    """The wire bytes counted for each quota in its period (see
+    :class:`~tahoe_governor.policy.quota_ledger.QuotaLedger`)."""
 
     def capacity(self, direction: str) -> float | None:
         return self.capacity_up if direction == "up" else self.capacity_down

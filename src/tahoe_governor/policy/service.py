@@ -73,7 +73,8 @@ class LivePolicy(service.Service):
         cls, reactor: ReactorClock, policy: Policy, database: StateDatabase
     ) -> LivePolicy:
         """A live policy that starts from, and keeps its overrides in, ``database``:
-        stored overrides, last completed runs and persisted capacity estimates."""
+        stored overrides, last completed runs, persisted capacity estimates and the
+        quotas' usage (so a quota used up before a restart holds from the start)."""
         live = cls(
             reactor,
             policy,
@@ -86,7 +87,8 @@ class LivePolicy(service.Service):
             for direction, key in CAPACITY_ESTIMATE_KEYS.items()
         }
         live.update_measurements(
-            Measurements(capacity_up=capacity["up"], capacity_down=capacity["down"])
+            Measurements(capacity_up=capacity["up"], capacity_down=capacity["down"],
+                         quota_usage=database.quota_usage())
         )
         return live
 

@@ -1,5 +1,5 @@
 """The job-state database: runs, last completed runs, overrides, persisted estimates,
-and the maintenance tasks' passes (their tables are read and written by
+the usage of the quotas, and the maintenance tasks' passes (their tables are read and written by
 :mod:`tahoe_governor.maintenance.records`; their schema is versioned here).
 
 One sqlite file, ``NODEDIR/private/governor.sqlite``, in WAL mode with
@@ -24,6 +24,7 @@ import attrs
 
 from tahoe_governor.policy.errors import ValueSyntaxError
 from tahoe_governor.policy.overrides import LimitKey, Overrides
+from tahoe_governor.policy.quotas import SCOPES, QuotaKey, QuotaUsage
 from tahoe_governor.policy.units import parse_rate
 
 STATE_DB_NAME = "governor.sqlite"
@@ -167,9 +168,23 @@ def _migrate_to_5(db: sqlite3.Connection) -> None:
                "ON maintenance_objects (job, seen_pass, checked_pass)")
 
 
+def _migrate_to_6(db: sqlite3.Connection) -> None:
+    # Version 6: the wire bytes counted for each quota in its current period.
+    db.execute(
+        """CREATE TABLE quota_usage (
+            scope TEXT NOT NULL CHECK (scope IN ('node', 'peer', 'job')),
+            name TEXT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('up', 'down')),
+            period_start REAL NOT NULL,
+            used_bytes INTEGER NOT NULL CHECK (used_bytes >= 0),
+            updated REAL NOT NULL,
+            PRIMARY KEY (scope, name, direction)
+        )"""
+    )
+
 
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    _migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4, _migrate_to_5)
+    _migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4, _migrate_to_5, _migrate_to_6)
 """``MIGRATIONS[n]`` brings the schema from version ``n`` to ``n + 1``."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -451,6 +466,29 @@ class StateDatabase:
         row = self._db.execute("SELECT value, updated FROM estimates WHERE key = ?", (key,))
         found = row.fetchone()
         return None if found is None else (float(found[0]), float(found[1]))
+
+    # Quotas.
+
+    def quota_usage(self) -> dict[QuotaKey, QuotaUsage]:
+        """The stored usage of every quota (of the period it was counted in)."""
+        usage = {}
+        for scope, name, direction, start, used in self._db.execute(
+            "SELECT scope, name, direction, period_start, used_bytes FROM quota_usage"
+        ):
+            if scope in SCOPES and direction in ("up", "down"):
+                usage[QuotaKey(scope, name, direction)] = QuotaUsage(int(used), float(start))
+        return usage
+
+    def put_quota_usage(self, usage: Mapping[QuotaKey, QuotaUsage], at: float) -> None:
+        """Store the usage of these quotas, all in one transaction."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO quota_usage "
+                "(scope, name, direction, period_start, used_bytes, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(key.scope, key.name, key.direction, count.period_start, count.used_bytes, at)
+                 for key, count in usage.items()],
+            )
 
     # The recovery sheet.
 

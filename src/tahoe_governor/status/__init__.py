@@ -26,6 +26,7 @@ from tahoe_governor.status.snapshots import (
     JobStatus,
     LinkStatus,
     PeerStatus,
+    QuotaStatus,
 )
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "JobStatus",
     "LinkStatus",
     "PeerStatus",
+    "QuotaStatus",
     "SkipCounts",
     "is_private",
     "private_dict",

@@ -90,6 +90,10 @@ class JobStatus:
     """One of :data:`JOB_KINDS`."""
     last_pass: MaintenancePass | None = None
     """A maintenance task's last completed pass (its findings); ``None`` otherwise."""
+    held_by: str | None = None
+    """Why used-up quotas hold the job (directives and byte counts), ``None`` if none."""
+    held_until: float | None = None
+    """When the last quota holding the job resets (the end of its period)."""
 
 
 @attrs.frozen
@@ -124,6 +128,27 @@ class PeerStatus:
     """Current minus base: how long bytes wait in the line's queues now."""
     target_delay_seconds: float | None = None
     """The queueing delay the controller steers to."""
+
+
+@attrs.frozen
+class QuotaStatus:
+    """One per-period quota (``quota.up``, ``peer.<selector>.quota.up``, ``b1.quota``)."""
+
+    scope: str
+    """``node``, ``peer`` or ``job``."""
+    name: str
+    """The peer selector or the job's name (``""`` for the node)."""
+    direction: str
+    directive: str
+    """The tahoe.cfg key that sets it."""
+    period: str
+    """``day``, ``week`` or ``month`` (calendar, local zone)."""
+    used_bytes: int
+    limit_bytes: int
+    period_start: float
+    resets_at: float
+    """The end of the period: usage is 0 again from then on."""
+    exhausted: bool
 
 
 @attrs.frozen
@@ -163,6 +188,8 @@ class GovernorStatus:
     overrides: tuple[str, ...] = private_field(default=())
     """Private: overrides in force, as ``"peer dsl up = 100kbps"`` (the owner's
     selectors and rates; the private page shows them, ``/metrics`` only their count)."""
+    quotas: tuple[QuotaStatus, ...] = ()
+    """Every configured quota: usage, limit and reset time."""
     recovery_sheet_reminder: str | None = private_field(default=None)
     """Private: why the owner should print the recovery sheet, ``None`` once done (see
     :mod:`tahoe_governor.policy.recovery_reminder`)."""

@@ -52,6 +52,7 @@ from tahoe_governor.status import (
     LinkStatus,
     MaintenancePass,
     PeerStatus,
+    QuotaStatus,
     SkipCounts,
 )
 from tahoe_governor.status.display_names import display_name
@@ -85,6 +86,7 @@ PEER = ("peer", "nickname")
 PEER_DIR = ("peer", "nickname", "direction")
 JOB = ("job",)
 DIRECTION = ("direction",)
+QUOTA = ("scope", "name", "direction")
 
 
 def _spec(
@@ -210,6 +212,12 @@ METRICS: tuple[MetricSpec, ...] = (
           "Configured or estimated link capacity; no sample when unknown."),
     _spec("link_busy_threshold_bytes_per_second", "gauge", DIRECTION,
           "The busy.* threshold the whole link is kept under; no sample when not configured."),
+    # -- per-period quotas (scope node, peer or job; name the selector or the job) --
+    _spec("quota_used_bytes", "gauge", QUOTA,
+          "Wire bytes counted against the quota in its current calendar period."),
+    _spec("quota_limit_bytes", "gauge", QUOTA, "The quota: wire bytes allowed per period."),
+    _spec("quota_reset_timestamp_seconds", "gauge", QUOTA,
+          "When the quota's period ends and its usage starts again from 0."),
 )
 
 METRIC_NAMES: frozenset[str] = frozenset(spec.name for spec in METRICS)
@@ -245,7 +253,16 @@ def metric_families(status: GovernorStatus) -> list[Metric]:
     for job in status.jobs:
         _add_job(out, job)
     _add_link(out, status.link)
+    for quota in status.quotas:
+        _add_quota(out, quota)
     return list(out.by_name.values())
+
+
+def _add_quota(out: _Families, quota: QuotaStatus) -> None:
+    labels = (quota.scope, display_name(quota.name), quota.direction)
+    out.add("quota_used_bytes", labels, quota.used_bytes)
+    out.add("quota_limit_bytes", labels, quota.limit_bytes)
+    out.add("quota_reset_timestamp_seconds", labels, quota.resets_at)
 
 
 def _add_peer(out: _Families, peer: PeerStatus) -> None:

@@ -82,6 +82,7 @@ from tahoe_governor.web.status_sections import (
     jobs_section,
     link_section,
     peers_section,
+    quotas_section,
 )
 
 CSRF_FIELD = "csrf"
@@ -245,6 +246,7 @@ class PrivateStatusPage(GovernorPage):
             self._limits_section(status, csrf),
             charts_section(self._history, charts_at),
             peers_section(status.peers, full_tubids=True),
+            quotas_section(status.quotas, status.at, self._tz),
             link_section(status.link),
             script=REFRESH_SCRIPT,
             nonce=nonce,

@@ -36,6 +36,7 @@ from tahoe_governor.web.status_sections import (
     jobs_section,
     link_section,
     peers_section,
+    quotas_section,
 )
 
 REFRESH_SECONDS = 10
@@ -85,6 +86,7 @@ class PublicStatusPage(GovernorPage):
             jobs_section(status, self._tz),
             charts_section(self._history, charts_at),
             peers_section(status.peers),
+            quotas_section(status.quotas, status.at, self._tz),
             link_section(status.link),
             refresh_seconds=REFRESH_SECONDS,
         ))

@@ -1,5 +1,5 @@
 """The parts of a status page built from public fields: job cards, the peer
-table, the link summary and the rate charts.
+table, the quotas, the link summary and the rate charts.
 
 Both pages use them; the private page adds its details and controls beside
 them. Nothing here reads a private field of a snapshot.
@@ -21,6 +21,7 @@ from tahoe_governor.status import (
     LinkStatus,
     MaintenancePass,
     PeerStatus,
+    QuotaStatus,
 )
 from tahoe_governor.web.human_units import (
     auto_note,
@@ -71,6 +72,9 @@ def job_rows(job: JobStatus, now: float, tz: tzinfo) -> list[tuple[str, Any]]:
         used = "?" if job.cpu_usage is None else f"{job.cpu_usage * 100:.0f}%"
         budget = "no budget" if job.cpu_budget is None else f"budget {job.cpu_budget * 100:g}%"
         rows.append(("CPU", f"{used} of one core ({budget})"))
+    if job.held_by:
+        rows.append(("Held", f"{job.held_by}; resets "
+                             f"{format_instant(job.held_until, now, tz)}"))
     if job.state == "failed" or job.last_failure:
         # A failed job, or one whose finished run waits to be recorded (in any state).
         rows.append(("Failure", job.last_failure or "unknown"))
@@ -173,6 +177,26 @@ def peers_section(peers: Sequence[PeerStatus], full_tubids: bool = False) -> Tag
         ))
     table(body)
     return tags.section(tags.h2("Peers"), tags.div(table, class_="scroll"))
+
+
+def quotas_section(quotas: Sequence[QuotaStatus], now: float, tz: tzinfo) -> Tag | str:
+    """A table of every per-period quota: used, limit, when it resets ("" if none)."""
+    if not quotas:
+        return ""
+    body = tags.tbody()
+    for quota in quotas:
+        used = f"{format_bytes(quota.used_bytes)} of {format_bytes(quota.limit_bytes)}"
+        body(tags.tr(
+            tags.td(tags.code(quota.directive)),
+            tags.td(used + (" (used up)" if quota.exhausted else ""),
+                    progress_bar(min(1.0, quota.used_bytes / quota.limit_bytes))),
+            tags.td(f"per {quota.period}"),
+            tags.td(format_instant(quota.resets_at, now, tz)),
+            **{"data-quota": quota.directive, "data-exhausted": str(quota.exhausted).lower()},
+        ))
+    table = tags.table(tags.thead(tags.tr(
+        tags.th("Quota"), tags.th("Used"), tags.th("Period"), tags.th("Resets"))), body)
+    return tags.section(tags.h2("Quotas"), tags.div(table, class_="scroll"))
 
 
 def link_section(link: LinkStatus) -> Tag:
