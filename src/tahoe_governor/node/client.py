@@ -22,7 +22,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorCore
 from twisted.web.resource import IResource
 
-from tahoe_governor.node import download_race, share_placement
+from tahoe_governor.node import download_race, query_timeouts, share_placement
 from tahoe_governor.node.config import GovernedConfig, GovernorSections
 from tahoe_governor.node.logs import node_log, node_log_failure
 from tahoe_governor.node.stopping import DEFAULT_STOP_HOOK_TIMEOUT, StopHook, StopHooks
@@ -38,6 +38,7 @@ from tahoe_governor.node.upload_allocations import (
     watched_upload,
 )
 from tahoe_governor.node.webroot import MountError, mount_on_root
+from tahoe_governor.throttle import ConnectionShaper
 
 
 class GovernedClient(tahoe_client._Client):
@@ -145,6 +146,8 @@ def create_governed_client(
     tahoe = config.tahoe
     share_placement.install()  # a repeated upload or a repair keeps the shares servers hold
     download_race.install()  # late shares for a stopped segment fetcher are not an error
+    if isinstance(shaper, ConnectionShaper):  # a query waiting behind capped bytes is not lost
+        query_timeouts.install(shaper)
     for sentence in config.forced:
         node_log(sentence)
     i2p_provider = tahoe_client.create_i2p_provider(reactor, tahoe)
