@@ -45,7 +45,7 @@ def test_every_query_names_only_exported_metrics() -> None:
 
 def test_dashboard_covers_what_a_user_tunes_by() -> None:
     """Peer rate against limit both ways, backlog, automatic caps (chosen rate,
-    queueing delay against target), job state, files, bytes, ETA, next start,
+    queueing delay against target), quotas (used against limit, reset), job state, files, bytes, ETA, next start,
     CPU against budget and link rate against capacity and threshold each have
     a query."""
     exprs = [q.expr for q in dashboard_queries(load_dashboard())]
@@ -77,6 +77,9 @@ def test_dashboard_covers_what_a_user_tunes_by() -> None:
         "maintenance_unrecoverable_objects",
         "maintenance_last_success_timestamp_seconds",
         "maintenance_objects_total",
+        "quota_used_bytes",
+        "quota_limit_bytes",
+        "quota_reset_timestamp_seconds",
     ):
         assert f"tahoe_governor_{metric}" in joined, metric
 

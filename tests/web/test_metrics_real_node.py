@@ -4,7 +4,8 @@ local grid, and every query of the shipped Grafana dashboard returns data.
 The node's tahoe.cfg sets every kind of limit in both directions (an
 unlimited cap has no sample, so its panel would rightly be empty): node
 limits, capacities, busy thresholds, a peer cap each way, a second peer
-under an automatic cap (its chosen rate and round trips), a job with a
+under an automatic cap (its chosen rate and round trips), a monthly upload
+quota, a job with a
 bandwidth and a CPU budget that is still running while Prometheus scrapes,
 a small job that has completed (last success, next start), and a maintenance
 task that has completed a pass.
@@ -81,6 +82,7 @@ class DashboardOnRealNodeTests(TestCase):
                 f"peer.{dsl.nickname}.up = 800kbps\n"
                 f"peer.{dsl.nickname}.down = 8Mbps\n"
                 f"peer.{parents.nickname}.up = auto\n"
+                "quota.up = 1TB/month\n"
             ),
         )
         client, governor = await start_governed_node(nodedir)
