@@ -45,9 +45,9 @@ def test_every_query_names_only_exported_metrics() -> None:
 
 def test_dashboard_covers_what_a_user_tunes_by() -> None:
     """Peer rate against limit both ways, backlog, automatic caps (chosen rate,
-    queueing delay against target), quotas (used against limit, reset), job state, files, bytes, ETA, next start,
-    CPU against budget and link rate against capacity and threshold each have
-    a query."""
+    queueing delay against target), quotas (used against limit, reset), job
+    state, files, bytes, ETA, next start, CPU against budget and link rate
+    against capacity and threshold each have a query."""
     exprs = [q.expr for q in dashboard_queries(load_dashboard())]
     joined = "\n".join(exprs)
     for direction in ("up", "down"):
