@@ -37,16 +37,15 @@ CLAMP = socket.TCP_WINDOW_CLAMP  # type: ignore[attr-defined]  # Linux, as CI
 
 @pytest.mark.parametrize(("cap", "window"), [
     (None, None),                       # no cap: the kernel's autotuning
-    (1_000, MIN_WINDOW_BYTES),          # 8 kbit/s: a few segments all the same
-    (50_000, MIN_WINDOW_BYTES),         # 0.2 s is 10 KB: below the floor
-    (100_000, 20_000),                  # 800 kbit/s: 0.2 s of it
-    (1_000_000, 200_000),
-    (30_000_000, MAX_WINDOW_BYTES),     # 240 Mbit/s: 6 MB, over the ceiling
-    (1e12, MAX_WINDOW_BYTES),
-    (0, MIN_WINDOW_BYTES),              # a cap of 0 reads nothing; the window stays open a little
+    (1_000, MIN_WINDOW_BYTES),          # 8 kbit/s: two reads' worth all the same
+    (100_000, MIN_WINDOW_BYTES),        # 800 kbit/s: 80 ms is 8 000 bytes, under the floor
+    (200_000, 16_000),                  # 80 ms of it
+    (1_000_000, 80_000),
+    (60_000_000, MAX_WINDOW_BYTES),     # 480 Mbit/s: 4.8 MB, over the ceiling
+    (0, MIN_WINDOW_BYTES),              # a cap of 0 reads nothing; the size stays sane
 ])
-def test_window_is_a_fifth_of_a_second_of_the_cap_within_bounds(cap, window):
-    """The window is 0.2 s of the cap, never under 16 KiB nor over 4 MiB; no cap, no size."""
+def test_window_is_eighty_milliseconds_of_the_cap_within_bounds(cap, window):
+    """The buffer and window are 80 ms of the cap, 8 KiB to 4 MiB; no cap, no size."""
     assert receive_window_bytes(cap) == window
 
 
@@ -75,7 +74,9 @@ class RecordingSocket:
         self.options.append((level, option, value))
 
 
-def sized(window: int) -> list[tuple[int, int, int]]:
+def sized(cap: float) -> list[tuple[int, int, int]]:
+    """The options a socket gets for ``cap``: its buffer, then its window, one size."""
+    window = receive_window_bytes(cap)
     return [(socket.SOL_SOCKET, socket.SO_RCVBUF, window),
             (socket.IPPROTO_TCP, CLAMP, window)]
 
@@ -88,8 +89,8 @@ def test_buffer_sets_rcvbuf_then_the_clamp_once_per_size():
     buffer.apply(100_000)
     buffer.apply(100_000)
     buffer.apply(1_000_000)
-    assert sock.options == sized(20_000) + sized(200_000)
-    assert buffer.window == 200_000
+    assert sock.options == sized(100_000) + sized(1_000_000)
+    assert buffer.window == 80_000
 
 
 def test_no_cap_leaves_autotuning_until_the_socket_was_sized():
@@ -101,7 +102,7 @@ def test_no_cap_leaves_autotuning_until_the_socket_was_sized():
     assert sock.options == []
     buffer.apply(100_000)
     buffer.apply(None)
-    assert sock.options == sized(20_000) + sized(MAX_WINDOW_BYTES)
+    assert sock.options == sized(100_000) + sized(1e12)
 
 
 def test_a_socket_that_refuses_is_left_as_it_is():
@@ -138,15 +139,15 @@ def test_listening_socket_sized_from_the_node_cap_and_resized_when_it_changes():
     shaper.set_node_limit(down=100_000)
     port = Port()
     shaper.add_listening_port(port)
-    assert port.socket.options == sized(20_000)
+    assert port.socket.options == sized(100_000)
     shaper.set_peer_limit(TUBID_A, down=10_000)
     shaper.set_node_limit(up=5_000)  # the download cap is kept: nothing to do
-    assert port.socket.options == sized(20_000)
+    assert port.socket.options == sized(100_000)
     shaper.set_node_limit(down=1_000_000)
-    assert port.socket.options == sized(20_000) + sized(200_000)
+    assert port.socket.options == sized(100_000) + sized(1_000_000)
     port.connected = False
     shaper.set_node_limit(down=100_000)
-    assert port.socket.options == sized(20_000) + sized(200_000)
+    assert port.socket.options == sized(100_000) + sized(1_000_000)
 
 
 def test_listening_socket_untouched_without_a_node_cap():
@@ -173,16 +174,16 @@ def test_connection_resized_as_its_cap_changes():
                              identify=lambda p: None).buildProtocol(None)
     assert wrapper is not None
     wrapper.makeConnection(transport)
-    assert transport.socket.options == sized(200_000)
+    assert transport.socket.options == sized(1_000_000)
     assert transport.bufferSize == 40_000
     wrapper.tubid = TUBID_A
     shaper.identified(wrapper, TUBID_A)
-    assert transport.socket.options == sized(200_000) + sized(20_000)
+    assert transport.socket.options == sized(1_000_000) + sized(100_000)
     assert transport.bufferSize == MIN_READ_BYTES
     shaper.set_peer_limit(TUBID_A, down=None)
     shaper.set_node_limit(down=None)
-    assert transport.socket.options == (sized(200_000) + sized(20_000) + sized(200_000)
-                                        + sized(MAX_WINDOW_BYTES))
+    assert transport.socket.options == (sized(1_000_000) + sized(100_000) + sized(1_000_000)
+                                        + sized(1e12))
     assert "bufferSize" not in vars(transport)
 
 
@@ -295,8 +296,9 @@ def test_reads_are_small_under_a_cap_and_whole_without():
 
 def test_reads_keep_their_pace_under_tls_records():
     """Under TLS, plaintext comes a 16 KiB record at a time after several reads; the
-    reads still follow the cap a sip at a time (no 50 ms takes more than two sips), so
-    the window never reopens by a whole record at once; the cap holds over 2 s."""
+    reads still follow the cap a sip at a time (no 50 ms takes more than 50 ms of the
+    cap and a sip), so the window never reopens by a whole record at once; the cap
+    holds over 2 s."""
     sock, inner = read_for(100_000, 2.0, tls=True)
-    assert max_in_window(sock.read_at, 0.05) <= 2 * MIN_READ_BYTES
+    assert max_in_window(sock.read_at, 0.05) <= 100_000 * 0.05 + MIN_READ_BYTES
     assert 180_000 <= len(inner.data()) <= 200_000 + 16_384

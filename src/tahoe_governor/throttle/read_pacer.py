@@ -20,6 +20,9 @@ from collections.abc import Callable
 from tahoe_governor.throttle.reactor_clock import DelayedCall, ReactorClock
 from tahoe_governor.throttle.receive_window import read_size_bytes
 
+SAVED_SIPS = 2
+"""The most credit kept, in sips."""
+
 
 class ReadPacer:
     """Whether one socket may be read now, at ``rate`` bytes/s in sips of
@@ -49,7 +52,8 @@ class ReadPacer:
         self.rate = rate
         self.sip = read_size_bytes(rate) or 0
         # a pacer that starts, starts with a sip in hand: the first read need not wait
-        self._credit = float(self.sip) if starting else min(self._credit, float(self.sip))
+        saved = SAVED_SIPS * float(self.sip)
+        self._credit = float(self.sip) if starting else min(self._credit, saved)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -87,5 +91,7 @@ class ReadPacer:
         now = self.clock.seconds()
         elapsed, self._last = now - self._last, now
         if elapsed > 0 and self.rate:
-            # saved credit is one sip at most: after an idle spell the first read is a sip too
-            self._credit = min(float(self.sip), self._credit + elapsed * self.rate)
+            # Saved credit is two sips at most: a read that comes a little late (the
+            # reactor was busy) loses nothing, and after an idle spell the reads that
+            # may come at once are two sips, not the seconds idle.
+            self._credit = min(SAVED_SIPS * float(self.sip), self._credit + elapsed * self.rate)

@@ -10,19 +10,24 @@ The receive buffer
     and the window it advertises is the free part of that buffer. A capped
     reader that keeps up in bursts lets the buffer grow to hundreds of KB, so
     the sender may put that much in flight: a slow line's modem queue fills,
-    and the cap holds only on average. :func:`receive_window_bytes` sizes the
-    window from the cap instead (``WINDOW_SECONDS`` of it, within bounds);
-    :class:`ReceiveBuffer` sets it on a socket (``SO_RCVBUF``, which also turns
-    autotuning off, and ``TCP_WINDOW_CLAMP``). Set on a listening socket, every
-    connection it accepts inherits it before its handshake, so even the first
-    window the sender sees is small (Linux also picks the connection's window
-    scale from it then: a cap raised later can grow the window of connections
-    accepted before up to 64 KiB times that scale, the new ones fully).
+    and the cap holds only on average. :class:`ReceiveBuffer` sizes it from the
+    cap instead (:func:`receive_window_bytes`): ``SO_RCVBUF``, which also turns
+    autotuning off, and ``TCP_WINDOW_CLAMP`` to the same size. Measured on
+    Linux 6.18 over loopback: the buffer is what binds (a buffer of ``B`` holds
+    up to about 1.8 ``B`` of payload, and a sender that was idle may send about
+    that much at once when it resumes); the clamp alone did not keep the window
+    under it. Set on a listening socket, every connection it accepts inherits
+    the size before its handshake, so even the first window the sender sees is
+    small (Linux also picks the connection's window scale from it then: a cap
+    raised later can grow the window of connections accepted before up to
+    64 KiB times that scale, the new ones fully).
 The read size
     Twisted reads up to 64 KiB per read; after a pause the window reopens by
     as much at once and the sender sends it as one burst into the line.
-    :func:`read_size_bytes` is a few tens of milliseconds of the cap (at least
-    4 KiB), so the window reopens in sips, as the cap allows.
+    :func:`read_size_bytes` is 40 ms of the cap (at least 4 KiB: a read must
+    free a few segments before Linux reopens the window; with 2 KiB reads in an
+    8 KiB buffer the sender waited for its window probes, and the line carried
+    a fifth of the cap), so the window reopens in sips, as the cap allows.
 
 No cap: the kernel's own sizing, and Twisted's read size. A socket once sized
 cannot be handed back to autotuning (Linux keeps ``SO_RCVBUF`` locked), so a
@@ -34,19 +39,19 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-WINDOW_SECONDS = 0.2
-"""The receive window is this many seconds of the cap: room for a round trip of
-a slow line (40 ms) several times over, so the cap is reached, and so little that
-a modem's queue never holds more than a fraction of a second of it."""
-MIN_WINDOW_BYTES = 16384
-"""Never smaller: a window of a few segments, or the sender waits for each one."""
+WINDOW_SECONDS = 0.08
+"""The receive buffer is this many seconds of the cap: room for the round trip of
+a slow line (40 ms) and a read's sip, so the cap is reached, and so little that a
+modem's queue holds a resuming sender's burst for about a tenth of a second."""
+MIN_WINDOW_BYTES = 8192
+"""Never smaller: two of the smallest reads."""
 MAX_WINDOW_BYTES = 4 * 1024 * 1024
 """Never larger (``SO_RCVBUF`` is also capped by ``net.core.rmem_max``)."""
 
 READ_SECONDS = 0.04
 """One read takes at most this many seconds of the cap from the socket..."""
 MIN_READ_BYTES = 4096
-"""...but never less than this (each read costs a system call and a turn of the reactor)."""
+"""...but never less than this (a read frees a few segments, so the window reopens)..."""
 MAX_READ_BYTES = 65536
 """...nor more than Twisted's own read size."""
 
@@ -56,8 +61,8 @@ def _within(value: float, low: int, high: int) -> int:
 
 
 def receive_window_bytes(cap: float | None) -> int | None:
-    """The receive window (bytes) of a connection whose download is capped at ``cap``
-    bytes/s; ``None`` with no cap (the kernel sizes it)."""
+    """The receive buffer and window (bytes) of a connection whose download is capped
+    at ``cap`` bytes/s; ``None`` with no cap (the kernel sizes them)."""
     if cap is None:
         return None
     return _within(cap * WINDOW_SECONDS, MIN_WINDOW_BYTES, MAX_WINDOW_BYTES)
@@ -90,10 +95,10 @@ class ReceiveBuffer:
     def __init__(self, sock: Any) -> None:
         self.sock = sock
         self.window: int | None = None
-        """The window set on the socket, ``None`` while the kernel sizes it."""
+        """The size set on the socket, ``None`` while the kernel sizes it."""
 
     def apply(self, cap: float | None) -> None:
-        """Size the buffer for ``cap`` bytes/s (``None``: no cap)."""
+        """Size the buffer and window for ``cap`` bytes/s (``None``: no cap)."""
         if self.sock is None:
             return
         window = receive_window_bytes(cap)
