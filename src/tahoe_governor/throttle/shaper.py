@@ -23,8 +23,9 @@ the mean over the last 10 s). The tick runs only while connections exist.
 It knows nothing of Foolscap: connections reach it as :class:`ShapedConnection`
 objects. The Foolscap application's ``Shaper`` (a subclass with ``install``
 and ``listen_on``) is in :mod:`.foolscap_shaping`; see ``docs/shaping.md``.
-The modules import one way only: token_bucket, release_scheduler, shaper,
-shaped_protocol, foolscap_shaping (each imports only those before it).
+The modules import one way only: token_bucket, release_scheduler,
+receive_window, shaper, read_pacer, shaped_protocol, foolscap_shaping (each
+imports only those before it).
 """
 
 from __future__ import annotations
