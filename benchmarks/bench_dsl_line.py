@@ -10,7 +10,13 @@ times: with no cap for the parents, with a fixed cap below the line, and with
 each backup (median, 95th percentile, max), and the rate the parents' server
 received against the line's.
 
-    sudo python benchmarks/bench_dsl_line.py [--seconds 60] [--line-kbit 1000] [--buffer-kb 256]
+With ``--receiver`` the parents protect their own line instead: an uncapped
+upload (CUBIC, as most uploaders) to the parents' node, first a plain storage
+server, then ``tahoe-governor run`` with ``limit.down = 800kbps``; the JSON
+adds what the parents' server read, the modem's backlog and both ends' sockets
+(``ss -tmi``), and a table of them goes to stderr.
+
+    sudo python benchmarks/bench_dsl_line.py [--receiver] [--seconds 60] [--line-kbit 1000]
 """
 
 from __future__ import annotations
