@@ -225,14 +225,17 @@ def _scenario(grid: LocalGrid, work: Path, parents_port: int, echo_port: int,
 _SKMEM_RCVBUF = re.compile(r"skmem:\(r\d+,rb(\d+),")
 _FIELDS = {name: re.compile(rf"\b{name}:(\d+)") for name in
            ("rcv_space", "rcv_ssthresh", "snd_wnd", "bytes_received")}
+_MILLISECONDS = {"rcv_rtt_ms": re.compile(r"\brcv_rtt:([\d.]+)"),
+                 "rtt_ms": re.compile(r"\brtt:([\d.]+)/")}
 _BACKLOG = re.compile(r"qdisc bfifo 30:.*?backlog (\d+)b", re.S)
 
 
 class LineSampler:
     """Twice a second while in use: the modem's backlog and the parents' connection as
     both ends' kernels see it (``ss -tmi``): the receiver's buffer (``rb``), its
-    ``rcv_space`` and bytes waiting unread (Recv-Q); the window the sender was offered
-    (``snd_wnd``). :meth:`summary` gives the mean and maximum of each."""
+    ``rcv_space``, bytes waiting unread (Recv-Q) and its round-trip estimate
+    (``rcv_rtt``, ms); the window the sender was offered (``snd_wnd``) and its
+    smoothed round trip (``rtt``, ms). :meth:`summary` gives the mean and maximum of each."""
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -264,8 +267,12 @@ class LineSampler:
             sample["recv_q"] = receiver["queue"]
             sample["rcvbuf"] = receiver.get("rcvbuf", 0)
             sample["rcv_space"] = receiver.get("rcv_space", 0)
+            if "rcv_rtt_ms" in receiver:
+                sample["receiver_rcv_rtt_ms"] = receiver["rcv_rtt_ms"]
         if sender is not None:
             sample["snd_wnd"] = sender.get("snd_wnd", 0)
+            if "rtt_ms" in sender:
+                sample["sender_rtt_ms"] = sender["rtt_ms"]
         return sample
 
     def unread(self) -> int:
@@ -279,7 +286,7 @@ class LineSampler:
             capture_output=True, text=True, check=True).stdout
 
     def summary(self) -> dict[str, Any]:
-        """Mean and maximum of every sampled figure (bytes)."""
+        """Mean and maximum of every sampled figure (bytes, or ms where named so)."""
         keys = sorted({key for sample in self.samples for key in sample})
         out: dict[str, Any] = {"samples": len(self.samples)}
         for key in keys:
@@ -299,6 +306,9 @@ def _busiest(ss_output: str) -> dict[str, int] | None:
         for name, pattern in _FIELDS.items():
             if (match := pattern.search(detail)) is not None:
                 fields[name] = int(match.group(1))
+        for name, pattern in _MILLISECONDS.items():
+            if (match := pattern.search(detail)) is not None:
+                fields[name] = round(float(match.group(1)))
         sockets.append(fields)
     return max(sockets, key=lambda f: f.get("bytes_received", 0), default=None)
 
