@@ -10,7 +10,9 @@ first byte, and it is attached to the target's buckets at once (Foolscap's
 Inbound: a Tub listens through an ``IStreamServerEndpoint``;
 :class:`ShapedServerEndpoint` shapes each accepted connection, node-wide
 first, then on the remote peer's buckets once negotiation has learnt its
-TubID (``Negotiation.theirTubRef``).
+TubID (``Negotiation.theirTubRef``). It hands the listening port to the shaper,
+which sizes its socket's receive buffer from the node's download cap
+(:mod:`.receive_window`): accepted connections inherit it before their handshake.
 
 Two traps, both handled here: ``connect()`` fires with Foolscap's own
 protocol, never the wrapper (``TubConnector`` keeps the protocols it gets and
@@ -95,7 +97,13 @@ class ShapedServerEndpoint:
         d: defer.Deferred[Any] = self.endpoint.listen(
             ShapingFactory(self.shaper, protocolFactory, identify=remote_tubid)
         )
+        d.addCallback(self._sized)
         return d
+
+    def _sized(self, port: Any) -> Any:
+        # the listening socket's receive buffer, inherited by every connection it accepts
+        self.shaper.add_listening_port(port)
+        return port
 
     def __repr__(self) -> str:
         return f"<ShapedServerEndpoint {self.endpoint!r}>"

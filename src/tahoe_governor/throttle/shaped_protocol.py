@@ -20,6 +20,14 @@ Inbound
     (``pauseProducing``) until they have all been delivered, so TCP flow
     control slows the sender. Bytes held when the connection is lost are
     delivered before ``connectionLost``.
+Under a download cap
+    What the cap holds back must wait at the sender, not in a slow line's
+    queue: the socket's receive window is sized from the cap
+    (:mod:`.receive_window`) and, on a Twisted TCP transport, the reads from
+    the socket are paced at the cap in small sips, counted below TLS
+    (:mod:`.read_pacer`); plaintext held then pauses reading only beyond
+    :data:`HELD_WHILE_PACED` (TLS hands over a record at a time). The shaper
+    calls :meth:`ShapedProtocol.receive_cap_changed`.
 Producers
     A producer registered on the wrapper is paused while the outbound queue
     holds more than the high-water mark, and resumed once it falls to half of
@@ -37,8 +45,18 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
+from tahoe_governor.throttle.read_pacer import ReadPacer
+from tahoe_governor.throttle.receive_window import (
+    ReceiveBuffer,
+    apply_read_size,
+    transport_socket,
+)
 from tahoe_governor.throttle.release_scheduler import HeldBytes
 from tahoe_governor.throttle.shaper import ConnectionShaper
+
+HELD_WHILE_PACED = 32768
+"""While reads are paced, plaintext held back pauses reading only above this: two TLS
+records (TLS delivers a whole record at once; the pace, not the record, sets the reads)."""
 
 RemoteIdentifier = Callable[[Any], "str | None"]
 """Given the wrapped protocol, its remote peer's key (a TubID) once known."""
@@ -126,11 +144,15 @@ class ShapedProtocol(ProtocolWrapper):
         self._paused_by_protocol = False
         self._reading_paused = False
         self._relay: ProducerRelay | None = None
+        self.receive_buffer = ReceiveBuffer(None)
+        self.read_pacer = ReadPacer(factory.shaper.reactor, self._update_reading)
+        self._reads_counted = False
 
     # -- connection lifecycle ------------------------------------------------
 
     def makeConnection(self, transport: Any) -> None:
         directlyProvides(self, providedBy(transport))
+        self.receive_buffer = ReceiveBuffer(transport_socket(transport))
         Protocol.makeConnection(self, transport)
         self.factory.registerProtocol(self)
         self.shaper.attach(self)
@@ -144,9 +166,44 @@ class ShapedProtocol(ProtocolWrapper):
         held = self.inbound.take_all()
         self.shaper.detach(self, delivered_unshaped=len(held))
         self._relay = None
+        self.read_pacer.stop()
         if held:
             self.wrappedProtocol.dataReceived(held)
         ProtocolWrapper.connectionLost(self, reason)
+
+    def receive_cap_changed(self, cap: float | None) -> None:
+        """The download cap in force for this connection is now ``cap`` (bytes/s, ``None``
+        for none): size the socket's receive window and the reads from it."""
+        if self.lost:
+            return
+        self.receive_buffer.apply(cap)
+        apply_read_size(self.transport, cap)
+        if cap is not None:
+            self._count_reads()
+        if self._reads_counted:
+            self.read_pacer.set_rate(cap)
+            self._update_reading()
+
+    def _count_reads(self) -> None:
+        """Tell the read pacer of every read from the socket, before TLS sees it.
+
+        Twisted's TCP ``Connection.doRead`` hands what ``recv`` returned to
+        ``self._dataReceived``: an instance attribute wraps it. A transport
+        without it (not TCP, or another reactor's) is not paced: held
+        plaintext pauses its reading as before.
+        """
+        original = getattr(self.transport, "_dataReceived", None)
+        if self._reads_counted or original is None:
+            return
+        self._reads_counted = True
+
+        def counted(data: bytes) -> Any:
+            self.read_pacer.took(len(data))
+            result = original(data)
+            self._update_reading()
+            return result
+
+        self.transport._dataReceived = counted
 
     def _identify(self) -> None:
         tubid = self.factory.identify(self.wrappedProtocol)
@@ -241,7 +298,10 @@ class ShapedProtocol(ProtocolWrapper):
     def _update_reading(self) -> None:
         if self.lost:
             return
-        want_paused = self._paused_by_protocol or self.inbound.queued > 0
+        paced = self._reads_counted and self.read_pacer.rate is not None
+        want_paused = (self._paused_by_protocol
+                       or self.inbound.queued > (HELD_WHILE_PACED if paced else 0)
+                       or (paced and not self.read_pacer.may_read()))
         if want_paused != self._reading_paused:
             self._reading_paused = want_paused
             if want_paused:

@@ -23,8 +23,9 @@ the mean over the last 10 s). The tick runs only while connections exist.
 It knows nothing of Foolscap: connections reach it as :class:`ShapedConnection`
 objects. The Foolscap application's ``Shaper`` (a subclass with ``install``
 and ``listen_on``) is in :mod:`.foolscap_shaping`; see ``docs/shaping.md``.
-The modules import one way only: token_bucket, release_scheduler, shaper,
-shaped_protocol, foolscap_shaping (each imports only those before it).
+The modules import one way only: token_bucket, release_scheduler,
+receive_window, shaper, read_pacer, shaped_protocol, foolscap_shaping (each
+imports only those before it).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from twisted.internet.task import LoopingCall
 
 from tahoe_governor.throttle.estimators import ChannelCounts, EwmaRate, WindowRate
 from tahoe_governor.throttle.reactor_clock import ReactorClock
+from tahoe_governor.throttle.receive_window import ReceiveBuffer, transport_socket
 from tahoe_governor.throttle.release_scheduler import (
     ByteObserver,
     HeldBytes,
@@ -93,6 +95,9 @@ class ShapedConnection(Protocol):
     @property
     def transport(self) -> Any:
         """The real transport (the Governor reads ``getPeer().host`` from it)."""
+
+    def receive_cap_changed(self, cap: float | None) -> None:
+        """The download cap in force for the connection is now ``cap`` (bytes/s or ``None``)."""
 
 
 def check_tubid(tubid: object) -> str:
@@ -229,6 +234,7 @@ class ConnectionShaper:
             for direction in ("up", "down")
         }
         self._ticked_node = (0, 0)
+        self._listening: list[tuple[Any, ReceiveBuffer]] = []
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = cast(IReactorTime, reactor)  # a zope interface: mypy cannot see it
 
@@ -245,6 +251,10 @@ class ConnectionShaper:
         if down is not KEEP:
             self.down.node_bucket.set_rate(_rate_from_limit("node down limit", down), now)
         self._kick(up is not KEEP, down is not KEEP)
+        if down is not KEEP:
+            self._size_listening_sockets()
+            for conn in list(self._connections):
+                conn.receive_cap_changed(self.down_cap(conn))
 
     def set_peer_limit(
         self, tubid: str, up: float | None = KEEP, down: float | None = KEEP
@@ -263,6 +273,9 @@ class ConnectionShaper:
             peer.down.bucket.set_rate(_rate_from_limit(f"down limit of peer {tubid}", down), now)
             peer.down.rate_changed()
         self._kick(up is not KEEP, down is not KEEP)
+        if down is not KEEP:
+            for conn in list(peer.connections):
+                conn.receive_cap_changed(self.down_cap(conn))
 
     def node_limit(self) -> tuple[float | None, float | None]:
         """The node-wide ``(up, down)`` limits in force (bytes/s or ``None``)."""
@@ -275,6 +288,30 @@ class ConnectionShaper:
         if peer is None:
             return (None, None)
         return (_limit_from_rate(peer.up.bucket.rate), _limit_from_rate(peer.down.bucket.rate))
+
+    def down_cap(self, conn: ShapedConnection) -> float | None:
+        """The download cap in force for ``conn`` (bytes/s, ``None`` for none): the
+        lower of the node's and, once known, its peer's."""
+        rate = self.down.node_bucket.rate
+        peer = self._peers.get(conn.tubid) if conn.tubid is not None else None
+        if peer is not None:
+            rate = min(rate, peer.down.bucket.rate)
+        return _limit_from_rate(rate)
+
+    def add_listening_port(self, port: Any) -> None:
+        """Size the receive buffer of ``port``'s listening socket (a Twisted listening
+        port, or anything with a ``socket``) from the node's download cap, now and each
+        time it changes: the connections it accepts inherit it before their handshake."""
+        self._listening.append((port, ReceiveBuffer(transport_socket(port))))
+        self._size_listening_sockets()
+
+    def _size_listening_sockets(self) -> None:
+        cap = self.node_limit()[1]
+        # a port that stopped listening (Twisted sets connected false) is forgotten
+        self._listening = [(port, buffer) for port, buffer in self._listening
+                           if getattr(port, "connected", True)]
+        for _port, buffer in self._listening:
+            buffer.apply(cap)
 
     def _kick(self, up: bool, down: bool) -> None:
         if up:
@@ -393,6 +430,7 @@ class ConnectionShaper:
             # the connection's own unlimited channel: counts its bytes until identified
             PeerChannel(None, TokenBucket(UNLIMITED, now=now)).add_lane(held)
         self._connections.add(conn)
+        conn.receive_cap_changed(self.down_cap(conn))
         if not self._ticker.running:
             self._ticker.start(TICK_SECONDS, now=False)
 
@@ -408,6 +446,7 @@ class ConnectionShaper:
         peer.connections.add(conn)
         self.up.move(conn.outbound, peer.up)
         self.down.move(conn.inbound, peer.down)
+        conn.receive_cap_changed(self.down_cap(conn))
 
     def detach(self, conn: ShapedConnection, delivered_unshaped: int = 0) -> None:
         """``conn`` was lost; ``delivered_unshaped`` held inbound bytes were
