@@ -56,10 +56,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from tests.node.crash_harness import servers_connected, spawn_node, stop_node  # noqa: E402
 from tests.node.dsl_line import EchoServer  # noqa: E402
-from tests.node.netns_lab import PACKAGES, PROGRAMS, Lab, Site  # noqa: E402
+from tests.node.netns_lab import PACKAGES, PROGRAMS, Lab, Site, round_trip  # noqa: E402
 from tests.socket_counters import bytes_received_on_port  # noqa: E402
 
-from bench_backup import tahoe_command  # noqa: E402
+from bench_backup import end_process, tahoe_command  # noqa: E402
 from tahoe_governor.demo.local_grid import (  # noqa: E402
     STARTUP_BUDGET,
     LocalGrid,
@@ -125,19 +125,13 @@ class Probe:
         self._thread.start()
 
     def _loop(self) -> None:
-        request = b"p" * PROBE_BYTES
         while not self._stop.is_set():
-            start = time.monotonic()
-            self._conn.sendall(request)
-            got = 0
-            while got < PROBE_BYTES:
-                chunk = self._conn.recv(PROBE_BYTES - got)
-                if not chunk:
-                    return
-                got += len(chunk)
-            end = time.monotonic()
-            self.samples.append((end, end - start))
-            self._stop.wait(max(0.0, PROBE_INTERVAL - (end - start)))
+            try:
+                rtt = round_trip(self._conn, PROBE_BYTES)
+            except OSError:
+                return  # stopped: the connection closed under it
+            self.samples.append((time.monotonic(), rtt))
+            self._stop.wait(max(0.0, PROBE_INTERVAL - rtt))
 
     def stop(self) -> None:
         self._stop.set()
@@ -199,64 +193,53 @@ def recovery_seconds(samples: list[tuple[float, float]], start: float, end: floa
     return None if recovered is None else round(recovered - start, 1)
 
 
-class BacklogSampler:
-    """The modem queue's backlog every 0.5 s, in a thread."""
+class Sampler:
+    """``read()`` every ``interval`` seconds in a thread; each answer but ``None`` kept with
+    the time it was read."""
 
-    def __init__(self, read: Callable[[], int]) -> None:
-        self.samples: list[tuple[float, float]] = []
+    def __init__(self, read: Callable[[], Any], interval: float) -> None:
+        self.samples: list[tuple[float, Any]] = []
         self._read = read
+        self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.wait(0.5):
-            self.samples.append((time.monotonic(), float(self._read())))
+        while not self._stop.wait(self._interval):
+            if (value := self._read()) is not None:
+                self.samples.append((time.monotonic(), value))
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(10)
 
 
-class ControllerSampler:
-    """The automatic cap's rate and queueing delay for the parents, from the node's
-    ``/metrics`` every second (nothing while the cap is not automatic)."""
+def controller_reading(nodedir: Path, tubid: str) -> tuple[float, float | None] | None:
+    """The automatic cap's rate and queueing delay for ``tubid``, from the node's
+    ``/metrics`` (``None`` while it does not answer or the cap is not automatic)."""
+    try:
+        url = (nodedir / "node.url").read_text().strip() + "metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:  # the lab's own
+            text = response.read().decode()
+    except (OSError, ValueError):
+        return None
 
-    def __init__(self, nodedir: Path, tubid: str) -> None:
-        self.samples: list[tuple[float, float, float | None]] = []
-        self._nodedir = nodedir
-        self._tubid = tubid
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(1.0):
-            try:
-                url = (self._nodedir / "node.url").read_text().strip() + "metrics"
-                with urllib.request.urlopen(url, timeout=5) as response:  # the lab's own
-                    text = response.read().decode()
-            except (OSError, ValueError):
-                continue
-            rate = self._metric(text, "peer_auto_rate_bytes_per_second")
-            if rate is not None:
-                self.samples.append((time.monotonic(), rate,
-                                     self._metric(text, "peer_queueing_delay_seconds")))
-
-    def _metric(self, text: str, name: str) -> float | None:
+    def metric(name: str) -> float | None:
         for line in text.splitlines():
-            if line.startswith(f"tahoe_governor_{name}{{") and self._tubid[:8] in line:
+            if line.startswith(f"tahoe_governor_{name}{{") and tubid[:8] in line:
                 return float(line.rsplit(" ", 1)[1])
         return None
 
-    def timeline(self, origin: float) -> list[list[float | None]]:
-        return [[round(t - origin), round(rate / 1000, 1),
-                 None if delay is None else round(delay * 1000, 1)]
-                for t, rate, delay in self.samples]
+    rate = metric("peer_auto_rate_bytes_per_second")
+    return None if rate is None else (rate, metric("peer_queueing_delay_seconds"))
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+
+def timeline(samples: list[tuple[float, Any]], origin: float) -> list[list[float | None]]:
+    """Controller readings as [seconds since ``origin``, kB/s, queueing ms]."""
+    return [[round(t - origin), round(rate / 1000, 1),
+             None if delay is None else round(delay * 1000, 1)]
+            for t, (rate, delay) in samples]
 
 
 # -- the sitting --------------------------------------------------------------------------
@@ -302,7 +285,7 @@ class Sitting:
         server = subprocess.Popen(
             [*self.lab.launcher("parents"), sys.executable, __file__, "--serve", beside],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self._stoppers.append(lambda: _end(server))
+        self._stoppers.append(lambda: end_process(server))
         assert server.stdout is not None
         echo_port, self.sink_port = (int(p) for p in server.stdout.readline().split())
         self.beside = beside
@@ -311,7 +294,7 @@ class Sitting:
         self.ping = Ping(beside) if shutil.which("ping") else None
         if self.ping is not None:
             self._stoppers.append(self.ping.stop)
-        self.backlog = BacklogSampler(lambda: self.lab.backlog_bytes("parents"))
+        self.backlog = Sampler(lambda: float(self.lab.backlog_bytes("parents")), 0.5)
         self._stoppers.append(self.backlog.stop)
 
         time.sleep(2.0)  # ARP and the first probe round trips out of the way
@@ -400,8 +383,8 @@ class Sitting:
                 result["still_running"] = backup.poll() is None
             finally:
                 if backup is not None:
-                    _end(backup)
-                _end(node)
+                    end_process(backup)
+                end_process(node)
         self.wait_quiet()
         return result
 
@@ -417,7 +400,7 @@ class Sitting:
         (nodedir / "private" / "aliases").write_text(
             f"backup: {self.grid.create_directory()}\n")
         node = spawn_node(nodedir, self.root / f"{name}.log")
-        controller = ControllerSampler(nodedir, self.parents.tubid)
+        controller = Sampler(lambda: controller_reading(nodedir, self.parents.tubid), 1.0)
         try:
             self.wait_uploading(lambda: node.poll() is None)
             time.sleep(settle)
@@ -428,8 +411,8 @@ class Sitting:
             controller.stop()
             stop_node(node)
         if controller.samples:
-            self.results[f"{name} controller (s, kB/s, queueing ms)"] = controller.timeline(
-                self.started)
+            self.results[f"{name} controller (s, kB/s, queueing ms)"] = timeline(
+                controller.samples, self.started)
         self.wait_quiet()
         return result
 
@@ -463,7 +446,7 @@ class Sitting:
             sunk = bytes_received_on_port(self.sink_port, self.parents_ns) - sunk
             result = self.window(start, end, self.parents_received() - before)
         finally:
-            _end(flow)
+            end_process(flow)
         result["competing_share_of_line"] = round(sunk / (end - start) / self.line_bytes, 3)
         return result
 
@@ -481,18 +464,6 @@ def _alive(alive: Callable[[], bool]) -> bool:
     if not alive():
         raise RuntimeError("the uploader exited before it reached the parents' server")
     return True
-
-
-def _end(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if process.stdin is not None:
-        process.stdin.close()
 
 
 def _tail(path: Path) -> str:
@@ -620,7 +591,7 @@ def main(argv: list[str]) -> int:
     signal.alarm(int(args.budget))
     load = os.getloadavg()
     started = time.monotonic()
-    root = Path(tempfile.mkdtemp(prefix="bench-dsl-"))
+    root = Path(tempfile.mkdtemp(prefix="bench-dsl-lab-"))
     lab = Lab("tgdsl", [Site("parents", hosts=2, delay_ms=args.delay_ms,
                              line_kbit=args.line_kbit, buffer_kb=args.buffer_kb),
                         Site("grid")])

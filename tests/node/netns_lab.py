@@ -278,6 +278,19 @@ class Lab:
             raise LabError(f"the delay element did not start: {err.decode(errors='replace')}")
 
 
+def round_trip(conn: socket.socket, size: int) -> float:
+    """Seconds for ``size`` bytes sent on ``conn`` to come back from an echo."""
+    start = time.monotonic()
+    conn.sendall(b"p" * size)
+    got = 0
+    while got < size:
+        chunk = conn.recv(size - got)
+        if not chunk:
+            raise ConnectionError("the echo closed the connection")
+        got += len(chunk)
+    return time.monotonic() - start
+
+
 def unavailable() -> str | None:
     """Why this machine cannot build a lab (not root, no network namespaces), or ``None``."""
     if os.geteuid() != 0:

@@ -12,28 +12,19 @@ from __future__ import annotations
 import socket
 import statistics
 import subprocess
-import time
 
 import pytest
 
 from tests.node.dsl_line import EchoServer
-from tests.node.netns_lab import PACKAGES, PROGRAMS, Lab, Site, unavailable
+from tests.node.netns_lab import PACKAGES, PROGRAMS, Lab, Site, round_trip, unavailable
 from tests.system_programs import require_programs
 
 
 def round_trips(host: str, port: int, count: int) -> list[float]:
     """Seconds of ``count`` 100-byte request/responses on one TCP_NODELAY connection."""
-    trips = []
     with socket.create_connection((host, port), timeout=10) as conn:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for _ in range(count):
-            start = time.monotonic()
-            conn.sendall(b"p" * 100)
-            got = 0
-            while got < 100:
-                got += len(conn.recv(100 - got))
-            trips.append(time.monotonic() - start)
-    return trips
+        return [round_trip(conn, 100) for _ in range(count)]
 
 
 @pytest.mark.e2e
