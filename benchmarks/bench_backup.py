@@ -45,6 +45,13 @@ the second tool to upload a file finds none of the first tool's shares.
         [--small-files N --small-dirs N] [--profile DIR] [--only-ours]
 
 ``--only-ours`` runs our two small-file runs alone (no ratios), for profiling.
+
+``--remote-ms 20`` puts every storage server (and the introducer) 20 ms away
+each way (root; ``tests/node/netns_lab.py``): the servers in a network
+namespace of their own behind a user-space delay element, both client nodes
+and this script in the lab's client namespace. There round trips, not the two
+shared cores, bound ``tahoe backup``'s one file at a time, and files in flight
+should win by far more (the issue's target for ``files`` there: >= 3 as well).
 At the issue's sizes a run takes about 20 minutes on a shared 2-core machine
 (10,000 small files, twice: `tahoe backup` manages about 20 files/s there);
 ``--small-files 2000 --small-dirs 20`` takes about 7, ``--quick`` about 2.
@@ -54,6 +61,7 @@ Every size used is in the JSON (``tree``). See docs/benchmarks.md, "Backup".
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -65,6 +73,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -220,16 +229,9 @@ class GovernedNode:
     def stop(self) -> None:
         process, self.process = self.process, None
         if process is not None:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            for stream in (process.stdin, process.stdout):
-                if stream is not None:
-                    stream.close()
+            end_process(process)
+            if process.stdout is not None:
+                process.stdout.close()
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -448,18 +450,23 @@ class PlainClient:
     def stop(self) -> None:
         process, self.process = self.process, None
         if process is not None:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            if process.stdin is not None:
-                process.stdin.close()
+            end_process(process)
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def end_process(process: subprocess.Popen[Any]) -> None:
+    """Terminate ``process`` (killed if it lingers 20 s) and close its stdin."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stdin is not None:
+        process.stdin.close()
 
 
 def _children_cpu() -> float:
@@ -473,12 +480,13 @@ def _children_cpu() -> float:
 class Bench:
     """The grid, the trees and the client node directories of one benchmark run."""
 
-    def __init__(self, root: Path, args: argparse.Namespace) -> None:
+    def __init__(self, root: Path, args: argparse.Namespace,
+                 placements: dict[str, Any] | None = None) -> None:
         self.root = root
         self.args = args
         self._grid_module = grid_module()
         (root / "grid").mkdir()
-        self.grid = self._grid_module.LocalGrid(root / "grid")
+        self.grid = self._grid_module.LocalGrid(root / "grid", placements=placements)
         self._started: list[Any] = []
 
     def __enter__(self) -> Bench:
@@ -686,6 +694,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--only-ours", action="store_true",
                    help="small files: our first run and rescan only, no tahoe backup, no ratios "
                         "(for profiling)")
+    p.add_argument("--remote-ms", type=float, default=0.0, metavar="MS",
+                   help="every storage server this many ms away each way (root: network "
+                        "namespaces and a delay element; see tests/node/netns_lab.py)")
     p.add_argument("--governed-node", help=argparse.SUPPRESS)
     p.add_argument("--run-now", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--bare-in-flight", type=int, help=argparse.SUPPRESS)
@@ -707,6 +718,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+@contextlib.contextmanager
+def remote_servers(delay_ms: float) -> Iterator[dict[str, Any] | None]:
+    """With ``delay_ms``: a network lab whose one site, ``delay_ms`` away, holds the grid;
+    this script runs in its client namespace meanwhile. Without: nothing (loopback)."""
+    if not delay_ms:
+        yield None
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.node.netns_lab import Lab, Site, unavailable
+
+    from tahoe_governor.demo.local_grid import Placement
+
+    if (reason := unavailable()) is not None:
+        raise SystemExit(f"bench_backup: --remote-ms {reason}")
+    lab = Lab("tgbak", [Site("servers", delay_ms=delay_ms)])
+    with lab, lab.entered(lab.client):
+        where = Placement(lab.address("servers"), lab.launcher("servers"))
+        yield {name: where for name in ("introducer", "storage0", "storage1", "storage2")}
+
+
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
     if args.governed_node:
@@ -719,13 +750,15 @@ def main(argv: list[str]) -> None:
     started = time.monotonic()
     results: dict[str, Any] = {}
     try:
-        with Bench(root, args) as bench:
-            if args.figures & {"files", "rescan"}:
-                results.update(bench.small_files(args.figures))
-            if "throughput" in args.figures:
-                results["throughput"] = bench.throughput()
-            if "memory" in args.figures:
-                results["memory"] = bench.memory()
+        with contextlib.ExitStack() as stack:
+            placements = stack.enter_context(remote_servers(args.remote_ms))
+            with Bench(root, args, placements) as bench:
+                if args.figures & {"files", "rescan"}:
+                    results.update(bench.small_files(args.figures))
+                if "throughput" in args.figures:
+                    results["throughput"] = bench.throughput()
+                if "memory" in args.figures:
+                    results["memory"] = bench.memory()
     finally:
         shutil.rmtree(root, ignore_errors=True)
     results["run"] = {
@@ -733,7 +766,10 @@ def main(argv: list[str]) -> None:
         "seconds": time.monotonic() - started,
         "cpus": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0],
-        "grid": "introducer + 3 storage servers (tahoe run, 127.0.0.1), shares 2-of-3",
+        "grid": ("introducer + 3 storage servers (tahoe run, 127.0.0.1), shares 2-of-3"
+                 if not args.remote_ms else
+                 f"introducer + 3 storage servers (tahoe run), {args.remote_ms:g} ms away each "
+                 f"way (a network lab), shares 2-of-3"),
     }
     print(json.dumps(results, indent=2))
 

@@ -17,19 +17,21 @@ _RECEIVED = re.compile(r"bytes_received:(\d+)")
 _ACKED = re.compile(r"bytes_acked:(\d+)")
 
 
-def _socket_info(port: int) -> str:
+def _socket_info(port: int, netns: str | None) -> str:
     return subprocess.run(
-        [SS, "-tinH", "state", "established", f"( sport = :{port} )"],
+        [*(("ip", "netns", "exec", netns) if netns else ()), SS, "-tinH", "state",
+         "established", f"( sport = :{port} )"],
         check=True, capture_output=True, text=True, timeout=10,
     ).stdout
 
 
-def bytes_received_on_port(port: int) -> int:
-    """The bytes every established TCP socket bound to local ``port`` has received."""
-    return sum(int(n) for n in _RECEIVED.findall(_socket_info(port)))
+def bytes_received_on_port(port: int, netns: str | None = None) -> int:
+    """The bytes every established TCP socket bound to local ``port`` (in network
+    namespace ``netns``, if given) has received."""
+    return sum(int(n) for n in _RECEIVED.findall(_socket_info(port, netns)))
 
 
 def bytes_sent_on_port(port: int) -> int:
     """The bytes every established TCP socket bound to local ``port`` has sent and had
     acknowledged (a closed socket's bytes no longer count)."""
-    return sum(int(n) for n in _ACKED.findall(_socket_info(port)))
+    return sum(int(n) for n in _ACKED.findall(_socket_info(port, None)))

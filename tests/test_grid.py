@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from tahoe_governor.demo.local_grid import GridError, GridNode, Placement
 from tests.grid import LocalGrid, accepts_connections
 
 
@@ -34,3 +37,19 @@ def test_killed_server_restarted_by_the_grid_fixture(grid: LocalGrid) -> None:
     assert not accepts_connections(server.tub_port)
     grid.start_stopped_servers()
     assert server.running and accepts_connections(server.tub_port)
+
+
+def test_a_node_placed_elsewhere_is_reached_at_its_own_address(tmp_path: Path) -> None:
+    """Tahoe writes 127.0.0.1 in node.url whatever interface it serves on: a node placed on
+    another address (another network namespace) is asked there; one on loopback as written."""
+    (tmp_path / "node.url").write_text("http://127.0.0.1:4567/\n")
+    placed = GridNode("parents", tmp_path, 1234, Placement("10.77.1.2", ("ip", "netns", "exec",
+                                                                       "lab-parents")))
+    assert placed.web_url == "http://10.77.1.2:4567/"
+    assert GridNode("home", tmp_path, 1234).web_url == "http://127.0.0.1:4567/"
+
+
+def test_placements_must_name_nodes_of_the_grid(tmp_path: Path) -> None:
+    """A placement for a node the grid does not have is a mistake, said at once."""
+    with pytest.raises(GridError, match=r"not in the grid: \['parrents'\]"):
+        LocalGrid(tmp_path, nicknames=("parents",), placements={"parrents": Placement()})

@@ -92,8 +92,8 @@ def shape_parents_line(ports: list[int], line_kbit: int, buffer_kb: int) -> None
 class EchoServer:
     """Echoes every byte back: the parents' interactive traffic's far end."""
 
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.sock = socket.create_server((host, 0))
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._serve, daemon=True).start()
 

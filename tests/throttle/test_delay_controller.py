@@ -25,10 +25,10 @@ def controller(start: float = 50_000.0, ceiling: float = float("inf"),
     [
         (None, 50_000.0, 50_000.0, "no samples: the rate stays"),
         (0.0, 50_000.0, 52_500.0, "no queue, rate in use: +5% in one second"),
-        (0.0125, 50_000.0, 51_250.0, "half the target queued: half the growth"),
-        (0.025, 50_000.0, 50_000.0, "exactly at the target: no change"),
-        (0.050, 50_000.0, 37_500.0, "one target over: -25% in one second"),
-        (0.075, 50_000.0, 25_000.0, "two targets over: -50%"),
+        (0.0075, 50_000.0, 51_250.0, "half the setpoint (60% of the target): half the growth"),
+        (0.015, 50_000.0, 50_000.0, "exactly at the setpoint: no change"),
+        (0.040, 50_000.0, 37_500.0, "one target over the setpoint: -25% in one second"),
+        (0.065, 50_000.0, 25_000.0, "two targets over: -50%"),
         (0.5, 50_000.0, FLOOR, "far over (counted as 4 targets): down to the floor"),
         (0.0, 10_000.0, 50_000.0, "not using it: the rate does not grow"),
         (0.0, 25_500.0, 51_000.0, "grows only to twice what is sent"),
@@ -45,6 +45,30 @@ def test_one_second_of_control(queued: float | None, sent: float, expected: floa
         for i in range(4):
             c.observe(t0 + 0.25 * i, 0.020 + queued)
     assert c.update(t0 + 1.0, sent) == pytest.approx(expected), why
+
+
+@pytest.mark.parametrize(
+    ("rate_after_back_off", "expected_growth", "why"),
+    [
+        (40_000.0, 2_000.0, "far below the knee (50,000): the usual +5%"),
+        (46_000.0, 460.0, "within 10 % below the knee: a fifth of it"),
+        (52_000.0, 2_600.0, "above the knee (the line got faster): the usual again"),
+    ],
+)
+def test_growth_slows_near_the_rate_where_the_last_back_off_began(
+        rate_after_back_off: float, expected_growth: float, why: str) -> None:
+    """A queue over the target at 50,000 bytes/s makes that rate the knee; one second
+    without queue later, the rate grows by the row's amount from where it stands."""
+    c = controller(start=50_000.0)
+    c.observe(t0 - 60, 0.020)
+    c.observe(t0, 0.070)
+    c.observe(t0 + 0.1, 0.070)
+    assert c.update(t0 + 0.5, 50_000.0) < 50_000.0  # backing off: the knee is 50,000
+    c.set_limits(floor=rate_after_back_off, ceiling=rate_after_back_off)
+    c.set_limits(floor=FLOOR, ceiling=float("inf"))  # the rate now stands at the row's
+    for i in range(2):
+        c.observe(t0 + 1 + 0.1 * i, 0.020)
+    assert c.update(t0 + 1.5, 1e9) - rate_after_back_off == pytest.approx(expected_growth), why
 
 
 def test_the_current_delay_is_the_minimum_of_the_last_two_samples() -> None:

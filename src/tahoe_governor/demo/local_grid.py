@@ -16,7 +16,8 @@ Subprocesses, not in-process nodes, because:
 
 Each node runs in a session of its own, so a Ctrl-C in the terminal reaches
 only the calling process, which then stops its governed node before the grid.
-Every node listens on 127.0.0.1 only; storage uses Foolscap
+Every node listens on 127.0.0.1 only (unless the caller places it on another
+address, in another network namespace: ``Placement``); storage uses Foolscap
 (``[storage] force_foolscap = true`` and ``[client] force_foolscap = true``).
 Readiness is polled (a Tub port that accepts, the introducer counting every
 storage announcement), never slept for.
@@ -44,7 +45,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -115,13 +116,22 @@ def poll(what: str, ready: Callable[[], bool], deadline: float) -> None:
         time.sleep(_POLL_INTERVAL)
 
 
-def accepts_connections(port: int) -> bool:
-    """Whether something accepts TCP connections on 127.0.0.1:port."""
+def accepts_connections(port: int, host: str = LOOPBACK) -> bool:
+    """Whether something accepts TCP connections on host:port (127.0.0.1 by default)."""
     try:
-        with socket.create_connection((LOOPBACK, port), timeout=1):
+        with socket.create_connection((host, port), timeout=1):
             return True
     except OSError:
         return False
+
+
+@attrs.frozen
+class Placement:
+    """Where a node runs: the address it listens on (Tub and web) and the command prefix
+    that starts it there (e.g. ``("ip", "netns", "exec", "lab-parents")``)."""
+
+    host: str = LOOPBACK
+    launcher: tuple[str, ...] = ()
 
 
 @attrs.define
@@ -131,6 +141,7 @@ class GridNode:
     name: str
     nodedir: Path
     tub_port: int
+    placement: Placement = Placement()
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -154,8 +165,10 @@ class GridNode:
 
     @property
     def web_url(self) -> str:
-        """The node's web API root URL (loopback, port chosen at start)."""
-        return (self.nodedir / "node.url").read_text().strip()
+        """The node's web API root URL (on its host, port chosen at start)."""
+        url = (self.nodedir / "node.url").read_text().strip()
+        # Tahoe writes 127.0.0.1 in node.url whatever interface the server listens on.
+        return url.replace(f"//{LOOPBACK}:", f"//{self.placement.host}:", 1)
 
     @property
     def running(self) -> bool:
@@ -169,7 +182,8 @@ class GridNode:
         (self.nodedir / "node.url").unlink(missing_ok=True)
         self._log = open(self.nodedir / "tahoe-run.log", "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "allmydata.scripts.runner", "run", str(self.nodedir)],
+            [*self.placement.launcher, sys.executable, "-m", "allmydata.scripts.runner", "run",
+             str(self.nodedir)],
             stdin=subprocess.PIPE,  # tahoe run exits when this closes
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -180,8 +194,9 @@ class GridNode:
     def wait_listening(self, deadline: float) -> None:
         """Return once the node's Tub and web server accept connections."""
         poll(
-            f"{self.name} to listen on 127.0.0.1:{self.tub_port}",
-            lambda: self._alive_or_fail() and accepts_connections(self.tub_port),
+            f"{self.name} to listen on {self.placement.host}:{self.tub_port}",
+            lambda: self._alive_or_fail() and accepts_connections(self.tub_port,
+                                                                  self.placement.host),
             deadline,
         )
         poll(f"{self.name} to write node.url", (self.nodedir / "node.url").exists, deadline)
@@ -216,9 +231,12 @@ class LocalGrid:
 
     ``nicknames`` names the storage servers (one server each, default
     ``storage0`` .. ``storage2``); each name is also its node directory's name.
+    ``placements`` puts nodes (by nickname, or ``introducer``) elsewhere than on
+    127.0.0.1 in this process's network namespace (``tests/node/netns_lab.py``).
     """
 
-    def __init__(self, root: Path, nicknames: Sequence[str] = ("storage0", "storage1", "storage2")):
+    def __init__(self, root: Path, nicknames: Sequence[str] = ("storage0", "storage1", "storage2"),
+                 placements: Mapping[str, Placement] | None = None):
         names = list(nicknames)
         if not names or len(set(names)) != len(names) or "introducer" in names:
             raise GridError(
@@ -226,9 +244,15 @@ class LocalGrid:
             )
         if any(not name or "/" in name or name.startswith(".") for name in names):
             raise GridError(f"a nickname is also a directory name: got {names!r}")
+        placements = dict(placements or {})
+        if unknown := set(placements) - {"introducer", *names}:
+            raise GridError(f"placements for nodes that are not in the grid: {sorted(unknown)}")
         self.root = root
-        self.introducer = GridNode("introducer", root / "introducer", free_loopback_port())
-        self.servers = [GridNode(name, root / name, free_loopback_port()) for name in names]
+        # In another namespace any port is free: one free here is as good as any.
+        self.introducer = GridNode("introducer", root / "introducer", free_loopback_port(),
+                                   placements.get("introducer", Placement()))
+        self.servers = [GridNode(name, root / name, free_loopback_port(),
+                                 placements.get(name, Placement())) for name in names]
         self.introducer_furl = ""
 
     # -- life cycle ---------------------------------------------------------------------
@@ -243,7 +267,8 @@ class LocalGrid:
             str(self.introducer.nodedir),
         )
         # create-introducer has no --webport; its web page counts announcements.
-        set_tahoe_cfg(self.introducer.nodedir, {("node", "web.port"): self._web_port})
+        set_tahoe_cfg(self.introducer.nodedir,
+                      {("node", "web.port"): self._web_port(self.introducer.placement.host)})
         self.introducer.spawn()
         for server in self.servers:
             tahoe_create(
@@ -252,7 +277,7 @@ class LocalGrid:
                 server.name,
                 *self._where(server),
                 "--webport",
-                self._web_port,
+                self._web_port(server.placement.host),
                 str(server.nodedir),
             )
             set_tahoe_cfg(
@@ -379,7 +404,7 @@ class LocalGrid:
             "--shares-total",
             str(total),
             "--webport",
-            self._web_port if web else "none",
+            self._web_port(LOOPBACK) if web else "none",
             str(nodedir),
         )
         if extra_cfg:
@@ -389,17 +414,16 @@ class LocalGrid:
 
     # -- internals ----------------------------------------------------------------------
 
-    #: Every web server on loopback, on a port chosen when it starts (see node.url).
-    _web_port = f"tcp:0:interface={LOOPBACK}"
+    @staticmethod
+    def _web_port(host: str) -> str:
+        """A web server on ``host``, on a port chosen when it starts (see node.url)."""
+        return f"tcp:0:interface={host}"
 
     @staticmethod
     def _where(node: GridNode) -> list[str]:
-        return [
-            "--port",
-            f"tcp:{node.tub_port}:interface={LOOPBACK}",
-            "--location",
-            f"tcp:{LOOPBACK}:{node.tub_port}",
-        ]
+        host = node.placement.host
+        return ["--port", f"tcp:{node.tub_port}:interface={host}",
+                "--location", f"tcp:{host}:{node.tub_port}"]
 
     def _announced_storage_servers(self) -> int:
         url = self.introducer.web_url + "?t=json"
