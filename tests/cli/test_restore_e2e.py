@@ -92,14 +92,20 @@ def last_success(nodedir: Path) -> Any:
     return next(job["last_success"] for job in jobs if job["name"] == "b1")
 
 
-def bytes_received(node_url: str) -> int:
-    """What the node's connections have read from every storage server (its /metrics)."""
+def metric_total(node_url: str, direction: str) -> int:
+    """The wire bytes the node's connections to every storage server have moved in
+    ``direction`` (``up``: sent, ``down``: read), from its /metrics."""
     with urllib.request.urlopen(node_url + "metrics", timeout=10) as response:
         text = response.read().decode()
     return int(sum(sample.value for family in text_string_to_metric_families(text)
                    if family.name == "tahoe_governor_peer_bytes"
                    for sample in family.samples
-                   if sample.name.endswith("_total") and sample.labels["direction"] == "down"))
+                   if sample.name.endswith("_total") and sample.labels["direction"] == direction))
+
+
+def bytes_received(node_url: str) -> int:
+    """What the node's connections have read from every storage server (its /metrics)."""
+    return metric_total(node_url, "down")
 
 
 class Mtime(float):
