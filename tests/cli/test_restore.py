@@ -226,6 +226,51 @@ def test_a_file_that_fails_does_not_stop_the_others(grid, nodedir, tmp_path):
     assert grid.opened == [p2[1]["ro_uri"]]
 
 
+def test_at_most_a_quarter_of_the_files_in_flight_are_large(tmp_path):
+    """With 8 files in flight, no more than 2 files above 128 KiB download at once (each
+    waits for a third to join it, which would come at once without the limit), while the
+    small files are not held back; every file is restored."""
+    grid, rootcap = FakeGrid(), fake_dircap(3)
+    large = {f"big{i}.bin": bytes([i]) * (200 * 1024) for i in range(5)}
+    small = {f"small{i}.txt": b"s" * (i + 1) for i in range(20)}
+    make_backup_node(tmp_path / "node", rootcap)
+    add_archives(grid, rootcap, {NEW: {**large, **small}}, latest=NEW)
+    original, joined = grid.open_file, threading.Condition()
+    large_open = [0, 0]  # now, most at once
+    small_done_while_large_open = []
+
+    class LargeStream(io.BytesIO):
+        def read(self, n: int = -1) -> bytes:
+            if self.tell() == 0:
+                with joined:
+                    joined.wait_for(lambda: large_open[0] > 2, timeout=0.1)
+            return super().read(n)
+
+        def close(self) -> None:
+            with joined:
+                large_open[0] -= 1
+            super().close()
+
+    def open_file(cap: str) -> IO[bytes]:
+        data = original(cap).read()
+        if len(data) <= 128 * 1024:
+            if large_open[0]:
+                small_done_while_large_open.append(cap)
+            return io.BytesIO(data)
+        with joined:
+            large_open[0] += 1
+            large_open[1] = max(large_open)
+            joined.notify_all()
+        return LargeStream(data)
+
+    grid.open_file = open_file  # type: ignore[method-assign]
+    status, out, err = run(grid, tmp_path / "node", tmp_path / "dest", parallel=8)
+    assert status == 0, out + err
+    assert large_open[1] == 2
+    assert small_done_while_large_open
+    assert tree_of(tmp_path / "dest") == expected({**large, **small})
+
+
 def test_unusable_names_from_the_grid_are_skipped(grid, nodedir, tmp_path):
     """A child named '..' cannot escape DEST: it is skipped and reported."""
     latest = grid.directory(fake_dircap(7), ("photos", "Latest"))
