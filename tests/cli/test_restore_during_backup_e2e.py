@@ -26,16 +26,10 @@ from tests.cli.test_restore_e2e import (
     governor,
     last_success,
     metric_total,
+    node_after_first_run,
     tree_state,
 )
-from tests.node.crash_harness import (
-    completed,
-    make_tree,
-    servers_connected,
-    spawn_node,
-    stop_node,
-    uploading,
-)
+from tests.node.crash_harness import make_tree, servers_connected, stop_node, uploading
 
 RUN_BUDGET = 60.0
 JOB_CAP = 100_000
@@ -59,12 +53,8 @@ def test_a_restore_while_a_backup_runs(local_grid: LocalGrid, tmp_path: Path) ->
     to the changed tree."""
     source = tmp_path / "source"
     make_tree(source, 12, 50_000, seed=31)
-    nodedir = local_grid.make_client_dir(tmp_path / "client", extra_cfg=(
-        f"[backups]\nb1.source = {source}\nb1.target = backup:photos\nb1.frequency = 1week\n"))
-    (nodedir / "private" / "aliases").write_text(f"backup: {local_grid.create_directory()}\n")
-    node = spawn_node(nodedir, tmp_path / "node.log")
+    nodedir, node = node_after_first_run(local_grid, tmp_path, source)
     try:
-        poll("the first run", lambda: completed(nodedir), time.monotonic() + RUN_BUDGET)
         poll("the node to connect to every server",
              lambda: servers_connected(nodedir) == len(local_grid.servers),
              time.monotonic() + STARTUP_BUDGET)

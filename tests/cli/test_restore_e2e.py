@@ -138,6 +138,22 @@ def files_in(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
 
+def node_after_first_run(local_grid: LocalGrid, work: Path, source: Path
+                         ) -> tuple[Path, subprocess.Popen[bytes]]:
+    """A governed node process (NODEDIR under ``work``) whose job b1, ``source`` to
+    backup:photos, has completed its first run; the caller stops it."""
+    nodedir = local_grid.make_client_dir(work / "client", extra_cfg=(
+        f"[backups]\nb1.source = {source}\nb1.target = backup:photos\nb1.frequency = 1week\n"))
+    (nodedir / "private" / "aliases").write_text(f"backup: {local_grid.create_directory()}\n")
+    node = spawn_node(nodedir, work / "node.log")
+    try:
+        poll("the first run", lambda: completed(nodedir), time.monotonic() + RUN_BUDGET)
+    except BaseException:
+        stop_node(node)
+        raise
+    return nodedir, node
+
+
 @pytest.fixture(scope="module")
 def backed_up(local_grid: LocalGrid, tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[BackedUp]:
@@ -147,12 +163,8 @@ def backed_up(local_grid: LocalGrid, tmp_path_factory: pytest.TempPathFactory
     make_tree(source, FILES, FILE_BYTES, seed=12)
     (source / "tiny.txt").write_bytes(b"a literal cap holds me")
     (source / "empty").mkdir()
-    nodedir = local_grid.make_client_dir(work / "client", extra_cfg=(
-        f"[backups]\nb1.source = {source}\nb1.target = backup:photos\nb1.frequency = 1week\n"))
-    (nodedir / "private" / "aliases").write_text(f"backup: {local_grid.create_directory()}\n")
-    node = spawn_node(nodedir, work / "node.log")
+    nodedir, node = node_after_first_run(local_grid, work, source)
     try:
-        poll("the first run", lambda: completed(nodedir), time.monotonic() + RUN_BUDGET)
         node_url = (nodedir / "node.url").read_text().strip()
         first = archive_names(node_url, nodedir)
         assert len(first) == 1, first
