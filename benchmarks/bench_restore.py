@@ -60,6 +60,7 @@ from bench_backup import (  # noqa: E402
     make_small_tree,
     tahoe_command,
 )
+from tahoe_governor.cli.restore import DEFAULT_PARALLEL  # noqa: E402
 from tahoe_governor.demo.local_grid import LocalGrid, poll  # noqa: E402
 
 FIGURES = ("throughput", "files")
@@ -187,7 +188,9 @@ def main(argv: list[str]) -> None:
                    help="multiply the sizes (1.0: 200 MB in 20 files, 10,000 files of 1 KiB)")
     p.add_argument("--figures", default=",".join(FIGURES),
                    help=f"comma-separated, from {', '.join(FIGURES)}")
-    p.add_argument("--parallel", type=int, default=8, help="our restore's files in flight")
+    p.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL,
+                   help=f"our restore's files in flight (default {DEFAULT_PARALLEL}, "
+                        "the command's)")
     p.add_argument("--rounds", type=int, default=2,
                    help="restores by each tool per figure, the order alternating; the best "
                         "time of each counts")

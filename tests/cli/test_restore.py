@@ -12,9 +12,15 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from allmydata.interfaces import DEFAULT_IMMUTABLE_MAX_SEGMENT_SIZE
 
 from tahoe_governor.cli.main import build_parser
-from tahoe_governor.cli.restore import EXIT_INTERRUPTED, RestoreRequest, restore
+from tahoe_governor.cli.restore import (
+    EXIT_INTERRUPTED,
+    LARGE_FILE_BYTES,
+    RestoreRequest,
+    restore,
+)
 from tahoe_governor.cli.restore_archive import RestoreError
 from tahoe_governor.cli.restore_manifest import RestoreManifest, manifest_path
 from tahoe_governor.cli.restore_rate import SharedRate
@@ -224,6 +230,56 @@ def test_a_file_that_fails_does_not_stop_the_others(grid, nodedir, tmp_path):
     grid.opened.clear()
     assert run(grid, nodedir, dest)[0] == 0
     assert grid.opened == [p2[1]["ro_uri"]]
+
+
+def test_large_means_more_than_tahoes_segment():
+    """A large file is one of more than Tahoe's default immutable segment."""
+    assert LARGE_FILE_BYTES == DEFAULT_IMMUTABLE_MAX_SEGMENT_SIZE
+
+
+def test_at_most_a_quarter_of_the_files_in_flight_are_large(tmp_path):
+    """With 8 files in flight, no more than 2 files above one segment download at once (each
+    waits for a third to join it, which would come at once without the limit), while the
+    small files are not held back; every file is restored."""
+    grid, rootcap = FakeGrid(), fake_dircap(3)
+    large = {f"big{i}.bin": bytes([i]) * (LARGE_FILE_BYTES + 1) for i in range(5)}
+    small = {f"small{i}.txt": b"s" * (i + 1) for i in range(20)}
+    make_backup_node(tmp_path / "node", rootcap)
+    add_archives(grid, rootcap, {NEW: {**large, **small}}, latest=NEW)
+    original, joined = grid.open_file, threading.Condition()
+    large_open = [0, 0]  # now, most at once
+    small_done_while_large_open = []
+
+    class LargeStream(io.BytesIO):
+        def read(self, n: int = -1) -> bytes:
+            if self.tell() == 0:
+                with joined:
+                    joined.wait_for(lambda: large_open[0] > 2, timeout=0.1)
+            return super().read(n)
+
+        def close(self) -> None:
+            with joined:
+                large_open[0] -= 1
+            super().close()
+
+    def open_file(cap: str) -> IO[bytes]:
+        data = original(cap).read()
+        if len(data) <= LARGE_FILE_BYTES:
+            if large_open[0]:
+                small_done_while_large_open.append(cap)
+            return io.BytesIO(data)
+        with joined:
+            large_open[0] += 1
+            large_open[1] = max(large_open)
+            joined.notify_all()
+        return LargeStream(data)
+
+    grid.open_file = open_file  # type: ignore[method-assign]
+    status, out, err = run(grid, tmp_path / "node", tmp_path / "dest", parallel=8)
+    assert status == 0, out + err
+    assert large_open[1] == 2
+    assert small_done_while_large_open
+    assert tree_of(tmp_path / "dest") == expected({**large, **small})
 
 
 def test_unusable_names_from_the_grid_are_skipped(grid, nodedir, tmp_path):

@@ -92,14 +92,20 @@ def last_success(nodedir: Path) -> Any:
     return next(job["last_success"] for job in jobs if job["name"] == "b1")
 
 
-def bytes_received(node_url: str) -> int:
-    """What the node's connections have read from every storage server (its /metrics)."""
+def metric_total(node_url: str, direction: str) -> int:
+    """The wire bytes the node's connections to every storage server have moved in
+    ``direction`` (``up``: sent, ``down``: read), from its /metrics."""
     with urllib.request.urlopen(node_url + "metrics", timeout=10) as response:
         text = response.read().decode()
     return int(sum(sample.value for family in text_string_to_metric_families(text)
                    if family.name == "tahoe_governor_peer_bytes"
                    for sample in family.samples
-                   if sample.name.endswith("_total") and sample.labels["direction"] == "down"))
+                   if sample.name.endswith("_total") and sample.labels["direction"] == direction))
+
+
+def bytes_received(node_url: str) -> int:
+    """What the node's connections have read from every storage server (its /metrics)."""
+    return metric_total(node_url, "down")
 
 
 class Mtime(float):
@@ -132,6 +138,22 @@ def files_in(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
 
+def node_after_first_run(local_grid: LocalGrid, work: Path, source: Path
+                         ) -> tuple[Path, subprocess.Popen[bytes]]:
+    """A governed node process (NODEDIR under ``work``) whose job b1, ``source`` to
+    backup:photos, has completed its first run; the caller stops it."""
+    nodedir = local_grid.make_client_dir(work / "client", extra_cfg=(
+        f"[backups]\nb1.source = {source}\nb1.target = backup:photos\nb1.frequency = 1week\n"))
+    (nodedir / "private" / "aliases").write_text(f"backup: {local_grid.create_directory()}\n")
+    node = spawn_node(nodedir, work / "node.log")
+    try:
+        poll("the first run", lambda: completed(nodedir), time.monotonic() + RUN_BUDGET)
+    except BaseException:
+        stop_node(node)
+        raise
+    return nodedir, node
+
+
 @pytest.fixture(scope="module")
 def backed_up(local_grid: LocalGrid, tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[BackedUp]:
@@ -141,12 +163,8 @@ def backed_up(local_grid: LocalGrid, tmp_path_factory: pytest.TempPathFactory
     make_tree(source, FILES, FILE_BYTES, seed=12)
     (source / "tiny.txt").write_bytes(b"a literal cap holds me")
     (source / "empty").mkdir()
-    nodedir = local_grid.make_client_dir(work / "client", extra_cfg=(
-        f"[backups]\nb1.source = {source}\nb1.target = backup:photos\nb1.frequency = 1week\n"))
-    (nodedir / "private" / "aliases").write_text(f"backup: {local_grid.create_directory()}\n")
-    node = spawn_node(nodedir, work / "node.log")
+    nodedir, node = node_after_first_run(local_grid, work, source)
     try:
-        poll("the first run", lambda: completed(nodedir), time.monotonic() + RUN_BUDGET)
         node_url = (nodedir / "node.url").read_text().strip()
         first = archive_names(node_url, nodedir)
         assert len(first) == 1, first

@@ -22,7 +22,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorCore
 from twisted.web.resource import IResource
 
-from tahoe_governor.node import download_race, query_timeouts, share_placement
+from tahoe_governor.node import download_race, noisy_logs, query_timeouts, share_placement
 from tahoe_governor.node.config import GovernedConfig, GovernorSections
 from tahoe_governor.node.logs import node_log, node_log_failure
 from tahoe_governor.node.stopping import DEFAULT_STOP_HOOK_TIMEOUT, StopHook, StopHooks
@@ -148,6 +148,7 @@ def create_governed_client(
     download_race.install()  # late shares for a stopped segment fetcher are not an error
     if isinstance(shaper, ConnectionShaper):  # a query waiting behind capped bytes is not lost
         query_timeouts.install(shaper)
+    noisy_logs.install()  # Tahoe's NOISY events cost the node CPU on every file
     for sentence in config.forced:
         node_log(sentence)
     i2p_provider = tahoe_client.create_i2p_provider(reactor, tahoe)
