@@ -17,7 +17,8 @@ from collections import deque
 from twisted.internet.defer import Deferred, succeed
 
 SMALL_UPLOAD_BYTES = 128 * 1024
-"""Uploads up to this size (Tahoe's default segment: one segment) count as small."""
+"""Uploads up to this size count as small: a file this size is one segment of a
+few hundred KiB of buffers (Tahoe's segments go up to 1 MiB, ~4.3 MiB in flight)."""
 
 LARGE_UPLOAD_WEIGHT = 4
 """Slots a larger upload takes: with 32 slots, at most 8 large files in flight."""
