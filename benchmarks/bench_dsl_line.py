@@ -48,6 +48,7 @@ SCENARIOS: dict[str, str | Scenario] = {
 RECEIVER_SCENARIOS: dict[str, str | Scenario] = {
     "parents ungoverned": Scenario(),
     "parents limit.down 800kbps": Scenario(parents="limit.down = 800kbps"),
+    "parents limit.down auto": Scenario(parents="limit.down = auto"),
 }
 
 

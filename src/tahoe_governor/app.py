@@ -50,7 +50,10 @@ from tahoe_governor.throttle.cpu_budget import JobCpuBudgets
 from tahoe_governor.throttle.link_capacity import LinkCapacityEstimate
 from tahoe_governor.throttle.meters import Meters
 from tahoe_governor.throttle.reactor_clock import ReactorClock
-from tahoe_governor.throttle.socket_rtt import transport_rtt_seconds
+from tahoe_governor.throttle.socket_rtt import (
+    transport_receive_rtt_seconds,
+    transport_rtt_seconds,
+)
 from tahoe_governor.web.access_tokens import load_or_create_token
 from tahoe_governor.web.governor_tree import mount_governor_pages
 from tahoe_governor.web.metrics import metrics_resource
@@ -78,6 +81,7 @@ def build_governor(
     monotonic: Callable[[], float] = time.monotonic,
     config_text: str | None = None,
     round_trip: Callable[[Any], float | None] = transport_rtt_seconds,
+    receive_round_trip: Callable[[Any], float | None] = transport_receive_rtt_seconds,
 ) -> Governor:
     """Build (not start) the governor of a governed client node and every part it uses.
 
@@ -91,7 +95,8 @@ def build_governor(
     :param config_text: the tahoe.cfg text the node runs with: given, the ``reload``
         control reads ``nodedir``'s tahoe.cfg again (see :mod:`~tahoe_governor.node.reload`).
     :param round_trip: a connection's round trip (seconds) from its transport, for the
-        automatic caps (the kernel's estimate of its socket by default).
+        automatic caps (the kernel's estimate of its socket by default);
+        ``receive_round_trip`` the same as its receiving side times it (``limit.down = auto``).
     :param monotonic: the clock that does not step, against which the reactor's wall
         clock is watched for steps (see :mod:`~tahoe_governor.throttle.clock_steps`).
     """
@@ -124,7 +129,7 @@ def build_governor(
         peer_addresses=lambda: shaped_peer_addresses(shaper),
     )
     records = OwnerRecords(client, nodedir, database, lambda: live.policy.jobs, policy.tz)
-    auto_caps = AutoPeerCaps(shaper, live, rtt=round_trip)
+    auto_caps = AutoPeerCaps(shaper, live, rtt=round_trip, receive_rtt=receive_round_trip)
     quotas = QuotaCounting(reactor, shaper, live, scheduler, database,
                            QuotaLedger(policy.tz, database.quota_usage()))
     assembly = NodeStatusAssembly(

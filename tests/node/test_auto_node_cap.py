@@ -20,6 +20,7 @@ from tahoe_governor.node.governor import Governor
 from tahoe_governor.policy.config import ConfigError, parse_policy_text
 from tahoe_governor.policy.engine import AUTO_START_BYTES
 from tahoe_governor.status import public_dict
+from tahoe_governor.throttle.receive_window import receive_window_bytes
 from tahoe_governor.throttle.testing import FakeCounters
 from tahoe_governor.web.metrics import metric_families
 from tahoe_governor.web.status_sections import link_section
@@ -138,10 +139,84 @@ def test_an_override_replaces_auto_and_check_says_so(tmp_path: Any) -> None:
                                                                          "auto")
 
 
-def test_auto_is_refused_for_downloads() -> None:
-    """``limit.down = auto`` is refused with what is expected instead."""
-    with pytest.raises(ConfigError, match=r"limit\.down.*use it on peer.<selector>.up or limit.up"):
-        parse_policy_text("[bandwidth]\nlimit.down = auto\n", UTC)
+DOWNLINK = 100_000.0  # the parents' downlink, bytes/s, in front of their node
+
+
+class Downlink:
+    """The modem in front of the node's downlink: what the senders push waits in one queue
+    that delivers DOWNLINK bytes/s."""
+
+    def __init__(self) -> None:
+        self.queued: dict[str, float] = {PARENTS: 0.0, FRIEND: 0.0}
+        self.peer_of: dict[Any, str] = {}
+
+    def total(self) -> float:
+        return sum(self.queued.values())
+
+    def receive_rtt(self, transport: Any) -> float:
+        return BASES[self.peer_of[transport]] + self.total() / DOWNLINK
+
+
+def receive(governor: Governor, clock: Clock, line: Downlink, conns: list[Any],
+            seconds: float) -> int:
+    """Two uncapped senders upload to the node for ``seconds``; the bytes it delivered."""
+    delivered = 0
+    for _ in range(int(seconds * 20)):
+        # Each sender keeps a receive window in flight: 80 ms of the cap in force, as the
+        # node sizes it (throttle.receive_window), less what the node holds unread.
+        window = receive_window_bytes(governor.live.current.node_down.bytes_per_second) or 0
+        for _shaped, _transport, peer in conns:
+            unread = governor.shaper.peer_stats(peer).queued_down
+            line.queued[peer] = max(line.queued[peer], float(window - unread))
+        budget = DOWNLINK * 0.05
+        total = line.total()
+        for shaped, _transport, peer in conns:
+            share = int(min(line.queued[peer], budget * line.queued[peer] / total)) if total else 0
+            if share:
+                line.queued[peer] -= share
+                shaped.dataReceived(b"x" * share)
+                delivered += share
+        clock.advance(0.05)
+    return delivered
+
+
+def downloading_node(tmp_path: Any, bandwidth: str) -> tuple[Governor, Clock, Downlink, list[Any]]:
+    line = Downlink()
+    governor, clock, client = governor_on_fake_line(
+        tmp_path, f"[bandwidth]\n{bandwidth}\n", {PARENTS: "parents", FRIEND: "friend"},
+        lambda transport: None, receive_rtt=line.receive_rtt)
+    conns = []
+    for peer in (PARENTS, FRIEND):
+        shaped, _, transport = connect(client.shaper, clock, peer)
+        line.peer_of[transport] = peer
+        conns.append((shaped, transport, peer))
+    return governor, clock, line, conns
+
+
+def test_limit_down_auto_keeps_the_downlink_queue_short(tmp_path: Any) -> None:
+    """The parents' own node under ``limit.down = auto``, two uncapped uploaders: the cap
+    finds the 100 kB/s downlink from its start, then the node takes at least 90 % of it
+    while the modem's queue stays under a tenth of a second."""
+    governor, clock, line, conns = downloading_node(tmp_path, "limit.down = auto")
+    assert governor.live.current.node_down.source == "limit.down (auto)"
+    receive(governor, clock, line, conns, 120.0)
+    delivered, longest = 0, 0.0
+    for _ in range(60):
+        delivered += receive(governor, clock, line, conns, 1.0)
+        longest = max(longest, line.total() / DOWNLINK)
+    assert delivered / 60.0 >= 0.9 * DOWNLINK
+    assert longest < 0.1, "the modem's queue stays short"
+    reading = governor.auto_caps.node_reading("down")
+    assert reading is not None and reading.rate == pytest.approx(
+        governor.live.current.node_down.bytes_per_second)
+
+
+def test_a_fixed_cap_above_the_downlink_fills_its_queue(tmp_path: Any) -> None:
+    """The same line under a fixed ``limit.down`` above its rate: the windows the node
+    offers fill the modem's queue for good (what ``auto`` avoids)."""
+    governor, clock, line, conns = downloading_node(tmp_path, "limit.down = 1MB/s")
+    receive(governor, clock, line, conns, 30.0)
+    assert line.total() / DOWNLINK > 1.0
 
 
 def test_the_status_pages_and_metrics_show_the_node_cap_as_automatic(tmp_path: Any) -> None:
@@ -151,7 +226,7 @@ def test_the_status_pages_and_metrics_show_the_node_cap_as_automatic(tmp_path: A
     upload(governor, clock, uplink, conns, 30.0)
     status = governor.controls.status()
     assert status.link.node_auto_rate_up == pytest.approx(node_up(governor))
-    assert status.link.node_queueing_delay_seconds is not None
+    assert status.link.node_queueing_delay_up_seconds is not None
     shown = "\n".join(status_lines(public_dict(status)))
     assert re.search(r"Node cap: up [0-9.]+ kB/s \(auto, queue [0-9]+ ms\)",
                      shown), shown
@@ -160,3 +235,10 @@ def test_the_status_pages_and_metrics_show_the_node_cap_as_automatic(tmp_path: A
     assert b"(auto, queue" in rendered[0]
     names = {family.name for family in metric_families(status)}
     assert "tahoe_governor_node_queueing_delay_seconds" in names
+
+
+def test_a_peers_auto_is_refused_for_downloads() -> None:
+    """``peer.<selector>.down = auto`` is refused, saying where ``auto`` works."""
+    with pytest.raises(ConfigError, match=r"peer\.parents\.down.*use it on peer.<selector>.up; "
+                                          r"limit.down = auto"):
+        parse_policy_text("[bandwidth]\npeer.parents.down = auto\n", UTC)

@@ -124,10 +124,12 @@ def client(clock: Clock) -> FakeClient:
 
 
 def governor_on_fake_line(
-    tmp_path: Any, config: str, servers: dict[str, str], round_trip: Any
+    tmp_path: Any, config: str, servers: dict[str, str], round_trip: Any,
+    receive_rtt: Any = lambda transport: None,
 ) -> tuple[Governor, Clock, FakeClient]:
     """A started Governor at NOON on a Clock, knowing ``servers`` (TubID -> nickname), whose
-    connections' round trips ``round_trip(transport)`` gives (for automatic caps)."""
+    connections' round trips ``round_trip(transport)`` gives (for automatic caps), and their
+    receiving sides' ``receive_rtt(transport)``."""
     clock = Clock()
     clock.advance(NOON)
     client = FakeClient(clock)
@@ -135,7 +137,7 @@ def governor_on_fake_line(
     governor = build_governor(
         clock, client, str(tmp_path), parse_policy_text(config, UTC),
         StateDatabase(str(tmp_path / "governor.sqlite")), counters=FakeCounters(),
-        round_trip=round_trip)
+        round_trip=round_trip, receive_round_trip=receive_rtt)
     governor.start()
     return governor, clock, client
 

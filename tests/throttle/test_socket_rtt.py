@@ -7,7 +7,11 @@ import sys
 
 import pytest
 
-from tahoe_governor.throttle.socket_rtt import tcp_rtt_seconds, transport_rtt_seconds
+from tahoe_governor.throttle.socket_rtt import (
+    tcp_rtt_seconds,
+    transport_receive_rtt_seconds,
+    transport_rtt_seconds,
+)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="TCP_INFO is Linux's")
@@ -28,6 +32,9 @@ def test_a_connection_that_carried_data_has_a_round_trip_time() -> None:
             tls = type("TLS", (), {"socket": client, "getHandle": lambda self: object()})()
             assert transport_rtt_seconds(tls) == pytest.approx(rtt, abs=0.01), \
                 "under TLS the socket is found, not the TLS connection getHandle() answers"
+            receiving = transport_receive_rtt_seconds(type("T", (), {"socket": peer})())
+            assert receiving is not None and 0 < receiving < 0.05, \
+                "the receiving side has timed the windows it received (not another field)"
 
 
 def test_no_socket_no_estimate() -> None:

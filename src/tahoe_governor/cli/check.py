@@ -325,13 +325,15 @@ def report_lines(
             capacity = "not configured"
         yield f"  {'capacity ' + direction + ':':<17}{capacity}"
     yield f"  interface:       {_interface(policy, counters or PsutilCounters())}"
-    if limits.node_up.source == "limit.up (auto)":
-        yield (f"  node limit up:   auto: starts at "
-               f"{format_rate(auto_node_start_rate(policy.encoding))} and follows the delay "
-               f"of the node's own uplink (target {DEFAULT_TARGET_SECONDS * 1000:g} ms)")
-    else:
-        yield f"  node limit up:   {_limit(limits.node_up)}"
-    yield f"  node limit down: {_limit(limits.node_down)}"
+    for direction, line in (("up", "uplink"), ("down", "downlink")):
+        limit = limits.node(direction)
+        label = f"node limit {direction}:"
+        if limit.source == f"limit.{direction} (auto)":
+            yield (f"  {label:<17}auto: starts at "
+                   f"{format_rate(auto_node_start_rate(policy.encoding))} and follows the delay "
+                   f"of the node's own {line} (target {DEFAULT_TARGET_SECONDS * 1000:g} ms)")
+        else:
+            yield f"  {label:<17}{_limit(limit)}"
     yield ""
     yield (f"Peers ({len(limits.peers)}; {peers_from})" if limits.peers and peers_from
            else f"Peers ({len(limits.peers)})" if limits.peers else "Peers: no per-peer caps")

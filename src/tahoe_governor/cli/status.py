@@ -39,6 +39,7 @@ from tahoe_governor.web.human_units import (
     format_seconds,
     format_speed,
     fraction_done,
+    node_caps,
 )
 
 BAR_WIDTH = 30
@@ -150,9 +151,7 @@ def status_lines(status: dict[str, Any], bars: bool = False) -> list[str]:
     lines.extend(quota_lines(status))
     link = status["link"]
     lines.append("")
-    auto = auto_note(link.get("node_auto_rate_up"), link.get("node_queueing_delay_seconds"))
-    lines.append(f"Node cap: up {format_speed(link['node_limit_up'])}{auto}, "
-                 f"down {format_speed(link['node_limit_down'])}")
+    lines.append(f"Node cap: {node_caps(link)}")
     return lines
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import attrs
 
+from tahoe_governor.policy.config import DIRECTIONS, Direction
 from tahoe_governor.policy.engine import auto_node_start_rate
 from tahoe_governor.policy.service import LivePolicy
 from tahoe_governor.policy.upload_floor import peer_floor, shared_floor
@@ -37,7 +38,10 @@ from tahoe_governor.throttle.delay_controller import (
     DelaySettings,
     RoundTrips,
 )
-from tahoe_governor.throttle.socket_rtt import transport_rtt_seconds
+from tahoe_governor.throttle.socket_rtt import (
+    transport_receive_rtt_seconds,
+    transport_rtt_seconds,
+)
 
 
 @attrs.frozen
@@ -51,66 +55,98 @@ class AutoCapReading:
     target_delay: float
 
 
-ACTIVE_UPLOAD_BYTES = 1_000.0
-"""A peer sent less than this (bytes/s, smoothed) has no bytes in flight worth
-timing: its kernel round trip is stale, so the node's controller ignores it."""
+ACTIVE_BYTES = 1_000.0
+"""A peer that moved less than this (bytes/s, smoothed, in the controller's direction)
+has no bytes in flight worth timing: its kernel round trip is stale, so the node's
+controller ignores it."""
+
+DOWNLOAD_FLOOR_BYTES = 4_000.0
+"""``limit.down = auto`` never goes below 32 kbit/s: downloads have no idle limit to
+meet, but directory reads and server-selection answers should still come through."""
+
+
+class _NodeCap:
+    """The delay controller of ``limit.<direction> = auto`` and the round trips it reads."""
+
+    def __init__(self, direction: Direction, settings: DelaySettings, now: float) -> None:
+        self.direction = direction
+        self.controller = DelayController(settings, now)
+        self.round_trips: dict[str, RoundTrips] = {}
+        self.queueing: float | None = None
+
+    def tick(self, now: float, shaper: ConnectionShaper,
+             rtt: Callable[[Any], float | None]) -> float:
+        connected = set()
+        for conn in shaper.connections():
+            if conn.tubid is None:
+                continue
+            connected.add(conn.tubid)
+            if (sample := rtt(conn.transport)) is not None:
+                self.round_trips.setdefault(conn.tubid, RoundTrips()).observe(now, sample)
+        for tubid in set(self.round_trips) - connected:
+            del self.round_trips[tubid]
+        delays = [trips.queueing_delay for tubid, trips in self.round_trips.items()
+                  if _rate(shaper.peer_stats(tubid), self.direction) >= ACTIVE_BYTES]
+        self.queueing = min((d for d in delays if d is not None), default=None)
+        return self.controller.steer(now, _rate(shaper.node_stats(), self.direction),
+                                     self.queueing)
+
+    def reading(self) -> AutoCapReading:
+        return AutoCapReading(None, None, self.queueing, self.controller.rate,
+                              self.controller.settings.target_seconds)
+
+
+def _rate(stats: Any, direction: Direction) -> float:
+    return float(stats.rate_up if direction == "up" else stats.rate_down)
 
 
 class AutoPeerCaps:
     """The controllers of the peers under automatic caps; see the module doc.
 
-    :param rtt: a transport's round trip in seconds, or ``None`` (the kernel's, by default).
+    :param rtt: a transport's round trip in seconds, or ``None`` (the kernel's, by default);
+    :param receive_rtt: the same as its receiving side times it (for ``limit.down = auto``).
     """
 
     def __init__(self, shaper: ConnectionShaper, live: LivePolicy,
-                 rtt: Callable[[Any], float | None] = transport_rtt_seconds) -> None:
+                 rtt: Callable[[Any], float | None] = transport_rtt_seconds,
+                 receive_rtt: Callable[[Any], float | None] = transport_receive_rtt_seconds,
+                 ) -> None:
         self._shaper = shaper
         self._live = live
         self._rtt = rtt
+        self._round_trip = {"up": rtt, "down": receive_rtt}
         self._controllers: dict[str, DelayController] = {}
-        self._node: DelayController | None = None
-        self._node_round_trips: dict[str, RoundTrips] = {}
-        self._node_queueing: float | None = None
-        self.node_rate: float | None = None
+        self._node: dict[Direction, _NodeCap] = {}
+        self.node_rates: dict[Direction, float] = {}
+        """The node's rate per direction under ``limit.* = auto`` (absent: not automatic)."""
+
+    @property
+    def node_rate(self) -> float | None:
         """The node's upload rate under ``limit.up = auto`` (``None``: not automatic)."""
+        return self.node_rates.get("up")
 
     def tick(self, now: float) -> dict[str, float]:
         """Measure and steer every automatic cap; TubID -> the upload rate chosen for
-        each automatic peer (the node's, if automatic, is then :attr:`node_rate`)."""
-        self._tick_node(now)
+        each automatic peer (the node's, where automatic, are then :attr:`node_rates`)."""
+        policy = self._live.policy
+        for direction in DIRECTIONS:
+            if not policy.link(direction).limit_auto:
+                self._node.pop(direction, None)
+                self.node_rates.pop(direction, None)
+                continue
+            if direction not in self._node:
+                floor = shared_floor(policy.encoding) if direction == "up" \
+                    else DOWNLOAD_FLOOR_BYTES
+                self._node[direction] = _NodeCap(direction, DelaySettings(
+                    floor=floor, start=max(floor, auto_node_start_rate(policy.encoding))), now)
+            self.node_rates[direction] = self._node[direction].tick(
+                now, self._shaper, self._round_trip[direction])
         return self._tick_peers(now)
 
-    def _tick_node(self, now: float) -> None:
-        policy = self._live.policy
-        if not policy.up.limit_auto:
-            self._node, self.node_rate, self._node_queueing = None, None, None
-            self._node_round_trips.clear()
-            return
-        floor = shared_floor(policy.encoding)
-        if self._node is None:
-            self._node = DelayController(
-                DelaySettings(floor=floor, start=auto_node_start_rate(policy.encoding)), now)
-        connected = set()
-        for conn in self._shaper.connections():
-            if conn.tubid is None:
-                continue
-            connected.add(conn.tubid)
-            if (rtt := self._rtt(conn.transport)) is not None:
-                self._node_round_trips.setdefault(conn.tubid, RoundTrips()).observe(now, rtt)
-        for tubid in set(self._node_round_trips) - connected:
-            del self._node_round_trips[tubid]
-        delays = [trips.queueing_delay for tubid, trips in self._node_round_trips.items()
-                  if self._shaper.peer_stats(tubid).rate_up >= ACTIVE_UPLOAD_BYTES]
-        self._node_queueing = min((d for d in delays if d is not None), default=None)
-        self.node_rate = self._node.steer(
-            now, self._shaper.node_stats().rate_up, self._node_queueing)
-
-    def node_reading(self) -> AutoCapReading | None:
-        """The node controller's view, ``None`` unless ``limit.up = auto``."""
-        if self._node is None or self.node_rate is None:
-            return None
-        return AutoCapReading(None, None, self._node_queueing, self.node_rate,
-                              self._node.settings.target_seconds)
+    def node_reading(self, direction: Direction = "up") -> AutoCapReading | None:
+        """The node controller's view in ``direction``, ``None`` unless it is automatic."""
+        cap = self._node.get(direction)
+        return None if cap is None else cap.reading()
 
     def _tick_peers(self, now: float) -> dict[str, float]:
         limits = self._live.current

@@ -113,7 +113,12 @@ class NodeStatusAssembly:
         readings = self._meters.readings()
         policy = self._live.policy
         busy = {d: policy.link(d).busy for d in ("up", "down")}
-        auto = None if self._auto_caps is None else self._auto_caps.node_reading()
+        auto: dict[str, float | None] = {}
+        for direction in ("up", "down"):
+            reading = None if self._auto_caps is None else self._auto_caps.node_reading(direction)
+            if reading is not None:
+                auto[f"node_auto_rate_{direction}"] = reading.rate
+                auto[f"node_queueing_delay_{direction}_seconds"] = reading.queueing_delay
         return LinkStatus(
             rate_up=readings.link_up, rate_down=readings.link_down,
             own_up=readings.own_up, own_down=readings.own_down,
@@ -124,6 +129,5 @@ class NodeStatusAssembly:
                        if busy["down"] is not None and limits.capacity_down else None),
             node_limit_up=limits.node_up.bytes_per_second,
             node_limit_down=limits.node_down.bytes_per_second,
-            **({} if auto is None else {"node_auto_rate_up": auto.rate,
-                                        "node_queueing_delay_seconds": auto.queueing_delay}),
+            **auto,
         )

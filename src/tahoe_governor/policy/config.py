@@ -148,8 +148,9 @@ SELECTOR_EXPECTED = ("peer.<selector>.up, peer.<selector>.down, "
 TARGET_DELAY = "target_delay"
 QUOTA_FIELDS = {"quota.up": "quota_up", "quota.down": "quota_down"}
 """The ``peer.<selector>.quota.*`` fields, and the :class:`PeerLimits` attribute of each."""
-AUTO_DOWN_EXPECTED = ("a rate (auto finds the rate of uploads only, from the delay they "
-                      "cause: use it on peer.<selector>.up or limit.up)")
+AUTO_DOWN_EXPECTED = ("a rate (a peer's auto finds the rate of uploads only, from the delay "
+                      "they cause: use it on peer.<selector>.up; limit.down = auto finds "
+                      "the rate of the node's own downlink)")
 TARGET_DELAY_EXPECTED = "a delay such as 25ms or 0.1s, from 1ms to 1s"
 
 
@@ -240,8 +241,8 @@ class LinkPolicy:
     limit: Rate | None = None
     """``limit.*``; ``None`` when absent (unlimited) or ``auto``."""
     limit_auto: bool = False
-    """``limit.up = auto``: the node's upload rate is found from the delay its
-    connections see (the user's own uplink queueing)."""
+    """``limit.* = auto``: the node's rate is found from the delay its connections
+    see (the queue of the user's own uplink, or downlink)."""
     busy: float | None = None
     """``busy.*`` as a fraction of the capacity; ``None`` when absent."""
     schedule: Schedule | None = None
@@ -641,10 +642,7 @@ def _parse_bandwidth(
                 except ValueSyntaxError:
                     problems.add(BANDWIDTH, key, text, CAPACITY_EXPECTED)
         elif name == "limit" and text.strip() == AUTO_WORD:
-            if link_direction == "up":
-                link["limit_auto"] = True
-            else:
-                problems.add(BANDWIDTH, key, text, AUTO_DOWN_EXPECTED)
+            link["limit_auto"] = True
         elif name == "limit":
             link["limit"] = problems.value(BANDWIDTH, key, text, parse_rate)
         elif name == "busy":

@@ -7,8 +7,8 @@
 - The smallest applicable cap wins; each limit names the directive that won.
 - The node limit of a direction is ``limit.*``, replaced by the ``schedule.*``
   entry in force, replaced by a runtime override; then ``busy.*`` may lower it.
-  ``limit.up = auto`` is the rate its delay controller chose
-  (``Measurements.auto_node_up``), :func:`auto_node_start_rate` until it has.
+  ``limit.* = auto`` is the rate its delay controller chose
+  (``Measurements.auto_node_up`` / ``_down``), :func:`auto_node_start_rate` until it has.
 - ``N%`` resolves against ``capacity.*`` when configured, else against the
   measured estimate (``auto``). While no estimate exists a percentage cap
   cannot be applied and is reported as such (``applied=False``).
@@ -335,7 +335,7 @@ def _node_limit(
     caps.add_overridable(configured_rate, override, capacity, configured_source)
     if link.limit_auto and entry is None:  # a schedule entry in force replaces limit.*
         if override is None:
-            chosen = measurements.auto_node_up
+            chosen = measurements.auto_node(direction)
             caps.add_value(auto_node_start_rate(policy.encoding) if chosen is None else chosen,
                            f"limit.{direction} (auto)", AUTO_WORD)
         else:

@@ -88,8 +88,12 @@ class Measurements:
     """TubID -> the upload rate (bytes/s) the delay controller of an automatic cap
     (``peer.<selector>.up = auto``) chose for that peer."""
     auto_node_up: float | None = attrs.field(default=None, validator=_rate_or_none)
-    """The upload rate (bytes/s) the delay controller of ``limit.up = auto`` chose for
-    the whole node; ``None`` before it has chosen (the start rate holds)."""
+    auto_node_down: float | None = attrs.field(default=None, validator=_rate_or_none)
+    """The rate (bytes/s) the delay controller of ``limit.up = auto`` (``limit.down``)
+    chose for the whole node; ``None`` before it has chosen (the start rate holds)."""
+
+    def auto_node(self, direction: str) -> float | None:
+        return self.auto_node_up if direction == "up" else self.auto_node_down
     quota_usage: Mapping[QuotaKey, QuotaUsage] = attrs.field(
         factory=dict, converter=_frozen_usage,
         eq=attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b)),

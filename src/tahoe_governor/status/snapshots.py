@@ -171,9 +171,12 @@ class LinkStatus:
     node_limit_down: float
     """Node-wide caps in force (bytes/s), ``UNLIMITED`` for none."""
     node_auto_rate_up: float | None = None
-    """Under ``limit.up = auto``: the rate its delay controller chose (bytes/s)."""
-    node_queueing_delay_seconds: float | None = None
-    """Under ``limit.up = auto``: the uplink's queueing delay now, ``None`` if not measured."""
+    node_auto_rate_down: float | None = None
+    """Under ``limit.up`` (``.down``) ``= auto``: the rate its delay controller chose (bytes/s)."""
+    node_queueing_delay_up_seconds: float | None = None
+    node_queueing_delay_down_seconds: float | None = None
+    """Under ``limit.up`` (``.down``) ``= auto``: the queueing delay of the node's own
+    uplink (downlink) now, ``None`` if not measured."""
 
 
 @attrs.frozen

@@ -1,14 +1,18 @@
-"""The kernel's own estimate of a TCP connection's round-trip time (Linux ``TCP_INFO``).
+"""The kernel's own estimates of a TCP connection's round-trip time (Linux ``TCP_INFO``).
 
 Linux keeps a smoothed round-trip time per TCP connection (``tcpi_rtt``, in
 microseconds), updated from the acknowledgements of the data in flight: it
 includes the time the connection's bytes waited in queues along the way, such
 as a DSL modem's buffer. Reading it costs one ``getsockopt`` and no traffic.
+A connection that mostly receives has little of its own in flight to time; its
+receiving side keeps another estimate (``tcpi_rcv_rtt``): how long a window of
+data takes to arrive, which grows with the queue in front of the receiver's line.
 
-:func:`tcp_rtt_seconds` reads it from a socket; :func:`transport_rtt_seconds`
-from a Twisted TCP transport (TLS included: its ``socket`` is the one under it).
-Both answer ``None`` where there is no such estimate (another system, a closed
-socket, a transport without a socket).
+:func:`tcp_rtt_seconds` reads either from a socket; :func:`transport_rtt_seconds`
+and :func:`transport_receive_rtt_seconds` from a Twisted TCP transport (TLS
+included: its ``socket`` is the one under it). They answer ``None`` where there
+is no such estimate (another system, a closed socket, a transport without a
+socket, nothing received yet).
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ import struct
 from typing import Any
 
 TCP_INFO_BYTES = 104
-"""Enough of ``struct tcp_info`` for ``tcpi_rtt`` (every Linux since 2.6)."""
+"""Enough of ``struct tcp_info`` for ``tcpi_rtt`` and ``tcpi_rcv_rtt`` (every Linux since 2.6)."""
 RTT_OFFSET = 68
 """Byte offset of ``tcpi_rtt`` (u32, microseconds): 8 one-byte fields, then 15 u32 before it."""
+RECEIVE_RTT_OFFSET = 92
+"""Byte offset of ``tcpi_rcv_rtt`` (u32, microseconds): six u32 after ``tcpi_rtt``."""
 
 
-def tcp_rtt_seconds(sock: socket.socket) -> float | None:
-    """The kernel's smoothed round-trip time of ``sock``, or ``None`` if it has none."""
+def tcp_rtt_seconds(sock: socket.socket, offset: int = RTT_OFFSET) -> float | None:
+    """The kernel's round-trip estimate of ``sock`` at ``offset`` of ``struct tcp_info``
+    (the sender's smoothed one by default), or ``None`` if it has none."""
     option = getattr(socket, "TCP_INFO", None)
     if option is None:
         return None
@@ -32,13 +39,13 @@ def tcp_rtt_seconds(sock: socket.socket) -> float | None:
         info = sock.getsockopt(socket.IPPROTO_TCP, option, TCP_INFO_BYTES)
     except OSError:
         return None
-    if len(info) < RTT_OFFSET + 4:
+    if len(info) < offset + 4:
         return None
-    (microseconds,) = struct.unpack_from("I", info, RTT_OFFSET)
+    (microseconds,) = struct.unpack_from("I", info, offset)
     return microseconds / 1e6 if microseconds > 0 else None
 
 
-def transport_rtt_seconds(transport: Any) -> float | None:
+def transport_rtt_seconds(transport: Any, offset: int = RTT_OFFSET) -> float | None:
     """:func:`tcp_rtt_seconds` of a Twisted transport's socket, if it has one.
 
     A TCP transport keeps its socket in ``socket``; once TLS has started its
@@ -50,4 +57,9 @@ def transport_rtt_seconds(transport: Any) -> float | None:
             handle = transport.getHandle()
         except Exception:  # no handle, or a transport already closed
             return None
-    return tcp_rtt_seconds(handle) if isinstance(handle, socket.socket) else None
+    return tcp_rtt_seconds(handle, offset) if isinstance(handle, socket.socket) else None
+
+
+def transport_receive_rtt_seconds(transport: Any) -> float | None:
+    """The receiving side's round-trip estimate (``tcpi_rcv_rtt``) of a Twisted transport."""
+    return transport_rtt_seconds(transport, RECEIVE_RTT_OFFSET)

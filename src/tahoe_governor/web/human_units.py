@@ -9,7 +9,9 @@ needs, ``now`` included: none reads a clock.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime, tzinfo
+from typing import Any
 
 _BYTE_UNITS = (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3))
 
@@ -77,3 +79,12 @@ def auto_note(auto_rate: float | None, queueing_delay: float | None) -> str:
     if queueing_delay is None:
         return " (auto, not measured yet)"
     return f" (auto, queue {queueing_delay * 1000:.0f} ms)"
+
+
+def node_caps(link: Mapping[str, Any]) -> str:
+    """``up 12.5 kB/s (100 kbps) (auto, queue 3 ms), down unlimited``: the node's caps
+    from a link snapshot's fields (as a mapping: a ``LinkStatus`` or its JSON)."""
+    return ", ".join(
+        f"{d} {format_speed(link[f'node_limit_{d}'])}"
+        + auto_note(link.get(f"node_auto_rate_{d}"), link.get(f"node_queueing_delay_{d}_seconds"))
+        for d in ("up", "down"))

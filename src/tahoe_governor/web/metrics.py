@@ -201,9 +201,9 @@ METRICS: tuple[MetricSpec, ...] = (
     # -- the node and its link --------------------------------------------------
     _spec("node_limit_bytes_per_second", "gauge", DIRECTION,
           "Node-wide cap on governed traffic in force; no sample when unlimited."),
-    _spec("node_queueing_delay_seconds", "gauge", (),
-          "Under limit.up = auto: the queueing delay of the node's own uplink (the smallest "
-          "among the peers it uploads to); no sample otherwise."),
+    _spec("node_queueing_delay_seconds", "gauge", DIRECTION,
+          "Under limit.up (limit.down) = auto: the queueing delay of the node's own uplink "
+          "(downlink), the smallest among the peers it exchanges with; no sample otherwise."),
     _spec("link_rate_bytes_per_second", "gauge", DIRECTION,
           "Interface rate, all traffic of the machine."),
     _spec("link_own_rate_bytes_per_second", "gauge", DIRECTION,
@@ -391,7 +391,8 @@ def _add_link(out: _Families, link: LinkStatus) -> None:
         out.add("link_own_rate_bytes_per_second", (direction,), own)
         out.add("link_capacity_bytes_per_second", (direction,), capacity)
         out.add("link_busy_threshold_bytes_per_second", (direction,), busy)
-    out.add("node_queueing_delay_seconds", (), link.node_queueing_delay_seconds)
+    out.add("node_queueing_delay_seconds", ("up",), link.node_queueing_delay_up_seconds)
+    out.add("node_queueing_delay_seconds", ("down",), link.node_queueing_delay_down_seconds)
 
 
 class GovernorCollector:

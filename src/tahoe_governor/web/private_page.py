@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from datetime import tzinfo
 from typing import Any
 
+import attrs
 from twisted.python import log
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
@@ -50,11 +51,10 @@ from tahoe_governor.web.access_tokens import CsrfTokens
 from tahoe_governor.web.archive_listing import ArchiveListingResource
 from tahoe_governor.web.control_actions import ACTIONS, UnreadableBody, request_fields
 from tahoe_governor.web.human_units import (
-    auto_note,
     format_bytes,
     format_instant,
     format_seconds,
-    format_speed,
+    node_caps,
 )
 from tahoe_governor.web.maintenance_sections import unrecoverable_list
 from tahoe_governor.web.page_layout import (
@@ -345,9 +345,7 @@ class PrivateStatusPage(GovernorPage):
         return tags.section(
             tags.h2("Limits"),
             tags.div(
-                tags.p(f"Node cap: up {format_speed(node.node_limit_up)}"
-                       f"{auto_note(node.node_auto_rate_up, node.node_queueing_delay_seconds)}, "
-                       f"down {format_speed(node.node_limit_down)}."),
+                tags.p(f"Node cap: {node_caps(attrs.asdict(node))}."),
                 tags.h3("Overrides in force"),
                 overrides if status.overrides else tags.p("None: tahoe.cfg as written."),
                 tags.h3("Change a limit"),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import tzinfo
 from typing import Any
 
+import attrs
 from twisted.web.template import Tag, tags
 
 from tahoe_governor.status import (
@@ -30,6 +31,7 @@ from tahoe_governor.web.human_units import (
     format_seconds,
     format_speed,
     fraction_done,
+    node_caps,
 )
 from tahoe_governor.web.maintenance_sections import maintenance_rows, pass_fraction
 from tahoe_governor.web.rate_chart import lines_from_samples, rate_chart
@@ -205,9 +207,7 @@ def link_section(link: LinkStatus) -> Tag:
         return "unknown" if value is None else format_speed(value)
 
     return tags.section(tags.h2("Link"), tags.div(definition_list([
-        ("Node cap", f"up {format_speed(link.node_limit_up)}"
-                     f"{auto_note(link.node_auto_rate_up, link.node_queueing_delay_seconds)}, "
-                     f"down {format_speed(link.node_limit_down)}"),
+        ("Node cap", node_caps(attrs.asdict(link))),
         ("Governed traffic", f"up {format_speed(link.own_up)}, down {format_speed(link.own_down)}"),
         ("All traffic", f"up {format_speed(link.rate_up)}, down {format_speed(link.rate_down)}"),
         ("Capacity", f"up {capacity(link.capacity_up)}, down {capacity(link.capacity_down)}"),
