@@ -58,15 +58,24 @@ class Uplink:
         return rtt
 
 
-def governed(tmp_path: Any, config: str) -> tuple[Governor, Clock, Uplink, list[Any]]:
-    uplink = Uplink()
+def connected_node(tmp_path: Any, config: str, peer_of: dict[Any, str], rtt: Any = None,
+                   receive_rtt: Any = None) -> tuple[Governor, Clock, list[Any]]:
+    """A governor connected to the parents and the friend; ``peer_of`` learns each
+    connection's transport, by which the round-trip functions answer."""
     governor, clock, client = governor_on_fake_line(
-        tmp_path, config, {PARENTS: "parents", FRIEND: "friend"}, uplink.rtt)
+        tmp_path, config, {PARENTS: "parents", FRIEND: "friend"},
+        rtt or (lambda transport: None), receive_rtt=receive_rtt or (lambda transport: None))
     conns = []
     for peer in (PARENTS, FRIEND):
         shaped, _, transport = connect(client.shaper, clock, peer)
-        uplink.peer_of[transport] = peer
+        peer_of[transport] = peer
         conns.append((shaped, transport, peer))
+    return governor, clock, conns
+
+
+def governed(tmp_path: Any, config: str) -> tuple[Governor, Clock, Uplink, list[Any]]:
+    uplink = Uplink()
+    governor, clock, conns = connected_node(tmp_path, config, uplink.peer_of, rtt=uplink.rtt)
     return governor, clock, uplink, conns
 
 
@@ -182,14 +191,8 @@ def receive(governor: Governor, clock: Clock, line: Downlink, conns: list[Any],
 
 def downloading_node(tmp_path: Any, bandwidth: str) -> tuple[Governor, Clock, Downlink, list[Any]]:
     line = Downlink()
-    governor, clock, client = governor_on_fake_line(
-        tmp_path, f"[bandwidth]\n{bandwidth}\n", {PARENTS: "parents", FRIEND: "friend"},
-        lambda transport: None, receive_rtt=line.receive_rtt)
-    conns = []
-    for peer in (PARENTS, FRIEND):
-        shaped, _, transport = connect(client.shaper, clock, peer)
-        line.peer_of[transport] = peer
-        conns.append((shaped, transport, peer))
+    governor, clock, conns = connected_node(tmp_path, f"[bandwidth]\n{bandwidth}\n",
+                                            line.peer_of, receive_rtt=line.receive_rtt)
     return governor, clock, line, conns
 
 
