@@ -694,9 +694,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--only-ours", action="store_true",
                    help="small files: our first run and rescan only, no tahoe backup, no ratios "
                         "(for profiling)")
-    p.add_argument("--remote-ms", type=float, default=0.0, metavar="MS",
-                   help="every storage server this many ms away each way (root: network "
-                        "namespaces and a delay element; see tests/node/netns_lab.py)")
+    add_remote_ms_option(p)
     p.add_argument("--governed-node", help=argparse.SUPPRESS)
     p.add_argument("--run-now", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--bare-in-flight", type=int, help=argparse.SUPPRESS)
@@ -718,10 +716,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def add_remote_ms_option(parser: argparse.ArgumentParser) -> None:
+    """``--remote-ms MS`` (default 0: loopback), for ``remote_servers``."""
+    parser.add_argument("--remote-ms", type=float, default=0.0, metavar="MS",
+                        help="every storage server this many ms away each way (root: network "
+                             "namespaces and a delay element; see tests/node/netns_lab.py)")
+
+
+def grid_description(remote_ms: float) -> str:
+    """The grid a run used, for its JSON."""
+    if not remote_ms:
+        return "introducer + 3 storage servers (tahoe run, 127.0.0.1), shares 2-of-3"
+    return (f"introducer + 3 storage servers (tahoe run), {remote_ms:g} ms away each way "
+            f"(a network lab), shares 2-of-3")
+
+
 @contextlib.contextmanager
-def remote_servers(delay_ms: float) -> Iterator[dict[str, Any] | None]:
-    """With ``delay_ms``: a network lab whose one site, ``delay_ms`` away, holds the grid;
-    this script runs in its client namespace meanwhile. Without: nothing (loopback)."""
+def remote_servers(delay_ms: float, tag: str = "tgbak",
+                   program: str = "bench_backup") -> Iterator[dict[str, Any] | None]:
+    """With ``delay_ms``: a network lab (namespaces ``<tag>-*``, so two benchmarks' labs
+    do not clash) whose one site, ``delay_ms`` away, holds the grid; this script runs in
+    its client namespace meanwhile. Without: nothing (loopback)."""
     if not delay_ms:
         yield None
         return
@@ -731,8 +746,8 @@ def remote_servers(delay_ms: float) -> Iterator[dict[str, Any] | None]:
     from tahoe_governor.demo.local_grid import Placement
 
     if (reason := unavailable()) is not None:
-        raise SystemExit(f"bench_backup: --remote-ms {reason}")
-    lab = Lab("tgbak", [Site("servers", delay_ms=delay_ms)])
+        raise SystemExit(f"{program}: --remote-ms {reason}")
+    lab = Lab(tag, [Site("servers", delay_ms=delay_ms)])
     with lab, lab.entered(lab.client):
         where = Placement(lab.address("servers"), lab.launcher("servers"))
         yield {name: where for name in ("introducer", "storage0", "storage1", "storage2")}
@@ -766,10 +781,7 @@ def main(argv: list[str]) -> None:
         "seconds": time.monotonic() - started,
         "cpus": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0],
-        "grid": ("introducer + 3 storage servers (tahoe run, 127.0.0.1), shares 2-of-3"
-                 if not args.remote_ms else
-                 f"introducer + 3 storage servers (tahoe run), {args.remote_ms:g} ms away each "
-                 f"way (a network lab), shares 2-of-3"),
+        "grid": grid_description(args.remote_ms),
     }
     print(json.dumps(results, indent=2))
 

@@ -24,11 +24,17 @@ from when the first file lands in DEST (the archive listed, the downloads
 begun) to the peak (target <= 64 MB); and the node's peak growth meanwhile.
 
     python benchmarks/bench_restore.py [--scale 0.1] [--figures throughput,files]
-        [--parallel N] [--rounds N]
+        [--parallel N] [--rounds N] [--remote-ms MS]
 
 ``--scale`` multiplies both sizes (the big files' size and the number of small
-files and directories): 0.1 is 20 MB and 1,000 files. See docs/benchmarks.md,
-"Restore".
+files and directories): 0.1 is 20 MB and 1,000 files.
+
+``--remote-ms 20`` puts the introducer and every storage server 20 ms away
+each way (root), as ``bench_backup.py --remote-ms`` does and with its code: the
+servers in a network namespace of their own behind a user-space delay element
+(``tests/node/netns_lab.py``), the node, both commands and this script in the
+lab's client namespace. There each file's round trips, not the shared cores,
+bound ``tahoe cp -r``'s one file at a time. See docs/benchmarks.md, "Restore".
 """
 
 from __future__ import annotations
@@ -56,8 +62,11 @@ from bench_backup import (  # noqa: E402
     SAMPLE_SECONDS,
     KiB,
     RssSampler,
+    add_remote_ms_option,
+    grid_description,
     make_big_tree,
     make_small_tree,
+    remote_servers,
     tahoe_command,
 )
 from tahoe_governor.cli.restore import DEFAULT_PARALLEL  # noqa: E402
@@ -182,27 +191,12 @@ def run_figure(figure: str, nodedir: Path, node_pid: int, server_pids: list[int]
     return result
 
 
-def main(argv: list[str]) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--scale", type=float, default=1.0,
-                   help="multiply the sizes (1.0: 200 MB in 20 files, 10,000 files of 1 KiB)")
-    p.add_argument("--figures", default=",".join(FIGURES),
-                   help=f"comma-separated, from {', '.join(FIGURES)}")
-    p.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL,
-                   help=f"our restore's files in flight (default {DEFAULT_PARALLEL}, "
-                        "the command's)")
-    p.add_argument("--rounds", type=int, default=2,
-                   help="restores by each tool per figure, the order alternating; the best "
-                        "time of each counts")
-    args = p.parse_args(argv)
-    figures = [f for f in FIGURES if f in args.figures.split(",")]
-    if not figures or not 0 < args.scale <= 1:
-        p.error(f"expected --figures from {', '.join(FIGURES)} and 0 < --scale <= 1")
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    root = Path(tempfile.mkdtemp(prefix="bench-restore-"))
-    started = time.monotonic()
+def restore_figures(root: Path, args: argparse.Namespace, figures: list[str],
+                    placements: dict[str, Any] | None) -> dict[str, Any]:
+    """Start the grid (its nodes where ``placements`` say) and the node, back up the
+    figures' trees, time both tools' restores; the results by figure."""
     results: dict[str, Any] = {}
-    grid = LocalGrid(root / "grid")
+    grid = LocalGrid(root / "grid", placements=placements)
     node = None
     try:
         grid.start()
@@ -235,15 +229,43 @@ def main(argv: list[str]) -> None:
             node.terminate()
             node.wait(30)
         grid.close()
+    return results
+
+
+
+def main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply the sizes (1.0: 200 MB in 20 files, 10,000 files of 1 KiB)")
+    p.add_argument("--figures", default=",".join(FIGURES),
+                   help=f"comma-separated, from {', '.join(FIGURES)}")
+    p.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL,
+                   help=f"our restore's files in flight (default {DEFAULT_PARALLEL}, "
+                        "the command's)")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="restores by each tool per figure, the order alternating; the best "
+                        "time of each counts")
+    add_remote_ms_option(p)
+    args = p.parse_args(argv)
+    figures = [f for f in FIGURES if f in args.figures.split(",")]
+    if not figures or not 0 < args.scale <= 1:
+        p.error(f"expected --figures from {', '.join(FIGURES)} and 0 < --scale <= 1")
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    root = Path(tempfile.mkdtemp(prefix="bench-restore-"))
+    started = time.monotonic()
+    results: dict[str, Any] = {}
+    try:
+        with remote_servers(args.remote_ms, "tgrst", "bench_restore") as placements:
+            results.update(restore_figures(root, args, figures, placements))
+    finally:
         shutil.rmtree(root, ignore_errors=True)
     results["run"] = {
         "scale": args.scale, "parallel": args.parallel, "rounds": args.rounds,
         "seconds": round(time.monotonic() - started, 1), "cpus": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0],
-        "grid": "introducer + 3 storage servers (tahoe run, 127.0.0.1), shares 2-of-3",
+        "grid": grid_description(args.remote_ms),
     }
     print(json.dumps(results, indent=2))
-
 
 if __name__ == "__main__":
     main(sys.argv[1:])

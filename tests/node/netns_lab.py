@@ -1,8 +1,9 @@
 """A private network of Linux namespaces with real line delays: client, router and sites behind it.
 
 Used by ``benchmarks/bench_dsl.py`` (the parents behind an emulated DSL modem,
-20 ms away) and ``benchmarks/bench_backup.py --remote`` (every storage server
-20 ms away), and smoke-tested by ``tests/node/test_netns_lab.py``. Needs root,
+20 ms away) and ``benchmarks/bench_backup.py --remote-ms`` and
+``benchmarks/bench_restore.py --remote-ms`` (every storage server 20 ms away),
+and smoke-tested by ``tests/node/test_netns_lab.py``. Needs root,
 ``ip``, ``tc`` (iproute2) and ``ethtool``. Every address is this lab's own
 (``10.77.0.0/16``, inside its own namespaces); nothing outside them is touched.
 
