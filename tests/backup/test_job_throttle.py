@@ -300,3 +300,21 @@ def test_a_failed_request_gives_its_turn_to_the_next():
     assert len(failures) == 1
     clock.pump([0.01] * 60)
     assert second.called
+
+
+def test_a_bucket_short_by_float_dust_waits_a_real_instant():
+    """At an epoch-sized time 0.01 s is 99.99990 tokens at 10 kB/s: a request for 100
+    takes 99 and lacks 0.0001 token, nanoseconds that the clock cannot tell from now.
+    The wait must end at a later instant, or it fires at once, finds the same tokens
+    and waits again for ever."""
+    clock = Clock()
+    clock.advance(1_795_651_200.0)
+    throttle = JobThrottle(clock, wire_rate=10_000, burst=1000)
+    lease = throttle.lease(abortable=True)
+    assert admit(throttle, lease, 1000).called  # the bucket is empty now
+    clock.advance(0.01)
+    d = admit(throttle, lease, 100)
+    timers = clock.getDelayedCalls()
+    assert timers and all(t.getTime() > clock.seconds() for t in timers)
+    clock.advance(0.01)
+    assert d.called
