@@ -14,6 +14,7 @@ from tahoe_governor.throttle import (
     TokenBucket,
     default_burst,
 )
+from tahoe_governor.throttle.token_bucket import MIN_WAIT_SECONDS
 
 # Fixed instants, as in golang.org/x/time/rate's tests.
 t0, t1, t2, t3, t4, t5 = 0.0, 0.25, 0.5, 1.0, 2.0, 10.0
@@ -246,3 +247,17 @@ def test_catch_up_from_before_the_last_instant_seen_counts_no_time_twice():
     bucket.take(100, 10.0)  # seen (and emptied) at 10.0
     bucket.catch_up(9.8, 10.3)  # a release due at 9.8 ran at 10.3
     assert bucket.tokens(10.3) == pytest.approx(300)
+
+
+def test_a_bucket_short_by_float_dust_asks_for_a_real_wait():
+    """At an epoch-sized time a bucket refilled to 99.999... tokens is short of 100 by
+    less than a clock tick can show: the wait asked is a millisecond, not nanoseconds
+    (a timer at the same instant found the same tokens and waited again, for ever)."""
+    t0 = 1_795_651_200.0
+    bucket = TokenBucket(10_000, 4096, now=t0)
+    bucket.take(4096, t0)
+    now = t0 + 0.01
+    assert 99.0 < bucket.tokens(now) < 100.0
+    wait = bucket.delay(100, now)
+    assert wait >= MIN_WAIT_SECONDS
+    assert now + wait > now

@@ -64,13 +64,6 @@ CpuGate = Callable[[], "Deferred[None]"]
 """Returns a Deferred that fires (with anything) when the job may do more work."""
 
 
-MIN_PARK_SECONDS = 0.001
-"""The shortest wait for tokens. A bucket short of a whole token by float dust
-(0.9999 tokens) asks for nanoseconds, which at an epoch-sized time are no time at
-all: the timer fired at the same instant, found the same tokens, and waited again,
-for ever under a ``Clock`` (and spinning on a real reactor)."""
-
-
 class InFlightAborted(Exception):
     """The job's in-flight work was aborted (:meth:`JobThrottle.abort_in_flight`)."""
 
@@ -286,7 +279,7 @@ class JobThrottle:
                     break
                 # Wake when half a burst is there.
                 piece = min(wire_bytes - taken, max(1, self._bucket.burst // 2))
-                delay = max(self._bucket.delay(piece, now), MIN_PARK_SECONDS)
+                delay = self._bucket.delay(piece, now)  # at least a millisecond
                 await self._park(lease, delay)
                 woke, due = self._reactor.seconds(), now + delay
                 if due < woke <= due + LATE_IS_A_JUMP_SECONDS:  # late, not a clock jump

@@ -57,6 +57,13 @@ DEFAULT_BURST_SECONDS = 0.05
 """The default burst is this many seconds of the rate, if that exceeds 4 KiB."""
 
 
+MIN_WAIT_SECONDS = 0.001
+"""The shortest wait :meth:`TokenBucket.delay` answers. A bucket short of a whole
+token by float dust (0.9999 tokens) asked for nanoseconds, which at an epoch-sized
+time are no time at all: a timer fired at the same instant, found the same tokens
+and waited again, for ever under a ``Clock`` (spinning on a real reactor)."""
+
+
 def default_burst(rate: float) -> int:
     """The burst (bytes) used when none is configured for ``rate`` (bytes/s).
 
@@ -119,7 +126,8 @@ class TokenBucket:
         """Seconds from ``now`` until a piece of ``min(n, burst)`` bytes may pass.
 
         0.0 if it may pass now; ``math.inf`` when the rate is zero (nothing
-        passes then). Asking does not take anything.
+        passes then); else at least :data:`MIN_WAIT_SECONDS`. Asking does not
+        take anything.
         """
         if n <= 0 or self._rate == UNLIMITED:
             return 0.0
@@ -129,7 +137,7 @@ class TokenBucket:
         missing = min(n, self._burst) - self._tokens
         if missing <= 0:
             return 0.0
-        return missing / self._rate
+        return max(missing / self._rate, MIN_WAIT_SECONDS)
 
     # -- taking --------------------------------------------------------------
 
