@@ -318,3 +318,20 @@ def test_a_bucket_short_by_float_dust_waits_a_real_instant():
     assert timers and all(t.getTime() > clock.seconds() for t in timers)
     clock.advance(0.01)
     assert d.called
+
+
+def test_a_request_overtaken_by_an_older_upload_keeps_no_tokens():
+    """A younger upload has taken part of its request when an older one asks: it gives
+    those tokens back, so the job never passes more than burst + rate * t in any t
+    (kept, they were granted at once on top of fresh ones: 10 kB in 0.24 s at 10 kB/s)."""
+    clock = Clock()
+    throttle = JobThrottle(clock, wire_rate=10_000, burst=1000)
+    older, younger = throttle.lease(abortable=True), throttle.lease(abortable=True)
+    grants: list[tuple[float, int]] = []
+    admit(throttle, younger, 5000).addCallback(lambda _: grants.append((clock.seconds(), 5000)))
+    clock.pump([0.01] * 20)  # the younger has taken about 3000
+    admit(throttle, older, 5000).addCallback(lambda _: grants.append((clock.seconds(), 5000)))
+    clock.pump([0.01] * 200)
+    assert len(grants) == 2
+    (first, _), (second, _) = grants
+    assert second - first >= (5000 - 1000) / 10_000 - 0.02, "the second grant waited for tokens"

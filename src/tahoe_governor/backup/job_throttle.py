@@ -271,6 +271,9 @@ class JobThrottle:
                         await self._wait_gate(lease, gate)
                         continue  # the job may have been suspended meanwhile
                 if wire_bytes > 0 and min(self._turns) != turn:
+                    if taken:  # an older upload came first: what was taken waits no longer
+                        self._bucket.give_back(taken, self._reactor.seconds())
+                        taken = 0
                     await self._park(lease, math.inf)  # woken when the turn before ends
                     continue
                 now = self._reactor.seconds()

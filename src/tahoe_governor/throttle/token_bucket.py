@@ -158,6 +158,14 @@ class TokenBucket:
         self._tokens -= granted
         return granted
 
+    def give_back(self, n: int, now: float) -> None:
+        """Return ``n`` tokens taken but not used (never above the burst): a request
+        that waits again must not keep a part it took for later."""
+        if n <= 0 or self._rate == UNLIMITED:
+            return
+        self._advance(now)
+        self._tokens = min(float(self._burst), self._tokens + n)
+
     def consume(self, n: int, now: float) -> None:
         """Remove exactly ``n`` tokens, which the caller knows are available.
 
