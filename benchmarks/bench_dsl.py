@@ -227,7 +227,8 @@ def controller_reading(nodedir: Path, tubid: str) -> tuple[float, float | None] 
 
     def metric(name: str) -> float | None:
         for line in text.splitlines():
-            if line.startswith(f"tahoe_governor_{name}{{") and tubid[:8] in line:
+            if (line.startswith(f"tahoe_governor_{name}{{") and tubid[:8] in line
+                    and 'direction="up"' in line):
                 return float(line.rsplit(" ", 1)[1])
         return None
 

@@ -17,14 +17,14 @@ from twisted.web.template import flattenString
 from tahoe_governor.cli.check import report_lines
 from tahoe_governor.cli.status import status_lines
 from tahoe_governor.node.governor import Governor
-from tahoe_governor.policy.config import ConfigError, parse_policy_text
 from tahoe_governor.policy.engine import AUTO_START_BYTES
 from tahoe_governor.status import public_dict
+from tahoe_governor.throttle import UNLIMITED
 from tahoe_governor.throttle.receive_window import receive_window_bytes
 from tahoe_governor.throttle.testing import FakeCounters
 from tahoe_governor.web.metrics import metric_families
 from tahoe_governor.web.status_sections import link_section
-from tests.node.test_governor import FRIEND, PARENTS, UTC, governor_on_fake_line
+from tests.node.test_governor import FRIEND, PARENTS, governor_on_fake_line
 from tests.throttle.shaping_fakes import connect
 
 UPLINK = 80_000.0  # the user's uplink, bytes/s
@@ -167,16 +167,23 @@ class Downlink:
 
 
 def receive(governor: Governor, clock: Clock, line: Downlink, conns: list[Any],
-            seconds: float) -> int:
-    """Two uncapped senders upload to the node for ``seconds``; the bytes it delivered."""
+            seconds: float, senders: tuple[str, ...] = (PARENTS, FRIEND)) -> int:
+    """The ``senders`` send to the node as fast as it lets them for ``seconds``; the
+    bytes it delivered."""
     delivered = 0
     for _ in range(int(seconds * 20)):
         # Each sender keeps a receive window in flight: 80 ms of the cap in force, as the
-        # node sizes it (throttle.receive_window), less what the node holds unread.
-        window = receive_window_bytes(governor.live.current.node_down.bytes_per_second) or 0
+        # node sizes it (throttle.receive_window; the kernel's 256 KB without a cap),
+        # less what the node holds unread.
         for _shaped, _transport, peer in conns:
+            if peer not in senders:
+                continue
+            _up, peer_down = governor.shaper.peer_limit(peer)
+            cap = min(governor.live.current.node_down.bytes_per_second,
+                      UNLIMITED if peer_down is None else peer_down)
+            window = receive_window_bytes(cap) if cap != UNLIMITED else 256_000
             unread = governor.shaper.peer_stats(peer).queued_down
-            line.queued[peer] = max(line.queued[peer], float(window - unread))
+            line.queued[peer] = max(line.queued[peer], float((window or 0) - unread))
         budget = DOWNLINK * 0.05
         total = line.total()
         for shaped, _transport, peer in conns:
@@ -240,8 +247,29 @@ def test_the_status_pages_and_metrics_show_the_node_cap_as_automatic(tmp_path: A
     assert "tahoe_governor_node_queueing_delay_seconds" in names
 
 
-def test_a_peers_auto_is_refused_for_downloads() -> None:
-    """``peer.<selector>.down = auto`` is refused, saying where ``auto`` works."""
-    with pytest.raises(ConfigError, match=r"peer\.parents\.down.*use it on peer.<selector>.up; "
-                                          r"limit.down = auto"):
-        parse_policy_text("[bandwidth]\npeer.parents.down = auto\n", UTC)
+def test_a_peers_down_auto_keeps_its_uplink_queue_short(tmp_path: Any) -> None:
+    """Restoring from the parents' server across their slow uplink, under
+    ``peer.parents.down = auto``: the parents' cap finds their line (at least 90 % of
+    it) and keeps its queue under a tenth of a second; the friend is not capped."""
+    governor, clock, line, conns = downloading_node(tmp_path, "peer.parents.down = auto")
+    receive(governor, clock, line, conns, 120.0, senders=(PARENTS,))
+    delivered, longest = 0, 0.0
+    for _ in range(60):
+        delivered += receive(governor, clock, line, conns, 1.0, senders=(PARENTS,))
+        longest = max(longest, line.total() / DOWNLINK)
+    assert delivered / 60.0 >= 0.9 * DOWNLINK
+    assert longest < 0.1, "the parents' modem queue stays short"
+    assert governor.auto_caps.reading(PARENTS, "down") is not None
+    assert governor.auto_caps.reading(FRIEND, "down") is None
+    assert governor.shaper.peer_limit(FRIEND)[1] is None
+    status = governor.controls.status()
+    parents = next(peer for peer in status.peers if peer.tubid == PARENTS)
+    assert parents.auto_rate_down is not None and parents.auto_rate is None
+    shown = "\n".join(status_lines(public_dict(status)))
+    assert re.search(r"parents .* unlimited  [0-9.]+ kB/s / [0-9.]+ kB/s \(auto, queue", shown), \
+        shown
+    samples = {(sample.labels["peer"], sample.labels["direction"])
+               for family in metric_families(status)
+               if family.name == "tahoe_governor_peer_auto_rate_bytes_per_second"
+               for sample in family.samples}
+    assert samples == {(PARENTS, "down")}

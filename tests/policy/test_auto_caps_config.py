@@ -25,10 +25,16 @@ def test_auto_and_a_target_delay_are_read() -> None:
     assert peer.down is not None and peer.down.bytes_per_second == 125_000
 
 
+def test_auto_is_read_for_downloads_too() -> None:
+    """``peer.<selector>.down = auto``: a download cap found from the delay, timed by
+    the receiving side."""
+    (peer,) = parse_policy_text(bandwidth("peer.parents.down = auto"), UTC).peers
+    assert (peer.down_auto, peer.down, peer.up_auto) == (True, None, False)
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("peer.parents.down = auto", "auto finds the rate of uploads only"),
         ("peer.parents.target_delay = soon", "expected a delay such as 25ms"),
         ("peer.parents.target_delay = 5s", "from 1ms to 1s"),
         ("peer.parents.target_dealy = 25ms", "peer.<selector>.target_delay"),

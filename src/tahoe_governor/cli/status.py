@@ -140,7 +140,8 @@ def status_lines(status: dict[str, Any], bars: bool = False) -> list[str]:
             display_name(peer.get("nickname")) or "-", display_name(peer["tubid"][:8]),
             f"{format_speed(peer['rate_up'])} / {format_speed(peer['limit_up'])}"
             + auto_note(peer.get("auto_rate"), peer.get("queueing_delay_seconds")),
-            f"{format_speed(peer['rate_down'])} / {format_speed(peer['limit_down'])}",
+            f"{format_speed(peer['rate_down'])} / {format_speed(peer['limit_down'])}"
+            + auto_note(peer.get("auto_rate_down"), peer.get("queueing_delay_down_seconds")),
             format_bytes(peer["queued_up"] + peer["queued_down"]),
             "yes" if peer["connected"] else "no",
         ] for peer in status["peers"]]

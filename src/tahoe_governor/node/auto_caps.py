@@ -115,7 +115,9 @@ class AutoPeerCaps:
         self._live = live
         self._rtt = rtt
         self._round_trip = {"up": rtt, "down": receive_rtt}
-        self._controllers: dict[str, DelayController] = {}
+        self._controllers: dict[tuple[Direction, str], DelayController] = {}
+        self.peer_rates: dict[Direction, dict[str, float]] = {"up": {}, "down": {}}
+        """TubID -> the rate chosen, per direction, for the peers under automatic caps."""
         self._node: dict[Direction, _NodeCap] = {}
         self.node_rates: dict[Direction, float] = {}
         """The node's rate per direction under ``limit.* = auto`` (absent: not automatic)."""
@@ -149,26 +151,34 @@ class AutoPeerCaps:
         return None if cap is None else cap.reading()
 
     def _tick_peers(self, now: float) -> dict[str, float]:
+        self.peer_rates = {d: self._tick_peer_direction(now, d) for d in DIRECTIONS}
+        return self.peer_rates["up"]
+
+    def _tick_peer_direction(self, now: float, direction: Direction) -> dict[str, float]:
         limits = self._live.current
-        automatic = [peer for peer in limits.peers if peer.auto_up is not None]
+        automatic = [peer for peer in limits.peers
+                     if (peer.auto_up if direction == "up" else peer.auto_down) is not None]
         if not automatic:  # the usual node: no socket is asked anything for its peers
-            self._controllers.clear()
+            for key in [key for key in self._controllers if key[0] == direction]:
+                del self._controllers[key]
             return {}
-        floor = peer_floor(self._live.policy.encoding)
-        node_up = limits.node_up.bytes_per_second
-        ceiling = max(floor, node_up) if node_up != UNLIMITED else UNLIMITED
+        floor = peer_floor(self._live.policy.encoding) if direction == "up" \
+            else DOWNLOAD_FLOOR_BYTES
+        node_limit = limits.node(direction).bytes_per_second
+        ceiling = max(floor, node_limit) if node_limit != UNLIMITED else UNLIMITED
         capped = {tubid for peer in automatic for tubid in peer.tubids}
         round_trips: dict[str, float] = {}
+        rtt = self._round_trip[direction]
         for conn in self._shaper.connections():
-            if conn.tubid in capped and (rtt := self._rtt(conn.transport)) is not None:
-                round_trips[conn.tubid] = max(rtt, round_trips.get(conn.tubid, 0.0))
+            if conn.tubid in capped and (sample := rtt(conn.transport)) is not None:
+                round_trips[conn.tubid] = max(sample, round_trips.get(conn.tubid, 0.0))
         rates: dict[str, float] = {}
         for peer in automatic:
             target = peer.target_delay or DEFAULT_TARGET_SECONDS
             for tubid in peer.tubids:
-                controller = self._controllers.get(tubid)
+                controller = self._controllers.get((direction, tubid))
                 if controller is None or controller.settings.target_seconds != target:
-                    controller = self._controllers[tubid] = DelayController(
+                    controller = self._controllers[(direction, tubid)] = DelayController(
                         DelaySettings(floor=floor, ceiling=ceiling, target_seconds=target,
                                       start=min(max(peer.auto_start, floor), ceiling)),
                         now)
@@ -176,14 +186,17 @@ class AutoPeerCaps:
                     controller.set_limits(floor=floor, ceiling=ceiling)
                 if tubid in round_trips:
                     controller.observe(now, round_trips[tubid])
-                rates[tubid] = controller.update(now, self._shaper.peer_stats(tubid).rate_up)
-        for tubid in set(self._controllers) - set(rates):
-            del self._controllers[tubid]  # no longer under an automatic cap
+                rates[tubid] = controller.update(
+                    now, _rate(self._shaper.peer_stats(tubid), direction))
+        for key in [key for key in self._controllers
+                    if key[0] == direction and key[1] not in rates]:
+            del self._controllers[key]  # no longer under an automatic cap
         return rates
 
-    def reading(self, tubid: str) -> AutoCapReading | None:
-        """The controller's view of ``tubid``, ``None`` if it is not under an automatic cap."""
-        controller = self._controllers.get(tubid)
+    def reading(self, tubid: str, direction: Direction = "up") -> AutoCapReading | None:
+        """The controller's view of ``tubid`` in ``direction``, ``None`` if it is not
+        under an automatic cap there."""
+        controller = self._controllers.get((direction, tubid))
         if controller is None:
             return None
         return AutoCapReading(controller.base_rtt, controller.current_rtt,

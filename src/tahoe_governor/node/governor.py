@@ -261,6 +261,7 @@ class Governor:
                 machine_idle=readings.machine_idle,
                 job_cpu={name: self.budgets.usage(name) for name in self.budgets.jobs()},
                 auto_up=auto_up,
+                auto_down=self.auto_caps.peer_rates["down"],
                 auto_node_up=self.auto_caps.node_rates.get("up"),
                 auto_node_down=self.auto_caps.node_rates.get("down"),
                 quota_usage=self.quotas.tick(tick.now),

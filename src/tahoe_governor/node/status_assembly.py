@@ -92,6 +92,7 @@ class NodeStatusAssembly:
     def _peer(self, tubid: str) -> PeerStatus:
         s = self._shaper.peer_stats(tubid)
         auto = None if self._auto_caps is None else self._auto_caps.reading(tubid)
+        auto_down = None if self._auto_caps is None else self._auto_caps.reading(tubid, "down")
         return PeerStatus(
             tubid=tubid, nickname=self._peer_nickname(tubid),
             sent_bytes=s.sent_bytes, received_bytes=s.received_bytes,
@@ -106,6 +107,11 @@ class NodeStatusAssembly:
                 "current_rtt_seconds": auto.current_rtt,
                 "queueing_delay_seconds": auto.queueing_delay,
                 "target_delay_seconds": auto.target_delay}),
+            **({} if auto_down is None else {
+                "auto_rate_down": auto_down.rate, "base_rtt_down_seconds": auto_down.base_rtt,
+                "current_rtt_down_seconds": auto_down.current_rtt,
+                "queueing_delay_down_seconds": auto_down.queueing_delay,
+                "target_delay_seconds": auto_down.target_delay}),
         )
 
     def _link(self) -> LinkStatus:

@@ -148,11 +148,7 @@ SELECTOR_EXPECTED = ("peer.<selector>.up, peer.<selector>.down, "
 TARGET_DELAY = "target_delay"
 QUOTA_FIELDS = {"quota.up": "quota_up", "quota.down": "quota_down"}
 """The ``peer.<selector>.quota.*`` fields, and the :class:`PeerLimits` attribute of each."""
-AUTO_DOWN_EXPECTED = ("a rate (a peer's auto finds the rate of uploads only, from the delay "
-                      "they cause: use it on peer.<selector>.up; limit.down = auto finds "
-                      "the rate of the node's own downlink)")
 TARGET_DELAY_EXPECTED = "a delay such as 25ms or 0.1s, from 1ms to 1s"
-
 
 def parse_delay(text: str) -> float:
     """``"25ms"`` -> 0.025 seconds (the queueing delay an automatic cap allows)."""
@@ -259,6 +255,8 @@ class PeerLimits:
     down: Rate | None = None
     up_auto: bool = False
     """``peer.<selector>.up = auto``: the rate is found from the connection's delay."""
+    down_auto: bool = False
+    """``peer.<selector>.down = auto``: the same, timed by the receiving side."""
     target_delay: float | None = None
     """``peer.<selector>.target_delay`` in seconds (``auto`` only); ``None``: the default."""
     quota_up: Quota | None = None
@@ -621,10 +619,8 @@ def _parse_bandwidth(
             entry = peers.setdefault(selector, {})
             if field == TARGET_DELAY:
                 entry[TARGET_DELAY] = problems.value(BANDWIDTH, key, text, parse_delay)
-            elif text.strip() == AUTO_WORD and field == "up":
-                entry["up_auto"] = True
             elif text.strip() == AUTO_WORD:
-                problems.add(BANDWIDTH, key, text, AUTO_DOWN_EXPECTED)
+                entry[f"{field}_auto"] = True
             else:
                 entry[field] = problems.value(BANDWIDTH, key, text, parse_rate)
             continue
@@ -776,6 +772,7 @@ def parse_policy_text(text: str, tz: ZoneInfo) -> Policy:
         peers=tuple(
             PeerLimits(PeerSelector.parse(selector), rates.get("up"), rates.get("down"),
                        up_auto=bool(rates.get("up_auto")),
+                       down_auto=bool(rates.get("down_auto")),
                        target_delay=rates.get(TARGET_DELAY),
                        quota_up=rates.get("quota_up"), quota_down=rates.get("quota_down"))
             for selector, rates in peers.items()

@@ -105,17 +105,35 @@ class PeerLimit:
 
     auto_start: float = UNLIMITED
     """An automatic cap's rate for a peer its controller has not measured yet."""
+    auto_down: Mapping[str, float] | None = None
+    """For ``peer.<selector>.down = auto``, as :attr:`auto_up` for downloads."""
 
     def up_rate(self, tubid: str) -> float:
         """The upload cap of one peer this selector names (bytes/s)."""
-        if self.auto_up is None:
-            return self.up.bytes_per_second
-        return min(self.up.bytes_per_second, self.auto_up.get(tubid, self.auto_start))
+        return self._rate(self.up, self.auto_up, tubid)
+
+    def down_rate(self, tubid: str) -> float:
+        """The download cap of one peer this selector names (bytes/s)."""
+        return self._rate(self.down, self.auto_down, tubid)
+
+    def _rate(self, limit: EffectiveLimit, auto: Mapping[str, float] | None, tubid: str) -> float:
+        if auto is None:
+            return limit.bytes_per_second
+        return min(limit.bytes_per_second, auto.get(tubid, self.auto_start))
 
     @property
     def unresolved_up(self) -> float:
         """The upload cap a connection this selector may name must hold before it resolves."""
-        return min(self.up.bytes_per_second, self.auto_start)
+        return self._unresolved(self.up, self.auto_up)
+
+    @property
+    def unresolved_down(self) -> float:
+        """The download cap a connection this selector may name must hold before it resolves."""
+        return self._unresolved(self.down, self.auto_down)
+
+    def _unresolved(self, limit: EffectiveLimit, auto: Mapping[str, float] | None) -> float:
+        return limit.bytes_per_second if auto is None else min(limit.bytes_per_second,
+                                                               self.auto_start)
 
     @property
     def tubids(self) -> tuple[str, ...]:
@@ -224,7 +242,7 @@ class Limits:
                 up, down = rates.get(tubid, (UNLIMITED, UNLIMITED))
                 rates[tubid] = (
                     min(up, peer.up_rate(tubid)),
-                    min(down, peer.down.bytes_per_second),
+                    min(down, peer.down_rate(tubid)),
                 )
         return rates
 
@@ -236,7 +254,7 @@ class Limits:
         for peer in self.peers:
             if not peer.tubids:
                 up = min(up, peer.unresolved_up)
-                down = min(down, peer.down.bytes_per_second)
+                down = min(down, peer.unresolved_down)
         return up, down
 
 
@@ -386,15 +404,19 @@ def _peer_limits(
                 )
             limits[direction] = caps.smallest()
         peer = configured.get(text)
-        auto = (peer is not None and peer.up_auto
-                and overrides.limit(LimitKey("peer", text, "up")) is None)
+        auto = {d: (peer is not None and (peer.up_auto if d == "up" else peer.down_auto)
+                    and overrides.limit(LimitKey("peer", text, d)) is None)
+                for d in DIRECTIONS}
         resolution = resolve_selector(selector, known)
+        chosen = {d: {t: r for t, r in measurements.auto_peer(d).items()
+                      if t in resolution.tubids} if auto[d] else None
+                  for d in DIRECTIONS}
         peers.append(PeerLimit(
             selector, resolution, limits["up"], limits["down"],
-            auto_up={t: r for t, r in measurements.auto_up.items() if t in resolution.tubids}
-            if auto else None,
+            auto_up=chosen["up"],
             target_delay=None if peer is None else peer.target_delay,
-            auto_start=auto_start_rate(encoding) if auto else UNLIMITED,
+            auto_start=auto_start_rate(encoding) if any(auto.values()) else UNLIMITED,
+            auto_down=chosen["down"],
         ))
     return tuple(peers)
 

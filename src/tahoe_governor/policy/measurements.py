@@ -42,7 +42,8 @@ def _auto_rates(value: Mapping[str, float]) -> Mapping[str, float]:
     for tubid, rate in rates.items():
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0 \
                 or not math.isfinite(rate):
-            raise ValueError(f"auto_up[{tubid!r}] must be finite bytes/s > 0, got {rate!r}")
+            raise ValueError(
+                f"automatic rate of {tubid!r} must be finite bytes/s > 0, got {rate!r}")
     return MappingProxyType(rates)
 
 
@@ -87,10 +88,18 @@ class Measurements:
     )
     """TubID -> the upload rate (bytes/s) the delay controller of an automatic cap
     (``peer.<selector>.up = auto``) chose for that peer."""
+    auto_down: Mapping[str, float] = attrs.field(
+        factory=dict, converter=_auto_rates,
+        eq=attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b)),
+    )
+    """The same for downloads (``peer.<selector>.down = auto``)."""
     auto_node_up: float | None = attrs.field(default=None, validator=_rate_or_none)
     auto_node_down: float | None = attrs.field(default=None, validator=_rate_or_none)
     """The rate (bytes/s) the delay controller of ``limit.up = auto`` (``limit.down``)
     chose for the whole node; ``None`` before it has chosen (the start rate holds)."""
+
+    def auto_peer(self, direction: str) -> Mapping[str, float]:
+        return self.auto_up if direction == "up" else self.auto_down
 
     def auto_node(self, direction: str) -> float | None:
         return self.auto_node_up if direction == "up" else self.auto_node_down

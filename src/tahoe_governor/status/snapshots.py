@@ -128,6 +128,12 @@ class PeerStatus:
     """Current minus base: how long bytes wait in the line's queues now."""
     target_delay_seconds: float | None = None
     """The queueing delay the controller steers to."""
+    auto_rate_down: float | None = None
+    """The download rate ``peer.<selector>.down = auto`` chose (bytes/s), ``None`` without."""
+    base_rtt_down_seconds: float | None = None
+    current_rtt_down_seconds: float | None = None
+    queueing_delay_down_seconds: float | None = None
+    """Its round trips and queueing delay, as the receiving side times them."""
 
 
 @attrs.frozen

@@ -113,12 +113,13 @@ METRICS: tuple[MetricSpec, ...] = (
           "Time bytes to (up) or from (down) this peer were held back by a cap."),
     _spec("peer_connections", "gauge", PEER, "Open Foolscap connections to this peer."),
     _spec("peer_connected", "gauge", PEER, "1 while the node is connected to this peer."),
-    _spec("peer_auto_rate_bytes_per_second", "gauge", PEER,
-          "The upload rate an automatic cap (peer.<selector>.up = auto) chose for this peer."),
-    _spec("peer_rtt_seconds", "gauge", ("peer", "nickname", "kind"),
-          "Round trip of an automatically capped peer's connection: kind=base (the smallest "
-          "over ten minutes) or current."),
-    _spec("peer_queueing_delay_seconds", "gauge", PEER,
+    _spec("peer_auto_rate_bytes_per_second", "gauge", PEER_DIR,
+          "The rate an automatic cap (peer.<selector>.up|down = auto) chose for this peer."),
+    _spec("peer_rtt_seconds", "gauge", ("peer", "nickname", "direction", "kind"),
+          "Round trip of an automatically capped peer's connection, as its sending (up) or "
+          "receiving (down) side times it: kind=base (the smallest over ten minutes) or "
+          "current."),
+    _spec("peer_queueing_delay_seconds", "gauge", PEER_DIR,
           "Current minus base round trip of an automatically capped peer: how long bytes "
           "wait in its line's queues."),
     _spec("peer_target_delay_seconds", "gauge", PEER,
@@ -293,10 +294,16 @@ def _add_peer(out: _Families, peer: PeerStatus) -> None:
     out.add("peer_connections", ids, peer.connections)
     out.add("peer_connected", ids, 1 if peer.connected else 0)
     # Automatic caps only: a peer without one has None here, and None gets no sample.
-    out.add("peer_auto_rate_bytes_per_second", ids, peer.auto_rate)
-    out.add("peer_rtt_seconds", (*ids, "base"), peer.base_rtt_seconds)
-    out.add("peer_rtt_seconds", (*ids, "current"), peer.current_rtt_seconds)
-    out.add("peer_queueing_delay_seconds", ids, peer.queueing_delay_seconds)
+    for direction, rate, base, current, queueing in (
+        ("up", peer.auto_rate, peer.base_rtt_seconds, peer.current_rtt_seconds,
+         peer.queueing_delay_seconds),
+        ("down", peer.auto_rate_down, peer.base_rtt_down_seconds,
+         peer.current_rtt_down_seconds, peer.queueing_delay_down_seconds),
+    ):
+        out.add("peer_auto_rate_bytes_per_second", (*ids, direction), rate)
+        out.add("peer_rtt_seconds", (*ids, direction, "base"), base)
+        out.add("peer_rtt_seconds", (*ids, direction, "current"), current)
+        out.add("peer_queueing_delay_seconds", (*ids, direction), queueing)
     out.add("peer_target_delay_seconds", ids, peer.target_delay_seconds)
 
 

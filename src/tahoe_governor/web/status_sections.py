@@ -170,7 +170,8 @@ def peers_section(peers: Sequence[PeerStatus], full_tubids: bool = False) -> Tag
             tags.td(tags.code(peer.tubid if full_tubids else peer.tubid[:8])),
             tags.td(_rate_and_limit(peer.rate_up, peer.limit_up)
                     + auto_note(peer.auto_rate, peer.queueing_delay_seconds)),
-            tags.td(_rate_and_limit(peer.rate_down, peer.limit_down)),
+            tags.td(_rate_and_limit(peer.rate_down, peer.limit_down)
+                    + auto_note(peer.auto_rate_down, peer.queueing_delay_down_seconds)),
             tags.td(f"{format_bytes(peer.queued_up)} up, {format_bytes(peer.queued_down)} down"),
             tags.td(format_bytes(peer.sent_bytes)),
             tags.td(format_bytes(peer.received_bytes)),
