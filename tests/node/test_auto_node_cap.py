@@ -273,3 +273,6 @@ def test_a_peers_down_auto_keeps_its_uplink_queue_short(tmp_path: Any) -> None:
                if family.name == "tahoe_governor_peer_auto_rate_bytes_per_second"
                for sample in family.samples}
     assert samples == {(PARENTS, "down")}
+    checked = "\n".join(report_lines(governor.live.policy, governor.live.current,
+                                     str(tmp_path), {}, FakeCounters()))
+    assert "    down: auto: starts at 32 kB/s (256 kbps) and follows" in checked, checked

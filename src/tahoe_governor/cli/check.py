@@ -349,14 +349,16 @@ def report_lines(
         elif peer.selector.kind == "nickname":
             yield ("    note: storage servers choose their own nicknames; another one may "
                    "announce this one too (then both are capped): a TubID names one server")
-        if peer.auto_up is not None:
+        for direction, limit, auto in (("up", peer.up, peer.auto_up),
+                                       ("down", peer.down, peer.auto_down)):
+            label = f"{direction}:"
+            if auto is None:
+                yield f"    {label:<6}{_limit(limit)}"
+                continue
             target = (peer.target_delay or DEFAULT_TARGET_SECONDS) * 1000
-            under = "" if math.isinf(peer.up.bytes_per_second) else f", under {_limit(peer.up)}"
-            yield (f"    up:   auto: starts at {format_rate(peer.auto_start)} and follows the "
-                   f"line's delay (target {target:g} ms){under}")
-        else:
-            yield f"    up:   {_limit(peer.up)}"
-        yield f"    down: {_limit(peer.down)}"
+            under = "" if math.isinf(limit.bytes_per_second) else f", under {_limit(limit)}"
+            yield (f"    {label:<6}auto: starts at {format_rate(peer.auto_start)} and follows "
+                   f"the line's delay (target {target:g} ms){under}")
     if limits.quotas:
         yield from _quota_lines(limits.quotas, tz, quota_usage_from)
     yield ""
