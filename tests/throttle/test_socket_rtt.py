@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
+import struct
 import sys
 
 import pytest
 
 from tahoe_governor.throttle.socket_rtt import (
+    RECEIVE_RTT_OFFSET,
     tcp_rtt_seconds,
     transport_receive_rtt_seconds,
     transport_rtt_seconds,
@@ -45,3 +47,25 @@ def test_no_socket_no_estimate() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         assert tcp_rtt_seconds(udp) is None
     assert transport_rtt_seconds(object()) is None
+
+
+class RecordedInfo:
+    """A socket whose ``getsockopt`` answers a fixed ``struct`` and records what was asked."""
+
+    def __init__(self, info: bytes) -> None:
+        self.info = info
+        self.asked: list[tuple[int, int, int]] = []
+
+    def getsockopt(self, level: int, option: int, size: int) -> bytes:
+        self.asked.append((level, option, size))
+        return self.info[:size]
+
+
+def test_macos_reads_the_smoothed_round_trip_of_tcp_connection_info() -> None:
+    """On macOS the estimate is ``tcpi_srtt`` (milliseconds) of ``TCP_CONNECTION_INFO``
+    (0x106): 4 one-byte fields, then ``options`` ... ``rttcur``, ``srtt``; no receiver's."""
+    info = struct.pack("4B12I", 4, 6, 6, 0, 0, 0, 200, 1448, 0, 0, 0, 0, 0, 37, 42, 5)
+    sock = RecordedInfo(info)
+    assert tcp_rtt_seconds(sock, platform="darwin") == pytest.approx(0.042)  # type: ignore[arg-type]
+    assert sock.asked == [(socket.IPPROTO_TCP, 0x106, 104)]
+    assert tcp_rtt_seconds(sock, RECEIVE_RTT_OFFSET, platform="darwin") is None  # type: ignore[arg-type]

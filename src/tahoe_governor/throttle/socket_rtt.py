@@ -13,12 +13,18 @@ and :func:`transport_receive_rtt_seconds` from a Twisted TCP transport (TLS
 included: its ``socket`` is the one under it). They answer ``None`` where there
 is no such estimate (another system, a closed socket, a transport without a
 socket, nothing received yet).
+
+macOS keeps the sender's smoothed estimate too, in its own structure
+(``TCP_CONNECTION_INFO``, ``tcpi_srtt`` in milliseconds), and no receiver's
+one. FreeBSD's ``TCP_INFO`` has Linux's layout for ``tcpi_rtt`` and leaves the
+receiver's at zero. Elsewhere (Windows) there is no estimate.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
+import sys
 from typing import Any
 
 TCP_INFO_BYTES = 104
@@ -29,20 +35,32 @@ RECEIVE_RTT_OFFSET = 92
 """Byte offset of ``tcpi_rcv_rtt`` (u32, microseconds): six u32 after ``tcpi_rtt``."""
 
 
-def tcp_rtt_seconds(sock: socket.socket, offset: int = RTT_OFFSET) -> float | None:
+DARWIN_TCP_CONNECTION_INFO = 0x106
+"""macOS's ``getsockopt`` option for ``struct tcp_connection_info`` (netinet/tcp.h)."""
+DARWIN_SRTT_OFFSET = 44
+"""Byte offset of its ``tcpi_srtt`` (u32, milliseconds): 4 one-byte fields, then 10 u32."""
+
+
+def tcp_rtt_seconds(sock: socket.socket, offset: int = RTT_OFFSET,
+                    platform: str = sys.platform) -> float | None:
     """The kernel's round-trip estimate of ``sock`` at ``offset`` of ``struct tcp_info``
-    (the sender's smoothed one by default), or ``None`` if it has none."""
-    option = getattr(socket, "TCP_INFO", None)
+    (the sender's smoothed one by default), or ``None`` if it has none. On macOS only
+    the sender's is kept (``offset`` must be :data:`RTT_OFFSET`)."""
+    option, where, unit = getattr(socket, "TCP_INFO", None), offset, 1e-6
+    if platform == "darwin":
+        if offset != RTT_OFFSET:
+            return None  # macOS keeps no receiver's estimate
+        option, where, unit = DARWIN_TCP_CONNECTION_INFO, DARWIN_SRTT_OFFSET, 1e-3
     if option is None:
         return None
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, option, TCP_INFO_BYTES)
     except OSError:
         return None
-    if len(info) < offset + 4:
+    if len(info) < where + 4:
         return None
-    (microseconds,) = struct.unpack_from("I", info, offset)
-    return microseconds / 1e6 if microseconds > 0 else None
+    (value,) = struct.unpack_from("I", info, where)
+    return value * unit if value > 0 else None
 
 
 def transport_rtt_seconds(transport: Any, offset: int = RTT_OFFSET) -> float | None:
