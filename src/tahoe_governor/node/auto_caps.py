@@ -1,23 +1,24 @@
-"""Automatic upload caps: a delay controller per peer, and one for the node, fed by round trips.
+"""Automatic caps: a delay controller per peer and direction, and one per node direction.
 
-For each storage server under ``peer.<selector>.up = auto``, every meter tick
-reads the kernel's round-trip estimate of each of its connections
+For each storage server under ``peer.<selector>.up = auto`` (``.down``), every
+meter tick reads the kernel's round-trip estimate of each of its connections
 (:mod:`tahoe_governor.throttle.socket_rtt`, from the socket under the TLS
-transport), hands the largest to the peer's
-:class:`~tahoe_governor.throttle.delay_controller.DelayController` with the
-rate the peer was sent lately, and returns the rates chosen; the governor puts
-them in the policy's measurements, so the engine applies them under every other
-cap (the node's above all). The controller's floor is the upload floor of the
-grid's encoding (a segment must reach the server within its idle limit), its
-ceiling the node's upload cap.
+transport; for downloads, as the receiving side times it), hands the largest
+to the peer's :class:`~tahoe_governor.throttle.delay_controller.DelayController`
+with the rate the peer was sent (or sent us) lately, and keeps the rates
+chosen; the governor puts them in the policy's measurements, so the engine
+applies them under every other cap (the node's above all). The controller's
+floor is the upload floor of the grid's encoding (a segment must reach the
+server within its idle limit; 32 kbit/s for downloads), its ceiling the node's
+cap in that direction.
 
-Under ``limit.up = auto`` one more controller sets the node's upload cap: the
-user's own uplink is the queue every connection passes, so each connection
-keeps its own base round trip, and the node's queueing delay is the smallest
-queueing delay among the peers it is uploading to (a queue only one peer
-shows is at that peer's end, which its own cap, not the node's, should
-answer). Its floor is the node's upload floor (every server's block of a
-segment), and it has no ceiling.
+Under ``limit.up = auto`` (``limit.down``) one more controller sets the node's
+cap: the user's own uplink (downlink) is the queue every connection passes, so
+each connection keeps its own base round trip, and the node's queueing delay
+is the smallest queueing delay among the peers it is exchanging with (a queue
+only one peer shows is at that peer's end, which its own cap, not the node's,
+should answer). Uploads' floor is the node's upload floor (every server's
+block of a segment); neither has a ceiling.
 """
 
 from __future__ import annotations
@@ -113,7 +114,6 @@ class AutoPeerCaps:
                  ) -> None:
         self._shaper = shaper
         self._live = live
-        self._rtt = rtt
         self._round_trip = {"up": rtt, "down": receive_rtt}
         self._controllers: dict[tuple[Direction, str], DelayController] = {}
         self.peer_rates: dict[Direction, dict[str, float]] = {"up": {}, "down": {}}

@@ -246,12 +246,13 @@ class ConnectionShaper:
         An argument left out keeps that direction's current limit.
         """
         now = self.reactor.seconds()
+        down_before = self.down.node_bucket.rate
         if up is not KEEP:
             self.up.node_bucket.set_rate(_rate_from_limit("node up limit", up), now)
         if down is not KEEP:
             self.down.node_bucket.set_rate(_rate_from_limit("node down limit", down), now)
         self._kick(up is not KEEP, down is not KEEP)
-        if down is not KEEP:
+        if self.down.node_bucket.rate != down_before:  # limits are re-applied every tick
             self._size_listening_sockets()
             for conn in list(self._connections):
                 conn.receive_cap_changed(self.down_cap(conn))
@@ -266,6 +267,7 @@ class ConnectionShaper:
         """
         peer = self._peer(check_tubid(tubid))
         now = self.reactor.seconds()
+        down_before = peer.down.bucket.rate
         if up is not KEEP:
             peer.up.bucket.set_rate(_rate_from_limit(f"up limit of peer {tubid}", up), now)
             peer.up.rate_changed()
@@ -273,7 +275,7 @@ class ConnectionShaper:
             peer.down.bucket.set_rate(_rate_from_limit(f"down limit of peer {tubid}", down), now)
             peer.down.rate_changed()
         self._kick(up is not KEEP, down is not KEEP)
-        if down is not KEEP:
+        if peer.down.bucket.rate != down_before:
             for conn in list(peer.connections):
                 conn.receive_cap_changed(self.down_cap(conn))
 
