@@ -35,7 +35,7 @@ from tests.node.governed_grid import (  # noqa: F401 (grid_on_class is a fixture
     wait_for,
 )
 from tests.node.recording_shaper import temp_dir
-from tests.socket_counters import SS, bytes_received_on_port
+from tests.socket_counters import SS, bytes_received_from_this_process
 from tests.system_programs import require_programs
 
 FILES = 9
@@ -273,13 +273,14 @@ class MaintenanceOnGridTests(TestCase):
 
             port = capped.tub_port
             samples: list[tuple[float, int]] = []  # (seconds since the resume, bytes)
-            before = await deferToThread(bytes_received_on_port, port)
+            # Only the node's own connection: the other servers' client sides reach this port too.
+            before = await deferToThread(bytes_received_from_this_process, port)
             started = reactor.seconds()
             sampling = True
 
             async def sample() -> None:
                 while sampling:
-                    received = await deferToThread(bytes_received_on_port, port)
+                    received = await deferToThread(bytes_received_from_this_process, port)
                     samples.append((reactor.seconds() - started, received - before))
                     await task.deferLater(reactor, 0.05, lambda: None)
 

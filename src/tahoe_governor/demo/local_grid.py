@@ -354,26 +354,48 @@ class LocalGrid:
     def create_directory(self) -> str:
         """A new mutable directory on this grid; its write cap (``URI:DIR2:...``).
 
-        Made by the first running storage server's client side through its web
-        API on loopback (``POST /uri?t=mkdir``, as ``tahoe mkdir`` does), once
-        it is connected to every running server (so each holds shares of it),
-        so a client node can be given it as an alias before it starts.
+        Made by a running storage server's client side through its web API on
+        loopback (``POST /uri?t=mkdir``, as ``tahoe mkdir`` does), once it is
+        connected to every running server (so each holds shares of it), so a
+        client node can be given it as an alias before it starts. Any server
+        that is connected to all will do: servers connect to each other at the
+        same moment, and one pair's crossed connection can leave one of them
+        waiting out Foolscap's reconnection back-off.
         """
-        server = next((s for s in self.servers if s.running), None)
-        if server is None:
+        running = [s for s in self.servers if s.running]
+        if not running:
             raise GridError("no storage server is running to create a directory")
-        running = sum(1 for s in self.servers if s.running)
-        poll(
-            f"{server.name} to connect to {running} storage servers",
-            lambda: _connected_storage_servers(server.web_url) >= running,
-            time.monotonic() + STARTUP_BUDGET,
-        )
-        request = urllib.request.Request(server.web_url + "uri?t=mkdir", data=b"", method="POST")
+        maker: list[GridNode] = []
+
+        def one_is_connected_to_all() -> bool:
+            maker[:] = [s for s in running
+                        if len(_connected_storage_servers(s.web_url)) >= len(running)][:1]
+            return bool(maker)
+
+        try:
+            poll(f"a storage server to connect to all {len(running)} running servers",
+                 one_is_connected_to_all, time.monotonic() + STARTUP_BUDGET)
+        except GridError as e:
+            raise GridError(f"{e}: {self._connections(running)}") from None
+        request = urllib.request.Request(maker[0].web_url + "uri?t=mkdir", data=b"",
+                                         method="POST")
         with urllib.request.urlopen(request, timeout=30) as response:  # loopback only
             cap = response.read().decode("ascii").strip()
         if not cap.startswith("URI:DIR2:"):
-            raise GridError(f"{server.name} answered mkdir with something else than a dircap")
+            raise GridError(f"{maker[0].name} answered mkdir with something else than a dircap")
         return cap
+
+    @staticmethod
+    def _connections(servers: Sequence[GridNode]) -> str:
+        """Which storage servers each of ``servers`` is connected to, for an error."""
+        seen = []
+        for server in servers:
+            try:
+                names = sorted(_connected_storage_servers(server.web_url))
+            except OSError as e:
+                names = [f"(its page did not answer: {e})"]
+            seen.append(f"{server.name} sees {', '.join(names) or 'none'}")
+        return "; ".join(seen)
 
     def make_client_dir(
         self,
@@ -432,11 +454,13 @@ class LocalGrid:
         return int(summary["announcement_summary"].get("storage", 0))
 
 
-def _connected_storage_servers(web_url: str) -> int:
-    """How many storage servers the node at ``web_url`` is connected to (its welcome page)."""
+def _connected_storage_servers(web_url: str) -> list[str]:
+    """The nicknames of the storage servers the node at ``web_url`` is connected to
+    (its welcome page)."""
     with urllib.request.urlopen(web_url + "?t=json", timeout=2) as response:  # loopback only
         servers = json.load(response)["servers"]
-    return sum(1 for s in servers if str(s.get("connection_status", "")).startswith("Connected"))
+    return [str(s.get("nickname") or s.get("nodeid", "?")) for s in servers
+            if str(s.get("connection_status", "")).startswith("Connected")]
 
 
 def _has_text(path: Path) -> bool:
