@@ -134,3 +134,19 @@ def test_without_a_capped_queue_uploads_are_not_held_one_by_one() -> None:
     connect(shaper, clock, TUBID_A)
     gate = BacklogGate(shaper, clock)
     assert all(gate.admit() is not None for _ in range(32))
+
+
+def test_a_message_to_one_peer_waits_behind_its_own_queue_and_the_nodes() -> None:
+    """``outbound_backlog_to``: the node's queue and the asked peer's, not another
+    capped peer's (what a server-selection query to that peer waits behind)."""
+    clock = Clock()
+    shaper = ConnectionShaper(clock)
+    shaper.set_peer_limit(TUBID_A, up=1_000)
+    shaper.set_node_limit(up=50_000)
+    held, _, _ = connect(shaper, clock, TUBID_A)
+    other, _, _ = connect(shaper, clock, TUBID_B)
+    held.write(b"x" * 300_000)
+    assert shaper.outbound_backlog_to(TUBID_B) == [(shaper.node_stats().queued_up, 50_000)]
+    assert shaper.outbound_backlog_to(TUBID_A)[1][1] == 1_000
+    assert shaper.outbound_backlog_to(TUBID_A)[1][0] > 290_000
+    assert len(shaper.outbound_backlog()) == 2  # the node's and every capped peer's

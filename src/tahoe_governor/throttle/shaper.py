@@ -359,6 +359,15 @@ class ConnectionShaper:
                 out.append((peer.up.queued(), peer.up.bucket.rate))
         return out
 
+    def outbound_backlog_to(self, tubid: str) -> list[tuple[int, float | None]]:
+        """``(queued bytes, limit)`` of the queues a message to ``tubid`` waits behind
+        now: the node's upload queue and that peer's own, if it has an upload limit."""
+        out = [(self._queued_up(), _limit_from_rate(self.up.node_bucket.rate))]
+        peer = self._peers.get(check_tubid(tubid))
+        if peer is not None and peer.up.bucket.rate != UNLIMITED:
+            out.append((peer.up.queued(), peer.up.bucket.rate))
+        return out
+
     def _queued_up(self) -> int:
         """Outbound bytes held back over every connection (the node's upload queue)."""
         return sum(c.outbound.queued for c in self._connections)
