@@ -195,3 +195,22 @@ def test_a_quota_added_by_reload_counts_from_then_on(tmp_path):
     assert usage["quota.down"] == 2_000
     assert usage["quota.up"] == 1_000
     node.stop()
+
+
+def test_a_peer_quota_added_by_reload_counts_a_late_named_peer_from_the_reload(tmp_path):
+    """A peer quota whose selector names its server only after the reload (a nickname the
+    node learns later) counts that server's bytes from the reload, not since start-up."""
+    clock = Clock()
+    clock.advance(MIDNIGHT + HOUR)
+    node = Node(tmp_path, clock)
+    friends = "b" * 32
+    node.shaper.sent[friends] = 5_000_000  # before the quota existed
+    node.tick()
+    node.live.set_policy(parse_policy_text(CONFIG + "peer.friends.quota.up = 1GB/month\n", UTC))
+    node.tick()  # "friends" names no server yet
+    node.shaper.sent[friends] += 3_000
+    node.live.set_known_peers([KnownPeer(PARENTS), KnownPeer(friends, nickname="friends")])
+    node.tick()
+    usage = {str(q.key): q.used_bytes for q in node.live.current.quotas}
+    assert usage["peer.friends.quota.up"] == 3_000
+    node.stop()

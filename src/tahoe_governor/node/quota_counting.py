@@ -10,7 +10,8 @@ What each quota counts (wire bytes, the counters the caps and meters use):
   its uploads send, the bytes ``<job>.bandwidth`` caps).
 
 A quota added while the node runs (``reload``) counts from then on: the bytes
-moved before it existed are not its. Bytes are counted every meter tick
+moved before it existed are not its, even to a peer its selector names only
+later. Bytes are counted every meter tick
 (:data:`~tahoe_governor.node.governor.TICK_SECONDS`) and saved to the state
 database every :data:`QUOTA_SAVE_SECONDS` and when the node stops: a crash
 loses at most the last :data:`QUOTA_SAVE_SECONDS` of counting.
@@ -65,24 +66,28 @@ class QuotaCounting:
         quotas = self._live.policy.quotas()
         counted = {key for key, _ in quotas}
         for key, quota in quotas:
-            added_now = self._counted is not None and key not in self._counted
-            for counter, total in self._totals(key):
-                if added_now:
+            if self._counted is not None and key not in self._counted:
+                # Added now: every counter it may count starts here, a peer its
+                # selector names only later (an unresolved nickname) too.
+                for counter, total in self._totals(key, every_peer=True):
                     self.ledger.start_at(key, counter, total)
-                else:
-                    self.ledger.observe(key, quota, counter, total, now)
+                continue
+            for counter, total in self._totals(key):
+                self.ledger.observe(key, quota, counter, total, now)
         self._counted = counted
         return self.ledger.usage()
 
-    def _totals(self, key: QuotaKey) -> list[tuple[str, int]]:
-        """The running totals of the counters ``key`` counts, each with its name."""
+    def _totals(self, key: QuotaKey, every_peer: bool = False) -> list[tuple[str, int]]:
+        """The running totals of the counters ``key`` counts, each with its name; for a
+        peer quota and ``every_peer``, those of every peer, named by it or not."""
         if key.scope == "node":
             node = self._shaper.node_stats()
             return [("node", node.sent_bytes if key.direction == "up" else node.received_bytes)]
         if key.scope == "peer":
             shaped = set(self._shaper.peers())
-            named = next((peer.tubids for peer in self._live.current.peers
-                          if peer.selector.text == key.name), ())
+            named = shaped if every_peer else next(
+                (peer.tubids for peer in self._live.current.peers
+                 if peer.selector.text == key.name), ())
             return [(tubid, stats.sent_bytes if key.direction == "up" else stats.received_bytes)
                     for tubid in named if tubid in shaped
                     for stats in (self._shaper.peer_stats(tubid),)]
