@@ -19,6 +19,15 @@ def browser():
         yield driver
 
 
+def overflowing_tables(browser) -> list[str]:
+    """The headings of the tables that do not fit the page's width (at a laptop's width
+    every table, Peers' nine columns too, should fit without scrolling)."""
+    return browser.execute_script(
+        "return [...document.querySelectorAll('.scroll')]"
+        ".filter(e => e.scrollWidth > e.clientWidth)"
+        ".map(e => e.previousElementSibling ? e.previousElementSibling.textContent : '?')")
+
+
 @pytest.mark.e2e
 def test_public_and_private_pages_and_pause_in_a_browser(browser, tmp_path: Path) -> None:
     """The public page renders with its charts; on the private page, pressing Pause for a
@@ -35,10 +44,12 @@ from a real run instead: docs/make_pictures.py)."""
         assert len(browser.find_elements(By.CSS_SELECTOR, "figure.chart svg polyline")) == 6
         assert browser.find_element(By.ID, "job-photos").get_attribute("data-state") == "running"
         assert not browser.find_elements(By.TAG_NAME, "form")
+        assert overflowing_tables(browser) == []
         browser.save_screenshot(str(tmp_path / "public.png"))
 
         browser.get(node.private_url)
         assert browser.title == "Backups of alice-laptop (private)"
+        assert overflowing_tables(browser) == []
         browser.save_screenshot(str(tmp_path / "private-before.png"))
         browser.find_element(
             By.CSS_SELECTOR, "#job-photos form[action='pause'] button").click()

@@ -19,7 +19,7 @@ from twisted.web.template import Tag, flattenString, tags
 
 STYLE = """
 :root { font-family: system-ui, sans-serif; color: #222; background: #fafafa; }
-body { margin: 0 auto; max-width: 60rem; padding: 0.75rem; }
+body { margin: 0 auto; max-width: 72rem; padding: 0.75rem; }
 h1 { font-size: 1.4rem; margin: 0.2rem 0; } h2 { font-size: 1.15rem; margin-top: 1.4rem; }
 .muted { color: #666; font-size: 0.9rem; }
 .cards {
@@ -45,6 +45,7 @@ th, td {
   text-align: left; padding: 0.25rem 0.5rem; border-bottom: 1px solid #eee;
   white-space: nowrap;
 }
+td.tubid { white-space: normal; word-break: break-all; }  /* a full TubID wraps, not the table */
 figure.chart {
   margin: 0.5rem 0; background: #fff; border: 1px solid #ddd; border-radius: 0.5rem;
   padding: 0.4rem;

@@ -167,7 +167,7 @@ def peers_section(peers: Sequence[PeerStatus], full_tubids: bool = False) -> Tag
     for peer in peers:
         body(tags.tr(
             tags.td(peer_label(peer)),
-            tags.td(tags.code(peer.tubid if full_tubids else peer.tubid[:8])),
+            tags.td(tags.code(peer.tubid if full_tubids else peer.tubid[:8]), class_="tubid"),
             tags.td(_rate_and_limit(peer.rate_up, peer.limit_up)
                     + auto_note(peer.auto_rate, peer.queueing_delay_seconds)),
             tags.td(_rate_and_limit(peer.rate_down, peer.limit_down)
