@@ -70,6 +70,9 @@ from tahoe_governor.demo.local_grid import (  # noqa: E402
 
 PROBE_BYTES = 100
 PROBE_INTERVAL = 0.2
+RECOVERY_SECONDS = 10.0
+"""After the line slows down, the share of it the upload takes back is also given from
+this many seconds on (the controller's back-off and climb out of the way)."""
 TARGET_MS = 25.0
 """The automatic cap's target queueing delay: what its p95 may add to idle."""
 RECOVERY_WINDOW = 5.0
@@ -312,7 +315,8 @@ class Sitting:
 
         def auto_phases() -> dict[str, Any]:
             phases = {"auto": self.measure(a.seconds)}
-            phases["auto, line halved"] = self.halved(idle_p95)
+            phases["auto, line halved" if a.slower == 2 else f"auto, line at 1/{a.slower}"] = \
+                self.halved(idle_p95)
             time.sleep(a.settle)  # back at the full rate, the controller finds it again
             phases["auto + competing flow"] = self.competing()
             return phases
@@ -418,18 +422,26 @@ class Sitting:
         return result
 
     def halved(self, idle_p95: float) -> dict[str, Any]:
-        """The line's rate halved under the automatic cap: how long the probe suffers."""
+        """The line's rate halved (``--slower``: divided) under the automatic cap: how long
+        the probe suffers, and how much of the slower line the upload takes back."""
         a = self.args
         start, before = time.monotonic(), self.parents_received()
-        self.lab.set_line("parents", a.line_kbit // 2)
+        self.lab.set_line("parents", a.line_kbit // a.slower)
         try:
-            time.sleep(a.halved_seconds)
+            time.sleep(RECOVERY_SECONDS)
+            after_recovery = self.parents_received()
+            time.sleep(max(0.0, a.halved_seconds - RECOVERY_SECONDS))
         finally:
             self.lab.set_line("parents", a.line_kbit)
         end = time.monotonic()
-        result = self.window(start, end, self.parents_received() - before)
+        received = self.parents_received()
+        result = self.window(start, end, received - before)
+        slower_line = self.line_bytes / a.slower
         result["parents_share_of_line"] = round(
-            result["parents_bytes_per_second"] / (self.line_bytes / 2), 3)
+            result["parents_bytes_per_second"] / slower_line, 3)
+        result[f"parents_share_of_line_after_{RECOVERY_SECONDS:.0f}s"] = round(
+            (received - after_recovery) / max(1e-9, end - start - RECOVERY_SECONDS)
+            / slower_line, 3)
         result["recovery_seconds"] = recovery_seconds(
             self.probe.samples, start, end, idle_p95 + TARGET_MS / 1000)
         return result
@@ -560,6 +572,8 @@ def main(argv: list[str]) -> int:
                         help="seconds of upload before measuring auto (its ramp)")
     parser.add_argument("--idle-seconds", type=float, default=15.0)
     parser.add_argument("--halved-seconds", type=float, default=30.0)
+    parser.add_argument("--slower", type=int, default=2,
+                        help="the line's rate is divided by this for --halved-seconds")
     parser.add_argument("--line-kbit", type=int, default=1000)
     parser.add_argument("--buffer-kb", type=int, default=256)
     parser.add_argument("--delay-ms", type=float, default=20.0, help="each way, to the parents")
