@@ -221,20 +221,3 @@ def test_when_the_base_follows_the_round_trip(rtts: list[float], rates: list[flo
     window = [(t, r) for t, r in history if t >= now - REBASE_SECONDS]
     assert slower_line_base(now, window, FLOOR, trips) == (min(rtts) if rebased else None), why
 
-
-
-def test_an_idle_connections_stale_round_trip_moves_no_base() -> None:
-    """The kernel keeps an idle socket's last round trip: steady, but stale. With nothing
-    sent, a steady round trip above the base at the floor moves nothing."""
-    c = controller(start=FLOOR)
-    now = t0
-    for _ in range(240):
-        now += 0.25
-        c.observe(now, 0.020)
-        c.update(now, FLOOR)
-    for sent, moved in ((0.0, False), (FLOOR, True)):
-        for _ in range(4 * int(REBASE_SECONDS) + 4):
-            now += 0.25
-            c.observe(now, 0.050)
-            c.update(now, sent)
-        assert (c.base_rtt == 0.050) is moved

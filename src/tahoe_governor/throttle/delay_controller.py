@@ -235,8 +235,7 @@ class DelayController:
 
     def update(self, now: float, sent_rate: float) -> float:
         """The rate from ``now`` on, given what the peer was sent lately (bytes/s)."""
-        if sent_rate >= self.settings.floor / 2:  # an idle socket's round trip is stale
-            self.follow_a_slower_line(now, self.round_trips)
+        self.follow_a_slower_line(now, self.round_trips)
         return self.steer(now, sent_rate, self.queueing_delay)
 
     def follow_a_slower_line(self, now: float, round_trips: RoundTrips) -> bool:
