@@ -6,12 +6,8 @@ import pytest
 
 from tahoe_governor.throttle.delay_controller import (
     BASE_MINUTES,
-    MAX_REBASE_SECONDS,
-    REBASE_SECONDS,
     DelayController,
     DelaySettings,
-    RoundTrips,
-    slower_line_base,
 )
 
 FLOOR = 1_000.0
@@ -137,87 +133,3 @@ def test_floor_and_ceiling_bound_the_rate() -> None:
         DelaySettings(floor=5_000.0, ceiling=1_000.0)
     with pytest.raises(ValueError, match="target delay"):
         DelaySettings(floor=5_000.0, target_seconds=0.0)
-
-
-def modem(c: DelayController, seconds: float, line: float, start: float, queued: float = 0.0,
-          other: float = 0.0, buffer: float = 256_000.0, base: float = 0.020
-          ) -> tuple[list[float], list[float], float]:
-    """Drive ``c`` every 0.25 s for ``seconds`` on a modem line of ``line`` bytes/s with
-    a tail-drop ``buffer``; a packet's serialization (1500 bytes) is in every round trip.
-    ``other`` > 0 adds a competing loss-based flow (it grows by ``other`` bytes/s each
-    tick, and cuts itself by 30 % when the buffer is full). What was delivered of ours
-    (bytes/s) and the queue (seconds) each tick, and the queue at the end (bytes)."""
-    delivered, delays, theirs, now = [], [], 0.0, start
-    for _ in range(int(seconds * 4)):
-        now += 0.25
-        if other:
-            theirs = theirs * 0.7 if queued >= 0.98 * buffer else theirs + other
-        ours_in, theirs_in = c.rate * 0.25, theirs * 0.25
-        waiting = queued + ours_in + theirs_in
-        sent_on = min(waiting, line * 0.25)
-        queued = min(buffer, waiting - sent_on)
-        delivered.append(sent_on * ours_in / (ours_in + theirs_in) / 0.25)
-        delays.append(queued / line)
-        c.observe(now, base + 1500 / line + queued / line)
-        c.update(now, delivered[-1])
-    return delivered, delays, queued
-
-
-@pytest.mark.parametrize("slower", [2, 4])
-def test_a_line_that_slows_down_is_used_again_within_a_minute(slower: int) -> None:
-    """A 1 Mbit/s line that falls to a half or a quarter: a packet's longer serialization
-    raises the round trip for good, which the ten-minute base would read as a queue (at a
-    quarter, more than the target: the rate sat at its floor). The rate climbs back: from
-    30 s to 2 min after the change the line is at least 90 % used, its queue short."""
-    c = controller(start=10_000.0)
-    t = t0
-    _, _, queued = modem(c, 180, 125_000.0, t)
-    line = 125_000.0 / slower
-    delivered, delays, _ = modem(c, 120, line, t + 180, queued)
-    assert sum(delivered[120:]) / len(delivered[120:]) >= 0.90 * line
-    assert sum(delays[120:]) / len(delays[120:]) < 0.025
-    assert max(delays[120:]) < 0.150
-
-
-def test_a_competing_upload_is_not_taken_for_a_slower_line() -> None:
-    """A loss-based flow that fills the modem's buffer keeps the round trip high and
-    swinging: the base is never moved up to it, and the rate stays at its floor."""
-    c = controller(start=10_000.0)
-    _, _, queued = modem(c, 180, 125_000.0, t0)
-    base = c.base_rtt
-    delivered, _, _ = modem(c, 120, 125_000.0, t0 + 180, queued, other=3_000.0)
-    assert c.base_rtt == base
-    assert sum(delivered[120:]) / len(delivered[120:]) <= 2 * FLOOR
-
-
-@pytest.mark.parametrize(
-    ("rtts", "rates", "rebased", "why"),
-    [
-        ([0.032] * 24, [FLOOR] * 24, True, "at the floor, steady 12 ms above the base"),
-        ([0.032] * 24, [5_000.0 + 100 * i for i in range(24)], True, "growing, steady"),
-        ([0.032] * 24, [5_000.0] * 24, False, "a steady rate proves nothing"),
-        ([0.032 + 0.001 * (i % 8) for i in range(24)], [FLOOR] * 24, False,
-         "the round trip swings by more than the band"),
-        ([0.020 + MAX_REBASE_SECONDS + 0.010] * 24, [FLOOR] * 24, False,
-         "far above the base: a standing queue, not a line"),
-        ([0.0225] * 24, [FLOOR] * 24, False, "within the band of the base: nothing to do"),
-        ([0.032] * 12, [FLOOR] * 12, False, "not for long enough yet"),
-    ],
-)
-def test_when_the_base_follows_the_round_trip(rtts: list[float], rates: list[float],
-                                               rebased: bool, why: str) -> None:
-    """Each row: round trips and the controller's rates every 0.25 s (since its rate last
-    fell), after a minute at a 20 ms base; whether the base moves up to their minimum."""
-    trips, now = RoundTrips(), t0
-    for _ in range(240):
-        now += 0.25
-        trips.observe(now, 0.020)
-    history = []
-    for rtt, rate in zip(rtts, rates, strict=True):
-        now += 0.25
-        trips.observe(now, rtt)
-        history.append((now, rate))
-    assert len(rtts) * 0.25 > REBASE_SECONDS or not rebased
-    window = [(t, r) for t, r in history if t >= now - REBASE_SECONDS]
-    assert slower_line_base(now, window, FLOOR, trips) == (min(rtts) if rebased else None), why
-

@@ -86,11 +86,8 @@ class _NodeCap:
                 self.round_trips.setdefault(conn.tubid, RoundTrips()).observe(now, sample)
         for tubid in set(self.round_trips) - connected:
             del self.round_trips[tubid]
-        active = [trips for tubid, trips in self.round_trips.items()
+        delays = [trips.queueing_delay for tubid, trips in self.round_trips.items()
                   if _rate(shaper.peer_stats(tubid), self.direction) >= ACTIVE_BYTES]
-        for trips in active:
-            self.controller.follow_a_slower_line(now, trips)
-        delays = [trips.queueing_delay for trips in active]
         self.queueing = min((d for d in delays if d is not None), default=None)
         return self.controller.steer(now, _rate(shaper.node_stats(), self.direction),
                                      self.queueing)

@@ -35,20 +35,6 @@ Nothing here reads a clock or a socket.
 - **Back-off**: each second over the setpoint, the rate shrinks by
   ``BACKOFF_PER_SECOND`` of itself times how far over it the delay is (in
   targets, at most 4), never below the floor.
-- **A slower line**: when the line slows down (the parents' ISP, a modem
-  retraining), each packet takes longer to leave the modem, and the round
-  trip rises for good: the base, the minimum of ten minutes, would read that
-  as a queue and hold the rate down for ten minutes (at half a 1 Mbit/s line,
-  12 ms of the 15 ms setpoint; at a quarter, more than the target: the rate
-  would stay at its floor). A delay that does not answer our rate is not our
-  queue: so when, for the last ``REBASE_SECONDS``, the rate has not fallen
-  and has either sat at its floor (sending too little to queue anything) or
-  grown, while the round trips stayed within ``REBASE_BAND_SECONDS`` of each
-  other (a rate over the line's, by even 1 %, would have added 50 ms of
-  queue in those seconds), their minimum becomes the base, if it is at most
-  ``MAX_REBASE_SECONDS`` above the old one (a standing queue of others'
-  bytes, a competing upload's, swings by far more and stands far higher). A
-  base set too high comes down again with the first lower round trip.
 - Without samples (no bytes in flight, so no round trips measured) the rate
   stays where it is.
 """
@@ -57,7 +43,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
 
 import attrs
 
@@ -78,10 +63,6 @@ MIN_STEP_BYTES = 2_000.0
 KNEE_BAND = 0.10
 KNEE_GROWTH = 0.2
 SETPOINT_OF_TARGET = 0.6
-REBASE_SECONDS = 5.0
-REBASE_BAND_SECONDS = 0.005
-MAX_REBASE_SECONDS = 0.100
-"""One 1500-byte packet's time on a 120 kbit/s line: slower lines are not worth steering."""
 # Measured on an emulated 1 Mbit/s line 20 ms away (benchmarks/bench_dsl.py): without the
 # knee the rate swung 97-117 kB/s every ~5 s, each overshoot queueing 25-50 ms, and the
 # parents' interactive p95 was idle + 31-39 ms; with the knee, steering to the target
@@ -118,8 +99,6 @@ class RoundTrips:
     def __init__(self) -> None:
         self._minute_minima: deque[tuple[int, float]] = deque(maxlen=BASE_MINUTES)
         self._recent: deque[float] = deque(maxlen=CURRENT_SAMPLES)
-        self._window: deque[tuple[float, float]] = deque()
-        """The samples of the last REBASE_SECONDS: (time, round trip)."""
 
     def observe(self, now: float, rtt_seconds: float) -> None:
         """One round-trip sample of the connection at ``now``."""
@@ -135,23 +114,6 @@ class RoundTrips:
         while self._minute_minima and self._minute_minima[0][0] <= minute - BASE_MINUTES:
             self._minute_minima.popleft()
         self._recent.append(rtt_seconds)
-        self._window.append((now, rtt_seconds))
-        while self._window and self._window[0][0] < now - REBASE_SECONDS:
-            self._window.popleft()
-
-    def steady_rtt(self, now: float) -> float | None:
-        """The least round trip of the last REBASE_SECONDS if they lay within
-        REBASE_BAND_SECONDS of each other all that time (``None`` otherwise)."""
-        if not self._window or self._window[0][0] > now - REBASE_SECONDS + 0.5:
-            return None  # too few seconds sampled
-        rtts = [rtt for _, rtt in self._window]
-        low = min(rtts)
-        return low if max(rtts) - low <= REBASE_BAND_SECONDS else None
-
-    def rebase(self, now: float, rtt_seconds: float) -> None:
-        """Take ``rtt_seconds`` as the line's base round trip from ``now`` on."""
-        self._minute_minima.clear()
-        self._minute_minima.append((int(now // 60), rtt_seconds))
 
     @property
     def base_rtt(self) -> float | None:
@@ -170,22 +132,6 @@ class RoundTrips:
         return None if base is None or current is None else max(0.0, current - base)
 
 
-def slower_line_base(now: float, rates: Sequence[tuple[float, float]], floor: float,
-                     round_trips: RoundTrips) -> float | None:
-    """The new base round trip of a line that became slower (see the module doc), or
-    ``None`` to keep the base. ``rates``: the controller's ``(time, rate)`` since its rate
-    last fell, covering the last REBASE_SECONDS (bytes/s); ``floor``: its floor."""
-    if not rates or rates[0][0] > now - REBASE_SECONDS:
-        return None  # the rate fell within the window, or too few seconds yet
-    at_floor = all(rate <= floor for _, rate in rates)
-    if not (at_floor or rates[-1][1] > rates[0][1]):
-        return None
-    base, steady = round_trips.base_rtt, round_trips.steady_rtt(now)
-    if base is None or steady is None:
-        return None
-    return steady if REBASE_BAND_SECONDS < steady - base <= MAX_REBASE_SECONDS else None
-
-
 class DelayController:
     """The rate of one automatic cap; see the module doc.
 
@@ -202,8 +148,6 @@ class DelayController:
         self._last_update = now
         self._knee: float | None = None
         self._backing_off = False
-        self._rates: deque[tuple[float, float]] = deque()
-        """(time, rate) since the rate last fell, the last REBASE_SECONDS of them."""
 
     # -- measurements ------------------------------------------------------------
 
@@ -235,16 +179,7 @@ class DelayController:
 
     def update(self, now: float, sent_rate: float) -> float:
         """The rate from ``now`` on, given what the peer was sent lately (bytes/s)."""
-        self.follow_a_slower_line(now, self.round_trips)
         return self.steer(now, sent_rate, self.queueing_delay)
-
-    def follow_a_slower_line(self, now: float, round_trips: RoundTrips) -> bool:
-        """Rebase ``round_trips`` if :func:`slower_line_base` says so; whether it did."""
-        base = slower_line_base(now, self._rates, self.settings.floor, round_trips)
-        if base is None:
-            return False
-        round_trips.rebase(now, base)
-        return True
 
     def steer(self, now: float, sent_rate: float, queueing: float | None) -> float:
         """The rate from ``now`` on, given what was sent lately (bytes/s) and the
@@ -269,13 +204,7 @@ class DelayController:
                 self._knee, self._backing_off = rate, True
             over = min((queueing - setpoint) / target, MAX_OVERSHOOT_TARGETS)
             rate -= BACKOFF_PER_SECOND * over * rate * min(elapsed, 1.0)
-        rate = min(max(rate, self.settings.floor), self.settings.ceiling)
-        if rate < self._rate:
-            self._rates.clear()
-        self._rate = rate
-        self._rates.append((now, rate))
-        while len(self._rates) > 1 and self._rates[1][0] <= now - REBASE_SECONDS:
-            self._rates.popleft()
+        self._rate = min(max(rate, self.settings.floor), self.settings.ceiling)
         return self._rate
 
     def set_limits(self, floor: float | None = None, ceiling: float | None = None) -> None:
