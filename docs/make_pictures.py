@@ -147,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         passed = not any("[FAIL]" in line for line in output.lines)
     finally:
         if demo.poll() is None:
-            demo.send_signal(signal.SIGINT)  # the demo's own clean-up: node, grid, folder
+            # The demo's own clean-up (node, grid, folder), as Ctrl-C gives; SIGTERM, not
+            # SIGINT, which a shell ignores for a command it runs in the background.
+            demo.send_signal(signal.SIGTERM)
         demo.wait(timeout=120)
         output.ended.wait(10)
     if not passed:
