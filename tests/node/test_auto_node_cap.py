@@ -276,3 +276,17 @@ def test_a_peers_down_auto_keeps_its_uplink_queue_short(tmp_path: Any) -> None:
     checked = "\n".join(report_lines(governor.live.policy, governor.live.current,
                                      str(tmp_path), {}, FakeCounters()))
     assert "    down: auto: starts at 32 kB/s (256 kbps) and follows" in checked, checked
+
+
+def test_a_peer_automatic_both_ways_shows_both(tmp_path: Any) -> None:
+    """``peer.parents.up = auto`` and ``.down = auto`` together: the status carries both
+    controllers' rates and one target delay, and the status command shows both."""
+    governor, clock, line, conns = downloading_node(
+        tmp_path, "peer.parents.up = auto\npeer.parents.down = auto")
+    receive(governor, clock, line, conns, 10.0, senders=(PARENTS,))
+    status = governor.controls.status()
+    parents = next(peer for peer in status.peers if peer.tubid == PARENTS)
+    assert parents.auto_rate is not None and parents.auto_rate_down is not None
+    assert parents.target_delay_seconds == pytest.approx(0.025)
+    shown = "\n".join(status_lines(public_dict(status)))
+    assert shown.count("(auto,") >= 2, shown

@@ -14,6 +14,7 @@ import attrs
 
 from tahoe_governor.backup.scheduler import BackupScheduler
 from tahoe_governor.node.auto_caps import AutoPeerCaps
+from tahoe_governor.policy.config import Direction
 from tahoe_governor.policy.service import LivePolicy
 from tahoe_governor.status import GovernorStatus, LinkStatus, PeerStatus, QuotaStatus, RunRecord
 from tahoe_governor.throttle import UNLIMITED, Shaper
@@ -91,8 +92,18 @@ class NodeStatusAssembly:
 
     def _peer(self, tubid: str) -> PeerStatus:
         s = self._shaper.peer_stats(tubid)
-        auto = None if self._auto_caps is None else self._auto_caps.reading(tubid)
-        auto_down = None if self._auto_caps is None else self._auto_caps.reading(tubid, "down")
+        automatic: dict[str, float | None] = {}
+        suffixes: tuple[tuple[Direction, str], ...] = (("up", ""), ("down", "_down"))
+        for direction, suffix in suffixes:
+            auto = None if self._auto_caps is None else self._auto_caps.reading(tubid, direction)
+            if auto is not None:
+                automatic.update({
+                    f"auto_rate{suffix}": auto.rate,
+                    f"base_rtt{suffix}_seconds": auto.base_rtt,
+                    f"current_rtt{suffix}_seconds": auto.current_rtt,
+                    f"queueing_delay{suffix}_seconds": auto.queueing_delay,
+                    "target_delay_seconds": auto.target_delay,  # the peer's, both directions
+                })
         return PeerStatus(
             tubid=tubid, nickname=self._peer_nickname(tubid),
             sent_bytes=s.sent_bytes, received_bytes=s.received_bytes,
@@ -102,16 +113,7 @@ class NodeStatusAssembly:
             queued_up=s.queued_up, queued_down=s.queued_down,
             waited_up_seconds=s.waited_up_seconds, waited_down_seconds=s.waited_down_seconds,
             connections=s.connections, connected=s.connections > 0,
-            **({} if auto is None else {
-                "auto_rate": auto.rate, "base_rtt_seconds": auto.base_rtt,
-                "current_rtt_seconds": auto.current_rtt,
-                "queueing_delay_seconds": auto.queueing_delay,
-                "target_delay_seconds": auto.target_delay}),
-            **({} if auto_down is None else {
-                "auto_rate_down": auto_down.rate, "base_rtt_down_seconds": auto_down.base_rtt,
-                "current_rtt_down_seconds": auto_down.current_rtt,
-                "queueing_delay_down_seconds": auto_down.queueing_delay,
-                "target_delay_seconds": auto_down.target_delay}),
+            **automatic,
         )
 
     def _link(self) -> LinkStatus:
