@@ -150,6 +150,7 @@ QUOTA_FIELDS = {"quota.up": "quota_up", "quota.down": "quota_down"}
 """The ``peer.<selector>.quota.*`` fields, and the :class:`PeerLimits` attribute of each."""
 TARGET_DELAY_EXPECTED = "a delay such as 25ms or 0.1s, from 1ms to 1s"
 
+
 def parse_delay(text: str) -> float:
     """``"25ms"`` -> 0.025 seconds (the queueing delay an automatic cap allows)."""
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s)\s*", text)

@@ -97,12 +97,6 @@ class Measurements:
     auto_node_down: float | None = attrs.field(default=None, validator=_rate_or_none)
     """The rate (bytes/s) the delay controller of ``limit.up = auto`` (``limit.down``)
     chose for the whole node; ``None`` before it has chosen (the start rate holds)."""
-
-    def auto_peer(self, direction: str) -> Mapping[str, float]:
-        return self.auto_up if direction == "up" else self.auto_down
-
-    def auto_node(self, direction: str) -> float | None:
-        return self.auto_node_up if direction == "up" else self.auto_node_down
     quota_usage: Mapping[QuotaKey, QuotaUsage] = attrs.field(
         factory=dict, converter=_frozen_usage,
         eq=attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b)),
@@ -115,3 +109,9 @@ class Measurements:
 
     def other(self, direction: str) -> float | None:
         return self.other_up if direction == "up" else self.other_down
+
+    def auto_peer(self, direction: str) -> Mapping[str, float]:
+        return self.auto_up if direction == "up" else self.auto_down
+
+    def auto_node(self, direction: str) -> float | None:
+        return self.auto_node_up if direction == "up" else self.auto_node_down
