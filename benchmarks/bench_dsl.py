@@ -427,10 +427,11 @@ class Sitting:
         a = self.args
         start, before = time.monotonic(), self.parents_received()
         self.lab.set_line("parents", a.line_kbit // a.slower)
+        first = min(RECOVERY_SECONDS, a.halved_seconds)
         try:
-            time.sleep(RECOVERY_SECONDS)
-            after_recovery = self.parents_received()
-            time.sleep(max(0.0, a.halved_seconds - RECOVERY_SECONDS))
+            time.sleep(first)
+            after_recovery, recovered_at = self.parents_received(), time.monotonic()
+            time.sleep(a.halved_seconds - first)
         finally:
             self.lab.set_line("parents", a.line_kbit)
         end = time.monotonic()
@@ -439,9 +440,9 @@ class Sitting:
         slower_line = self.line_bytes / a.slower
         result["parents_share_of_line"] = round(
             result["parents_bytes_per_second"] / slower_line, 3)
-        result[f"parents_share_of_line_after_{RECOVERY_SECONDS:.0f}s"] = round(
-            (received - after_recovery) / max(1e-9, end - start - RECOVERY_SECONDS)
-            / slower_line, 3)
+        if end - recovered_at >= 1.0:  # a phase of --halved-seconds > RECOVERY_SECONDS
+            result[f"parents_share_of_line_after_{RECOVERY_SECONDS:.0f}s"] = round(
+                (received - after_recovery) / (end - recovered_at) / slower_line, 3)
         result["recovery_seconds"] = recovery_seconds(
             self.probe.samples, start, end, idle_p95 + TARGET_MS / 1000)
         return result
